@@ -1,1 +1,34 @@
+//! Warden: a host agent that keeps databases healthy by running sandboxed
+//! WebAssembly component plugins (`warden:plugin@0.1.0`, see `wit/`) against
+//! SQLite, PostgreSQL and MongoDB targets, under deny-by-default policies.
+//!
+//! The pieces, in the order a run meets them:
+//! - [`config`]: `warden.toml` (targets, folders, state database);
+//! - [`policy`]: grants per plugin × target × capability class;
+//! - [`runtime`]: the wasmtime engine, component cache and per-run stores;
+//! - [`host`]: the capabilities a plugin imports, each checked by
+//!   [`host::permission`];
+//! - [`runs`]: run records and plugin state in the state database;
+//! - [`agent`]: the path every run takes;
+//! - [`cli`]: the `warden` command.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let agent = warden::agent::Agent::load(std::path::Path::new("warden.toml")).await?;
+//! let run = agent
+//!     .invoke(warden::agent::RunRequest::manual("vacuum", "quickstart").dry_run(true))
+//!     .await?;
+//! println!("{}: {}", run.id, run.status);
+//! # Ok(()) }
+//! ```
 
+pub mod agent;
+pub mod capability;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod host;
+pub mod policy;
+pub mod runs;
+pub mod runtime;
+pub mod secrets;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `warden` command: see `warden --help` and the README.
+
+fn main() -> std::process::ExitCode {
+    warden::cli::main()
+}

@@ -1,0 +1,508 @@
+//! The `warden` command line: the contract other tools and tests rely on.
+//!
+//! ```text
+//! warden --config FILE check
+//! warden --config FILE plugins list [--output json]
+//! warden --config FILE invoke PLUGIN --target NAME [--param KEY=VALUE]... [--dry-run] [--output json]
+//! warden --config FILE runs list [--limit N] [--output json]
+//! warden --config FILE runs show ID [--output json]
+//! warden --config FILE run
+//! ```
+//!
+//! Exit codes: 0 success; 1 the run failed (plugin error, trap, timeout,
+//! limit); 2 bad usage, config or request; 3 denied by policy.
+
+use crate::agent::{Agent, RunRequest, cross_check, load_plugins};
+use crate::config::{Config, LogFormat};
+use crate::diag::Diagnostics;
+use crate::policy::PolicySet;
+use crate::runs::{RunRecord, RunStatus, RunStore, Trigger};
+use crate::runtime::Runtime;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Warden: runs sandboxed WebAssembly plugins against your databases, under policy.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about)]
+pub struct Cli {
+    /// The agent config file.
+    #[arg(long, short, env = "WARDEN_CONFIG", default_value = "/etc/warden/warden.toml", global = true)]
+    pub config: PathBuf,
+    /// Log format on stderr (overrides `log_format` in the config).
+    #[arg(long, value_enum, global = true)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config, the policies and the plugins; list every problem.
+    Check,
+    /// Installed plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Run a plugin once, now, and print its report.
+    Invoke {
+        /// The plugin's name (see `plugins list`).
+        plugin: String,
+        /// The target to run against (a `[[target]]` name in the config).
+        #[arg(long)]
+        target: String,
+        /// A parameter, KEY=VALUE; repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Plan only: nothing above `read` is executed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// The long-running agent: load everything and serve until stopped.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Name, version, digest and requested capabilities of each plugin.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The newest runs, newest first.
+    List {
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// One run in full.
+    Show {
+        /// The run id.
+        id: String,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+/// Exit code for usage, config and request errors.
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run_cli(cli))
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn print_diagnostics(d: &Diagnostics) {
+    for diag in &d.0 {
+        eprintln!("error: {diag}");
+    }
+}
+
+async fn run_cli(cli: Cli) -> ExitCode {
+    let default_level = match cli.command {
+        Command::Run => "info",
+        _ => "warn",
+    };
+    let config_format = match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => LogFormat::Text,
+    };
+    if let Command::Check = cli.command {
+        init_logging(config_format, default_level);
+        return check(&cli.config).await;
+    }
+    let agent = match load_agent(&cli, default_level).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match cli.command {
+        Command::Check => ExitCode::SUCCESS,
+        Command::Plugins {
+            command: PluginsCommand::List { output },
+        } => plugins_list(&agent, output),
+        Command::Invoke {
+            plugin,
+            target,
+            params,
+            dry_run,
+            output,
+        } => {
+            let req = RunRequest {
+                plugin,
+                target,
+                params: params.into_iter().collect::<BTreeMap<_, _>>(),
+                dry_run,
+                trigger: Trigger::Manual {
+                    by: std::env::var("USER").unwrap_or_else(|_| "cli".to_string()),
+                },
+            };
+            match agent.invoke(req).await {
+                Ok(record) => {
+                    print_record(&record, output);
+                    exit_for(record.status)
+                }
+                Err(e) => {
+                    eprintln!("error: {}", agent.redactor.redact(&format!("{e:#}")));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Runs { command } => runs(&agent.store, command).await,
+        Command::Run => serve(agent).await,
+    }
+}
+
+async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
+    // The log format comes from the config unless given on the command line;
+    // read it first so config errors are logged in the chosen format too.
+    let format = match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => Config::load(&cli.config)
+            .map(|c| c.log_format)
+            .unwrap_or(LogFormat::Text),
+    };
+    init_logging(format, default_level);
+    Agent::load(&cli.config).await.map_err(|d| {
+        print_diagnostics(&d);
+        eprintln!(
+            "{} problem(s) in {}; nothing was started",
+            d.0.len(),
+            cli.config.display()
+        );
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+fn exit_for(status: RunStatus) -> ExitCode {
+    match status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Denied => ExitCode::from(3),
+        RunStatus::Rejected => ExitCode::from(EXIT_BAD_INPUT),
+        RunStatus::Running
+        | RunStatus::Failed
+        | RunStatus::Trapped
+        | RunStatus::TimedOut
+        | RunStatus::LimitExceeded => ExitCode::FAILURE,
+    }
+}
+
+/// `warden check`: every problem in config, policies and plugins, without
+/// opening the state database or starting anything.
+async fn check(config_path: &Path) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(d) => {
+            print_diagnostics(&d);
+            eprintln!("{} problem(s)", d.0.len());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let mut errors = Vec::new();
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let policies = match PolicySet::load_dir(&config.policy_dir, &names) {
+        Ok(p) => Some(p),
+        Err(d) => {
+            errors.extend(d.0);
+            None
+        }
+    };
+    let runtime = match Runtime::new(&config.cache_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (plugins, problems) = load_plugins(&runtime, &config.plugin_dir).await;
+    errors.extend(problems);
+    let mut warnings = Vec::new();
+    if let Some(p) = &policies {
+        for d in cross_check(p, &plugins) {
+            if d.field == "plugin" {
+                errors.push(d);
+            } else {
+                warnings.push(d);
+            }
+        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if errors.is_empty() {
+        println!(
+            "ok: {} target(s), {} grant(s), {} plugin(s) in {}",
+            config.targets.len(),
+            policies.map_or(0, |p| p.grants.len()),
+            plugins.len(),
+            config_path.display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        let d = Diagnostics(errors);
+        print_diagnostics(&d);
+        eprintln!("{} problem(s)", d.0.len());
+        ExitCode::from(EXIT_BAD_INPUT)
+    }
+}
+
+fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
+    match output {
+        Output::Json => {
+            let list: Vec<serde_json::Value> = agent
+                .plugins
+                .values()
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.manifest.name,
+                        "version": p.manifest.version,
+                        "digest": p.digest,
+                        "path": p.path,
+                        "description": p.manifest.description,
+                        "capabilities": p.manifest.capabilities,
+                        "target_kinds": p.manifest.target_kinds,
+                        "params": p.manifest.params,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        }
+        Output::Text => {
+            for p in agent.plugins.values() {
+                let caps: Vec<&str> = p.manifest.capabilities.iter().map(|c| c.as_str()).collect();
+                let digest: String = p.digest.chars().take(12).collect();
+                println!(
+                    "{:<16} {:<8} sha256:{}  capabilities: {}",
+                    p.manifest.name,
+                    p.manifest.version,
+                    digest,
+                    caps.join(", ")
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
+    match command {
+        RunsCommand::List { limit, output } => match store.list(limit).await {
+            Ok(list) => {
+                match output {
+                    Output::Json => match serde_json::to_string(&list) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                    Output::Text => {
+                        for r in &list {
+                            println!(
+                                "{}  {}  {:<14} {:<16} {:<12} {}{}",
+                                r.id,
+                                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                                r.status.as_str(),
+                                r.plugin,
+                                r.target,
+                                r.trigger.kind(),
+                                if r.dry_run { " (dry-run)" } else { "" }
+                            );
+                        }
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        RunsCommand::Show { id, output } => match store.get(&id).await {
+            Ok(Some(r)) => {
+                print_record(&r, output);
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                eprintln!("error: no run with id `{id}`");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Prints a run record as JSON or as text for humans.
+pub fn print_record(r: &RunRecord, output: Output) {
+    match output {
+        Output::Json => match serde_json::to_string_pretty(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: {e}"),
+        },
+        Output::Text => print!("{}", render_text(r)),
+    }
+}
+
+/// The text form of a run record.
+pub fn render_text(r: &RunRecord) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "run {}: {} on {} ({}{}): {}{}",
+        r.id,
+        r.plugin,
+        r.target,
+        r.trigger.kind(),
+        if r.dry_run { ", dry-run" } else { "" },
+        r.status,
+        r.duration_ms()
+            .map(|ms| format!(" in {ms} ms"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "error ({:?}, {}): {}", e.blame, e.kind, e.message);
+    }
+    if let Some(rep) = &r.report {
+        let _ = writeln!(s, "status: {:?} - {}", rep.status, rep.summary);
+        if !rep.findings.is_empty() {
+            let _ = writeln!(s, "findings:");
+            for f in &rep.findings {
+                let _ = writeln!(s, "  [{:?}] {}", f.severity, f.title);
+                for line in f.detail.lines() {
+                    let _ = writeln!(s, "      {line}");
+                }
+                if let Some(a) = &f.suggested_action {
+                    let _ = writeln!(s, "      -> {a}");
+                }
+            }
+        }
+        if !rep.metrics.is_empty() {
+            let _ = writeln!(s, "metrics:");
+            for m in &rep.metrics {
+                let _ = writeln!(s, "  {} = {} {}", m.name, m.value, m.unit);
+            }
+        }
+    }
+    let actions = r.report.as_ref().map_or(&r.actions, |rep| &rep.actions);
+    if !actions.is_empty() {
+        let _ = writeln!(s, "actions:");
+        for a in actions {
+            let _ = writeln!(
+                s,
+                "  {:<9} {:<15} {:<7} {}: {}{}",
+                format!("{:?}", a.state).to_lowercase(),
+                a.class.as_str(),
+                format!("{:?}", a.origin).to_lowercase(),
+                a.target,
+                a.statement,
+                a.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if !r.logs.is_empty() || r.logs_dropped > 0 {
+        let _ = writeln!(s, "log:");
+        for l in &r.logs {
+            let _ = writeln!(s, "  {} {:<5} {}", l.at.format("%H:%M:%S%.3f"), l.level, l.message);
+        }
+        if r.logs_dropped > 0 {
+            let _ = writeln!(s, "  ({} more lines dropped at the cap)", r.logs_dropped);
+        }
+    }
+    s
+}
+
+/// `warden run`: everything loaded; waits for SIGINT/SIGTERM. Schedules and
+/// the webhook come with the triggers.
+async fn serve(agent: Agent) -> ExitCode {
+    tracing::info!(
+        plugins = agent.plugins.len(),
+        targets = agent.config.targets.len(),
+        grants = agent.policies.grants.len(),
+        "warden is running; stop with Ctrl-C or SIGTERM"
+    );
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot listen for SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("warden stopped");
+    ExitCode::SUCCESS
+}

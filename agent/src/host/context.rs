@@ -1,0 +1,29 @@
+//! `warden:plugin/context`: the run's invocation and remaining time.
+
+use super::HostState;
+use super::permission::{HostCall, check};
+use crate::runtime::bindings::types::Invocation;
+use crate::runtime::bindings::warden::plugin::context::Host;
+use std::time::Instant;
+
+impl Host for HostState {
+    async fn current_invocation(&mut self) -> wasmtime::Result<Invocation> {
+        match check(self.env.as_deref(), HostCall::Context) {
+            Ok(_) => match &self.env {
+                Some(env) => Ok(env.invocation.clone()),
+                None => Err(wasmtime::Error::msg("context is not available in describe()")),
+            },
+            Err(e) => Err(wasmtime::Error::msg(e)),
+        }
+    }
+
+    async fn remaining_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(match &self.env {
+            Some(env) => {
+                let left = env.deadline.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+            }
+            None => 0,
+        })
+    }
+}

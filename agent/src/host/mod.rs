@@ -1,0 +1,167 @@
+//! The host side of every capability a plugin imports.
+//!
+//! One module per WIT interface, each the same shape: its per-run state, the
+//! `Host` trait implementation for [`HostState`] (the store's data), and its
+//! tests. Every call goes through [`permission::check`] first: one exhaustive
+//! `match` over [`permission::HostCall`], so a new host function cannot
+//! compile until its permission is decided.
+
+pub mod context;
+pub mod log;
+pub mod permission;
+pub mod sql;
+pub mod state;
+
+use crate::config::Config;
+use crate::policy::PolicySet;
+use crate::runs::{Action, RunStore};
+use crate::runtime::bindings::types;
+use crate::secrets::Redactor;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Bytes of guest stderr kept (the tail holds a panic message).
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+/// Everything a run may reach, fixed when the run starts.
+pub struct RunEnv {
+    pub run_id: String,
+    pub plugin: String,
+    pub invocation: types::Invocation,
+    pub config: Arc<Config>,
+    pub policies: Arc<PolicySet>,
+    pub store: RunStore,
+    pub redactor: Arc<Redactor>,
+    pub deadline: Instant,
+}
+
+impl RunEnv {
+    pub fn dry_run(&self) -> bool {
+        self.invocation.dry_run
+    }
+}
+
+/// Memory and table limits of one store, remembering whether one was hit so
+/// the run can end with `limit-exceeded` rather than a bare trap.
+pub struct RunLimiter {
+    pub memory_bytes: usize,
+    pub hit: Option<String>,
+}
+
+impl wasmtime::ResourceLimiter for RunLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.hit = Some(format!(
+                "memory limit of {} exceeded (the plugin had {} and asked for {})",
+                bytesize::ByteSize(self.memory_bytes as u64),
+                bytesize::ByteSize(current as u64),
+                bytesize::ByteSize(desired as u64),
+            ));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        const MAX_TABLE_ELEMENTS: usize = 100_000;
+        if desired > MAX_TABLE_ELEMENTS {
+            self.hit = Some(format!(
+                "table limit of {MAX_TABLE_ELEMENTS} elements exceeded"
+            ));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// The data of one run's `Store`: WASI (with nothing granted), the limits,
+/// and each capability's per-run state.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: RunLimiter,
+    /// `None` while `describe` runs: then every import is denied.
+    pub env: Option<Arc<RunEnv>>,
+    pub log: log::LogSink,
+    pub sql: sql::SqlSessions,
+    pub state: state::StateOverlay,
+    /// Statements above `read`, as the host saw them.
+    pub actions: Vec<Action>,
+    stderr: MemoryOutputPipe,
+}
+
+impl HostState {
+    /// A store's data with no filesystem, network, environment or arguments.
+    pub fn new(env: Option<Arc<RunEnv>>, memory_bytes: usize) -> HostState {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: RunLimiter {
+                memory_bytes,
+                hit: None,
+            },
+            env,
+            log: log::LogSink::default(),
+            sql: sql::SqlSessions::default(),
+            state: state::StateOverlay::default(),
+            actions: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message, usually), redacted
+    /// and trimmed to its last lines.
+    pub fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let out = tail.join("\n");
+        match &self.env {
+            Some(env) => env.redactor.redact(&out),
+            None => out,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Shorthands for the WIT error variant.
+pub(crate) fn denied(msg: impl Into<String>) -> types::Error {
+    types::Error::AccessDenied(msg.into())
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> types::Error {
+    types::Error::InvalidInput(msg.into())
+}
+
+/// `warden:plugin/types` has no functions; the linker still wants the trait.
+impl crate::runtime::bindings::types::Host for HostState {}

@@ -1,0 +1,749 @@
+//! `warden:plugin/sql`: one statement at a time against a SQLite or
+//! PostgreSQL target, classified by the host and checked against the grant.
+//!
+//! The walls, in order:
+//! 1. [`classify::classify`] parses the statement with a real SQL parser;
+//!    several statements, transaction control, session settings and file or
+//!    process access are refused outright.
+//! 2. [`check`] refuses a class the plugin's grant for the target lacks.
+//! 3. Dry-run: anything above `read` is recorded as a planned action and not
+//!    sent to the database.
+//! 4. Reads run inside a read-only transaction (PostgreSQL) or with
+//!    `PRAGMA query_only` (SQLite), so a misclassified write still fails.
+//! 5. Each run has its own connection with `statement_timeout` and
+//!    `lock_timeout` from the grant, closed when the run ends.
+//!
+//! Results are capped by rows and bytes (the grant's limits); credentials
+//! stay in the host, and database errors are redacted before the guest or a
+//! record sees them.
+
+pub mod classify;
+
+use super::permission::{HostCall, check};
+use super::{HostState, RunEnv, denied, invalid};
+use crate::capability::{CapabilityClass, TargetKind};
+use crate::policy::Grant;
+use crate::runs::{Action, ActionState, Origin};
+use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
+use crate::runtime::bindings::warden::plugin::sql::{
+    Column, Execution, Host, Outcome, RowSet, Value,
+};
+use classify::{Classified, Dialect};
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow, PgTypeInfo};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
+use sqlx::{Arguments, Column as _, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// Longest statement accepted.
+pub const MAX_STATEMENT: usize = 1024 * 1024;
+/// Most parameters per statement.
+pub const MAX_PARAMS: usize = 10_000;
+/// How much of a statement an action record keeps.
+const ACTION_STATEMENT_CHARS: usize = 4096;
+
+/// A run's open connection to one target.
+pub enum Session {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A run's connections, one per target, closed at the end of the run.
+#[derive(Default)]
+pub struct SqlSessions {
+    sessions: HashMap<String, Session>,
+}
+
+impl SqlSessions {
+    /// Closes every connection (at the end of a run).
+    pub async fn close(&mut self) {
+        for (_, s) in self.sessions.drain() {
+            let _ = match s {
+                Session::Postgres(c) => c.close().await,
+                Session::Sqlite(c) => c.close().await,
+            };
+        }
+    }
+}
+
+pub(crate) fn to_wit_class(c: CapabilityClass) -> WitClass {
+    match c {
+        CapabilityClass::Read => WitClass::Read,
+        CapabilityClass::Maintenance => WitClass::Maintenance,
+        CapabilityClass::Ddl => WitClass::Ddl,
+        CapabilityClass::Write => WitClass::Write,
+        CapabilityClass::SessionControl => WitClass::SessionControl,
+    }
+}
+
+fn dialect_of(kind: TargetKind) -> Option<Dialect> {
+    match kind {
+        TargetKind::Sqlite => Some(Dialect::Sqlite),
+        TargetKind::Postgres => Some(Dialect::Postgres),
+        TargetKind::Mongodb => None,
+    }
+}
+
+/// What a statement call needs after the checks passed.
+struct Checked<'e> {
+    classified: Classified,
+    grant: &'e Grant,
+    kind: TargetKind,
+}
+
+/// Walls 1 and 2: size caps, classification and the grant.
+fn check_statement<'e>(
+    env: &'e RunEnv,
+    target: &str,
+    statement: &str,
+    params: &[Value],
+) -> Result<Checked<'e>, Error> {
+    if statement.len() > MAX_STATEMENT {
+        return Err(invalid(format!(
+            "statement is {} bytes; the limit is {MAX_STATEMENT}",
+            statement.len()
+        )));
+    }
+    if params.len() > MAX_PARAMS {
+        return Err(invalid(format!(
+            "{} parameters; the limit is {MAX_PARAMS}",
+            params.len()
+        )));
+    }
+    let Some(t) = env.config.target(target) else {
+        return Err(denied(format!("no target named `{target}`")));
+    };
+    let Some(dialect) = dialect_of(t.kind) else {
+        return Err(denied(format!(
+            "target `{target}` is a {} database: the sql capability does not apply",
+            t.kind
+        )));
+    };
+    let classified = classify::classify(statement, dialect).map_err(|e| match e {
+        classify::ClassifyError::Forbidden { .. } => denied(e.to_string()),
+        other => invalid(other.to_string()),
+    })?;
+    let grant = check(
+        Some(env),
+        HostCall::Sql {
+            target,
+            class: classified.class,
+        },
+    )
+    .map_err(denied)?
+    .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+    Ok(Checked {
+        classified,
+        grant,
+        kind: t.kind,
+    })
+}
+
+fn action_text(env: &RunEnv, statement: &str) -> String {
+    let mut s = env.redactor.redact(statement.trim());
+    super::log::truncate_utf8(&mut s, ACTION_STATEMENT_CHARS);
+    s
+}
+
+/// Maps a database error to the WIT error, redacting it.
+fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            let message = env.redactor.redact(db.message());
+            match code.as_str() {
+                "57014" => Error::Timeout(format!(
+                    "statement timeout of {} reached ({message})",
+                    humantime::format_duration(grant.statement_timeout)
+                )),
+                "55P03" => Error::Timeout(format!(
+                    "lock timeout of {} reached ({message})",
+                    humantime::format_duration(grant.lock_timeout)
+                )),
+                _ => Error::TargetError(DbError { code, message }),
+            }
+        }
+        other => Error::TargetError(DbError {
+            code: String::new(),
+            message: env.redactor.redact(&other.to_string()),
+        }),
+    }
+}
+
+/// The connection for `target`, opened with the grant's session settings on first use.
+async fn session<'s>(
+    sessions: &'s mut SqlSessions,
+    env: &RunEnv,
+    target: &str,
+    grant: &Grant,
+) -> Result<&'s mut Session, Error> {
+    if !sessions.sessions.contains_key(target) {
+        let s = open_session(env, target, grant).await?;
+        sessions.sessions.insert(target.to_string(), s);
+    }
+    sessions
+        .sessions
+        .get_mut(target)
+        .ok_or_else(|| Error::Other("session vanished".into()))
+}
+
+async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Session, Error> {
+    let Some(t) = env.config.target(target) else {
+        return Err(denied(format!("no target named `{target}`")));
+    };
+    let redact = |e: sqlx::Error| {
+        Error::TargetError(DbError {
+            code: String::new(),
+            message: format!(
+                "cannot connect to target `{target}`: {}",
+                env.redactor.redact(&e.to_string())
+            ),
+        })
+    };
+    match t.kind {
+        TargetKind::Postgres => {
+            let opts = PgConnectOptions::from_str(t.url.expose())
+                .map_err(redact)?
+                .application_name(&format!("warden/{}", env.plugin))
+                .options([
+                    (
+                        "statement_timeout",
+                        format!("{}", grant.statement_timeout.as_millis()),
+                    ),
+                    ("lock_timeout", format!("{}", grant.lock_timeout.as_millis())),
+                ]);
+            let conn = opts.connect().await.map_err(redact)?;
+            Ok(Session::Postgres(conn))
+        }
+        TargetKind::Sqlite => {
+            let opts = SqliteConnectOptions::from_str(t.url.expose())
+                .map_err(redact)?
+                .create_if_missing(false)
+                .busy_timeout(grant.lock_timeout);
+            let conn = opts.connect().await.map_err(redact)?;
+            Ok(Session::Sqlite(conn))
+        }
+        TargetKind::Mongodb => Err(denied(format!(
+            "target `{target}` is a mongodb database: the sql capability does not apply"
+        ))),
+    }
+}
+
+/// Row and byte caps for one query.
+struct Caps {
+    rows: usize,
+    bytes: usize,
+}
+
+fn value_size(v: &Value) -> usize {
+    16 + match v {
+        Value::Null | Value::Boolean(_) | Value::Integer(_) | Value::Float(_) => 8,
+        Value::Text(s) | Value::Json(s) | Value::Timestamp(s) | Value::Numeric(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+    }
+}
+
+/// Runs a read and returns its rows, within the caps.
+async fn run_query(
+    session: &mut Session,
+    statement: &str,
+    params: Vec<Value>,
+    caps: &Caps,
+    read_only: bool,
+) -> Result<RowSet, sqlx::Error> {
+    match session {
+        Session::Postgres(conn) => {
+            if read_only {
+                sqlx::raw_sql("BEGIN TRANSACTION READ ONLY").execute(&mut *conn).await?;
+            }
+            let result = pg_fetch(conn, statement, params, caps).await;
+            if read_only {
+                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            }
+            result
+        }
+        Session::Sqlite(conn) => {
+            if read_only {
+                sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut *conn).await?;
+            }
+            let result = sqlite_fetch(conn, statement, params, caps).await;
+            if read_only {
+                sqlx::raw_sql("PRAGMA query_only = OFF").execute(&mut *conn).await?;
+            }
+            result
+        }
+    }
+}
+
+async fn pg_fetch(
+    conn: &mut PgConnection,
+    statement: &str,
+    params: Vec<Value>,
+    caps: &Caps,
+) -> Result<RowSet, sqlx::Error> {
+    let args = pg_args(params)?;
+    let mut stream = sqlx::query_with(statement, args).fetch(&mut *conn);
+    let mut set = RowSet {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        truncated: false,
+    };
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        if set.columns.is_empty() {
+            set.columns = pg_columns(&row);
+        }
+        if set.rows.len() >= caps.rows || bytes >= caps.bytes {
+            set.truncated = true;
+            break;
+        }
+        let values = pg_row(&row)?;
+        bytes += values.iter().map(value_size).sum::<usize>();
+        set.rows.push(values);
+    }
+    Ok(set)
+}
+
+async fn sqlite_fetch(
+    conn: &mut SqliteConnection,
+    statement: &str,
+    params: Vec<Value>,
+    caps: &Caps,
+) -> Result<RowSet, sqlx::Error> {
+    let args = sqlite_args(params)?;
+    let mut stream = sqlx::query_with(statement, args).fetch(&mut *conn);
+    let mut set = RowSet {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        truncated: false,
+    };
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await? {
+        if set.columns.is_empty() {
+            set.columns = row
+                .columns()
+                .iter()
+                .map(|c| Column {
+                    name: c.name().to_string(),
+                    type_name: c.type_info().name().to_string(),
+                })
+                .collect();
+        }
+        if set.rows.len() >= caps.rows || bytes >= caps.bytes {
+            set.truncated = true;
+            break;
+        }
+        let values = sqlite_row(&row)?;
+        bytes += values.iter().map(value_size).sum::<usize>();
+        set.rows.push(values);
+    }
+    Ok(set)
+}
+
+/// Runs a statement for its effect; returns rows affected.
+async fn run_execute(
+    session: &mut Session,
+    statement: &str,
+    params: Vec<Value>,
+    read_only: bool,
+) -> Result<u64, sqlx::Error> {
+    match session {
+        Session::Postgres(conn) => {
+            if read_only {
+                sqlx::raw_sql("BEGIN TRANSACTION READ ONLY").execute(&mut *conn).await?;
+            }
+            let result = if params.is_empty() {
+                // Simple protocol: VACUUM and friends refuse to run inside
+                // the implicit transaction some drivers open for prepared
+                // statements. The classifier has checked there is one
+                // statement only.
+                sqlx::raw_sql(statement).execute(&mut *conn).await
+            } else {
+                sqlx::query_with(statement, pg_args(params)?)
+                    .execute(&mut *conn)
+                    .await
+            };
+            if read_only {
+                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            }
+            Ok(result?.rows_affected())
+        }
+        Session::Sqlite(conn) => {
+            if read_only {
+                sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut *conn).await?;
+            }
+            let result = sqlx::query_with(statement, sqlite_args(params)?)
+                .execute(&mut *conn)
+                .await;
+            if read_only {
+                sqlx::raw_sql("PRAGMA query_only = OFF").execute(&mut *conn).await?;
+            }
+            Ok(result?.rows_affected())
+        }
+    }
+}
+
+/// A NULL whose type PostgreSQL infers from the statement.
+struct PgNull;
+
+impl sqlx::Type<sqlx::Postgres> for PgNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for PgNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+fn bad_param(i: usize, what: &str) -> sqlx::Error {
+    sqlx::Error::Encode(format!("parameter ${}: {what}", i + 1).into())
+}
+
+fn pg_args(params: Vec<Value>) -> Result<PgArguments, sqlx::Error> {
+    let mut args = PgArguments::default();
+    for (i, p) in params.into_iter().enumerate() {
+        let r = match p {
+            Value::Null => args.add(PgNull),
+            Value::Boolean(b) => args.add(b),
+            Value::Integer(n) => args.add(n),
+            Value::Float(f) => args.add(f),
+            Value::Text(s) => args.add(s),
+            Value::Bytes(b) => args.add(b),
+            Value::Json(s) => {
+                let v: serde_json::Value = serde_json::from_str(&s)
+                    .map_err(|e| bad_param(i, &format!("invalid JSON: {e}")))?;
+                args.add(v)
+            }
+            Value::Timestamp(s) => {
+                let t = chrono::DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| bad_param(i, &format!("invalid RFC 3339 timestamp: {e}")))?;
+                args.add(t.with_timezone(&chrono::Utc))
+            }
+            Value::Numeric(s) => {
+                let d = rust_decimal::Decimal::from_str(&s)
+                    .map_err(|e| bad_param(i, &format!("invalid numeric: {e}")))?;
+                args.add(d)
+            }
+        };
+        r.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+fn sqlite_args(params: Vec<Value>) -> Result<SqliteArguments<'static>, sqlx::Error> {
+    let mut args = SqliteArguments::default();
+    for p in params {
+        let r = match p {
+            Value::Null => args.add(Option::<i64>::None),
+            Value::Boolean(b) => args.add(b),
+            Value::Integer(n) => args.add(n),
+            Value::Float(f) => args.add(f),
+            Value::Text(s) | Value::Json(s) | Value::Timestamp(s) | Value::Numeric(s) => {
+                args.add(s)
+            }
+            Value::Bytes(b) => args.add(b),
+        };
+        r.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+fn pg_columns(row: &PgRow) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            type_name: c.type_info().name().to_lowercase(),
+        })
+        .collect()
+}
+
+fn pg_row(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        if row.try_get_raw(i)?.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let ty = col.type_info().name().to_string();
+        let v = match ty.as_str() {
+            "BOOL" => Value::Boolean(row.try_get(i)?),
+            "INT2" => Value::Integer(i64::from(row.try_get::<i16, _>(i)?)),
+            "INT4" => Value::Integer(i64::from(row.try_get::<i32, _>(i)?)),
+            "INT8" => Value::Integer(row.try_get(i)?),
+            "OID" => Value::Integer(i64::from(
+                row.try_get::<sqlx::postgres::types::Oid, _>(i)?.0,
+            )),
+            "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
+            "FLOAT8" => Value::Float(row.try_get(i)?),
+            "NUMERIC" => Value::Numeric(row.try_get::<rust_decimal::Decimal, _>(i)?.to_string()),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "UNKNOWN" | "CITEXT" => {
+                Value::Text(row.try_get(i)?)
+            }
+            "\"CHAR\"" | "CHAR" => Value::Text(
+                char::from(row.try_get::<i8, _>(i)?.to_ne_bytes()[0]).to_string(),
+            ),
+            "JSON" | "JSONB" => Value::Json(row.try_get::<serde_json::Value, _>(i)?.to_string()),
+            "BYTEA" => Value::Bytes(row.try_get(i)?),
+            "TIMESTAMPTZ" => Value::Timestamp(
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)?
+                    .to_rfc3339(),
+            ),
+            "TIMESTAMP" => Value::Timestamp(
+                row.try_get::<chrono::NaiveDateTime, _>(i)?
+                    .and_utc()
+                    .to_rfc3339(),
+            ),
+            "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(i)?.to_string()),
+            "TIME" => Value::Text(row.try_get::<chrono::NaiveTime, _>(i)?.to_string()),
+            "TEXT[]" | "VARCHAR[]" | "NAME[]" => Value::Json(
+                serde_json::Value::from(row.try_get::<Vec<String>, _>(i)?).to_string(),
+            ),
+            "INT4[]" => Value::Json(
+                serde_json::Value::from(row.try_get::<Vec<i32>, _>(i)?).to_string(),
+            ),
+            "INT8[]" => Value::Json(
+                serde_json::Value::from(row.try_get::<Vec<i64>, _>(i)?).to_string(),
+            ),
+            other => {
+                return Err(sqlx::Error::ColumnDecode {
+                    index: col.name().to_string(),
+                    source: format!(
+                        "type {other} is not returned by the sql capability; cast the column (e.g. `{}::text`)",
+                        col.name()
+                    )
+                    .into(),
+                });
+            }
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, sqlx::Error> {
+    let mut out = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            out.push(Value::Null);
+            continue;
+        }
+        let storage = raw.type_info().name().to_string();
+        let v = match storage.as_str() {
+            "INTEGER" | "BOOLEAN" => Value::Integer(row.try_get_unchecked(i)?),
+            "REAL" => Value::Float(row.try_get_unchecked(i)?),
+            "BLOB" => Value::Bytes(row.try_get_unchecked(i)?),
+            _ => Value::Text(row.try_get_unchecked(i)?),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+impl HostState {
+    fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
+        self.env
+            .clone()
+            .ok_or_else(|| denied("describe() must not call host functions"))
+    }
+
+    /// `sql.query` without the wasm boundary (also used by tests).
+    pub async fn sql_query(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+        max_rows: u32,
+    ) -> Result<RowSet, Error> {
+        let env = self.run_env()?;
+        let checked = check_statement(&env, target, statement, &params)?;
+        if checked.classified.class != CapabilityClass::Read {
+            return Err(invalid(format!(
+                "`{}` is a {} statement: query runs reads only; use execute",
+                checked.classified.operation, checked.classified.class
+            )));
+        }
+        let grant = checked.grant;
+        let caps = Caps {
+            rows: match max_rows {
+                0 => grant.max_rows as usize,
+                n => n.min(grant.max_rows) as usize,
+            },
+            bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
+        };
+        let span = tracing::info_span!(
+            "sql.query",
+            db.system.name = system_name(checked.kind),
+            db.operation.name = %checked.classified.operation,
+            warden.target = %target,
+        );
+        let _enter = span.enter();
+        let timeout = call_timeout(&env, grant);
+        let session = session(&mut self.sql, &env, target, grant).await?;
+        match tokio::time::timeout(timeout, run_query(session, statement, params, &caps, true))
+            .await
+        {
+            Ok(Ok(set)) => Ok(set),
+            Ok(Err(e)) => Err(db_error(&env, grant, e)),
+            Err(_) => {
+                self.sql.sessions.remove(target);
+                Err(Error::Timeout(format!(
+                    "statement did not finish within {}",
+                    humantime::format_duration(timeout)
+                )))
+            }
+        }
+    }
+
+    /// `sql.execute` without the wasm boundary (also used by tests).
+    pub async fn sql_execute(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> Result<Execution, Error> {
+        let env = self.run_env()?;
+        let checked = check_statement(&env, target, statement, &params)?;
+        let class = checked.classified.class;
+        let grant = checked.grant;
+        let mutating = class.is_mutating();
+        if mutating && env.dry_run() {
+            self.actions.push(Action {
+                target: target.to_string(),
+                statement: action_text(&env, statement),
+                class,
+                state: ActionState::Planned,
+                origin: Origin::Host,
+                error: None,
+            });
+            return Ok(Execution {
+                outcome: Outcome::Planned,
+                class: to_wit_class(class),
+                rows_affected: 0,
+            });
+        }
+        let span = tracing::info_span!(
+            "sql.execute",
+            db.system.name = system_name(checked.kind),
+            db.operation.name = %checked.classified.operation,
+            warden.target = %target,
+        );
+        let _enter = span.enter();
+        let timeout = call_timeout(&env, grant);
+        let session = session(&mut self.sql, &env, target, grant).await?;
+        let result =
+            tokio::time::timeout(timeout, run_execute(session, statement, params, !mutating)).await;
+        let result = match result {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(db_error(&env, grant, e)),
+            Err(_) => {
+                self.sql.sessions.remove(target);
+                Err(Error::Timeout(format!(
+                    "statement did not finish within {}",
+                    humantime::format_duration(timeout)
+                )))
+            }
+        };
+        if mutating {
+            self.actions.push(Action {
+                target: target.to_string(),
+                statement: action_text(&env, statement),
+                class,
+                state: if result.is_ok() {
+                    ActionState::Executed
+                } else {
+                    ActionState::Failed
+                },
+                origin: Origin::Host,
+                error: result.as_ref().err().map(error_text),
+            });
+        }
+        result.map(|rows_affected| Execution {
+            outcome: Outcome::Executed,
+            class: to_wit_class(class),
+            rows_affected,
+        })
+    }
+}
+
+/// The text of a WIT error, for records.
+pub(crate) fn error_text(e: &Error) -> String {
+    match e {
+        Error::AccessDenied(m) => format!("access denied: {m}"),
+        Error::Timeout(m) => format!("timeout: {m}"),
+        Error::InvalidInput(m) => format!("invalid input: {m}"),
+        Error::TargetError(d) if d.code.is_empty() => format!("target error: {}", d.message),
+        Error::TargetError(d) => format!("target error {}: {}", d.code, d.message),
+        Error::Other(m) => m.clone(),
+    }
+}
+
+fn system_name(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Postgres => "postgresql",
+        TargetKind::Sqlite => "sqlite",
+        TargetKind::Mongodb => "mongodb",
+    }
+}
+
+/// How long one call may take: the grant's statement timeout plus a margin
+/// for the server to report it, never past the run's deadline.
+fn call_timeout(env: &RunEnv, grant: &Grant) -> Duration {
+    let left = env.deadline.saturating_duration_since(Instant::now());
+    (grant.statement_timeout + Duration::from_secs(2)).min(left)
+}
+
+impl Host for HostState {
+    async fn query(
+        &mut self,
+        target: String,
+        statement: String,
+        params: Vec<Value>,
+        max_rows: u32,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
+        Ok(self.sql_query(&target, &statement, params, max_rows).await)
+    }
+
+    async fn execute(
+        &mut self,
+        target: String,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Execution, Error>> {
+        Ok(self.sql_execute(&target, &statement, params).await)
+    }
+
+    async fn classify(&mut self, statement: String) -> wasmtime::Result<Result<WitClass, Error>> {
+        if let Err(e) = check(self.env.as_deref(), HostCall::SqlClassify) {
+            return Ok(Err(denied(e)));
+        }
+        // Classification is dialect-sensitive only for a few statements; the
+        // PostgreSQL grammar is the stricter one.
+        Ok(classify::classify(&statement, Dialect::Postgres)
+            .map(|c| to_wit_class(c.class))
+            .map_err(|e| invalid(e.to_string())))
+    }
+
+    async fn quote_ident(
+        &mut self,
+        target: String,
+        ident: String,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        if let Err(e) = check(
+            self.env.as_deref(),
+            HostCall::SqlQuoteIdent { target: &target },
+        ) {
+            return Ok(Err(denied(e)));
+        }
+        Ok(classify::quote_ident(&ident).map_err(|e| invalid(e.to_string())))
+    }
+}

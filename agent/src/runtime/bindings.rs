@@ -1,0 +1,15 @@
+//! Host bindings for the `warden:plugin@0.1.0` world, generated from `wit/`.
+//!
+//! Imports are `async` (SQL and state go to databases) and `trappable`: a host
+//! function returns `wasmtime::Result<T>`, where an `Err` ends the run (a host
+//! fault or a deadline) and the WIT-level `result<_, error>` inside `T` is the
+//! error the guest sees.
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub use warden::plugin::types;
