@@ -1,1 +1,81 @@
+//! `warden_tests`: the shared harness of Warden's integration tests.
+//!
+//! - [`pg`]: one throwaway PostgreSQL 15 cluster per test process, a fresh database
+//!   per test.
+//! - [`plugin_wasm`] / [`fixture_wasm`]: the components `cargo xtask build-plugins` made.
+//! - [`wait_for`] / [`wait_for_value`]: poll a condition instead of sleeping.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod pg;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
+    let tests_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests_dir.parent().map(PathBuf::from).unwrap_or(tests_dir)
+}
+
+/// `<repo>/target/plugins/<name>.wasm`, a shipped plugin. Panics when it is missing.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    built_component("plugins", name)
+}
+
+/// `<repo>/target/plugin-fixtures/<name>.wasm`, a test fixture. Panics when it is missing.
+pub fn fixture_wasm(name: &str) -> PathBuf {
+    built_component("plugin-fixtures", name)
+}
+
+fn built_component(dir: &str, name: &str) -> PathBuf {
+    let path = repo_root()
+        .join("target")
+        .join(dir)
+        .join(format!("{name}.wasm"));
+    if !path.is_file() {
+        panic!(
+            "{} not found: run `cargo xtask build-plugins` first",
+            path.display()
+        );
+    }
+    path
+}
+
+/// Polls `condition` until it returns `true`; panics naming `what` once `deadline`
+/// has passed. The first poll is immediate, then the interval grows from 5 ms to 100 ms.
+pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for_value(what, deadline, || {
+        let fut = condition();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` until it returns `Some(value)` and returns the value; panics naming
+/// `what` once `deadline` has passed.
+pub async fn wait_for_value<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    let mut interval = Duration::from_millis(5);
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= deadline {
+            panic!("timed out after {elapsed:.2?} ({polls} polls) waiting for {what}");
+        }
+        tokio::time::sleep(interval.min(deadline - elapsed)).await;
+        interval = (interval * 2).min(Duration::from_millis(100));
+    }
+}

@@ -30,6 +30,7 @@ use crate::runtime::bindings::warden::plugin::sql::{
 };
 use classify::{Classified, Dialect};
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow, PgTypeInfo};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, Column as _, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
@@ -246,35 +247,37 @@ fn value_size(v: &Value) -> usize {
 }
 
 /// Runs a read and returns its rows, within the caps.
-async fn run_query(
-    session: &mut Session,
-    statement: &str,
+fn run_query<'a>(
+    session: &'a mut Session,
+    statement: &'a str,
     params: Vec<Value>,
-    caps: &Caps,
+    caps: &'a Caps,
     read_only: bool,
-) -> Result<RowSet, sqlx::Error> {
+) -> BoxFuture<'a, Result<RowSet, sqlx::Error>> {
+    Box::pin(async move {
     match session {
         Session::Postgres(conn) => {
             if read_only {
-                sqlx::raw_sql("BEGIN TRANSACTION READ ONLY").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
             }
             let result = pg_fetch(conn, statement, params, caps).await;
             if read_only {
-                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
             }
             result
         }
         Session::Sqlite(conn) => {
             if read_only {
-                sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
             }
             let result = sqlite_fetch(conn, statement, params, caps).await;
             if read_only {
-                sqlx::raw_sql("PRAGMA query_only = OFF").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
             }
             result
         }
     }
+})
 }
 
 async fn pg_fetch(
@@ -343,46 +346,48 @@ async fn sqlite_fetch(
 }
 
 /// Runs a statement for its effect; returns rows affected.
-async fn run_execute(
-    session: &mut Session,
-    statement: &str,
+fn run_execute<'a>(
+    session: &'a mut Session,
+    statement: &'a str,
     params: Vec<Value>,
     read_only: bool,
-) -> Result<u64, sqlx::Error> {
+) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
     match session {
         Session::Postgres(conn) => {
             if read_only {
-                sqlx::raw_sql("BEGIN TRANSACTION READ ONLY").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
             }
             let result = if params.is_empty() {
                 // Simple protocol: VACUUM and friends refuse to run inside
                 // the implicit transaction some drivers open for prepared
                 // statements. The classifier has checked there is one
                 // statement only.
-                sqlx::raw_sql(statement).execute(&mut *conn).await
+                sqlx::Executor::execute(&mut *conn, statement).await
             } else {
                 sqlx::query_with(statement, pg_args(params)?)
                     .execute(&mut *conn)
                     .await
             };
             if read_only {
-                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
             }
             Ok(result?.rows_affected())
         }
         Session::Sqlite(conn) => {
             if read_only {
-                sqlx::raw_sql("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
             }
             let result = sqlx::query_with(statement, sqlite_args(params)?)
                 .execute(&mut *conn)
                 .await;
             if read_only {
-                sqlx::raw_sql("PRAGMA query_only = OFF").execute(&mut *conn).await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
             }
             Ok(result?.rows_affected())
         }
     }
+})
 }
 
 /// A NULL whose type PostgreSQL infers from the statement.

@@ -1,0 +1,622 @@
+//! The agent configuration, `warden.toml`: where plugins and policies live,
+//! where state goes, and the databases (targets) plugins may work on.
+//!
+//! ```toml
+//! plugin_dir = "plugins"
+//! policy_dir = "policies"
+//!
+//! [[target]]
+//! name = "app"
+//! kind = "postgres"
+//! url_env = "APP_DATABASE_URL"
+//!
+//! [[target]]
+//! name = "quickstart"
+//! kind = "sqlite"
+//! path = "quickstart.db"
+//! ```
+//!
+//! ```no_run
+//! # fn main() -> Result<(), warden::diag::Diagnostics> {
+//! let config = warden::config::Config::load("warden.toml".as_ref())?;
+//! for target in &config.targets {
+//!     println!("{} ({})", target.name, target.kind); // never prints the URL
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Relative paths are relative to the folder of the config file. Loading
+//! reports every problem at once (see [`crate::diag`]) and never puts a
+//! connection URL, or any part of one, in an error message.
+
+pub(crate) mod document;
+mod secret;
+pub(crate) mod units;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
+
+use crate::capability::TargetKind;
+use crate::diag::{Diagnostic, Diagnostics};
+use document::{Document, Table};
+pub use secret::Secret;
+use secret::percent_decode;
+
+/// Default `state_db`, relative to the config file's folder.
+pub const DEFAULT_STATE_DB: &str = "state/warden.db";
+/// Name of the default `cache_dir`, in the folder of `state_db`.
+pub const DEFAULT_CACHE_DIR_NAME: &str = "cache";
+
+/// The loaded agent configuration; every path is absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The config file itself.
+    pub file: PathBuf,
+    /// Folder of plugin components (`*.wasm`).
+    pub plugin_dir: PathBuf,
+    /// Folder of policies (`*.toml`).
+    pub policy_dir: PathBuf,
+    /// The SQLite state database.
+    pub state_db: PathBuf,
+    /// Cache of compiled components.
+    pub cache_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// In the order of the file; names are unique.
+    pub targets: Vec<Target>,
+}
+
+/// How the agent writes its logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A database plugins may work on, if a policy grants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+    /// The connection URL (for sqlite, a `sqlite:` URL with an absolute
+    /// path when it came from `path` or a relative `url`).
+    pub url: Secret,
+}
+
+/// `warden.toml` as written. Required fields are `Option`s too, checked by
+/// `Table::require`, so that all missing ones are reported.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// Folder holding the plugin components (`*.wasm`). Required. Relative to
+    /// the folder of this file.
+    plugin_dir: Option<Spanned<PathBuf>>,
+    /// Folder holding the policies (`*.toml`; subfolders are ignored, so
+    /// examples can live in `policies/examples/`). Required. Relative to the
+    /// folder of this file.
+    policy_dir: Option<Spanned<PathBuf>>,
+    /// The SQLite database where the agent keeps its state (runs, schedules).
+    /// Default `"state/warden.db"`, relative to the folder of this file.
+    state_db: Option<Spanned<PathBuf>>,
+    /// Folder caching compiled plugin components. Default: `cache` next to
+    /// `state_db`. Relative to the folder of this file.
+    cache_dir: Option<Spanned<PathBuf>>,
+    /// Log format: `"text"` (default) or `"json"`.
+    #[serde(default = "default_log_format")]
+    log_format: LogFormat,
+    /// The databases, as `[[target]]` tables: see `TargetFile`. (They are
+    /// read one table at a time; this field only names them for serde.)
+    #[serde(default, rename = "target")]
+    _target: Option<IgnoredAny>,
+}
+
+/// One `[[target]]` table: a database plugins may work on. Give its
+/// connection URL in exactly one of `url_env`, `url_file`, `path` (sqlite)
+/// or `url` (sqlite).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    /// The name policies and plugins use for this database: lowercase
+    /// letters, digits, `_` and `-`, starting with a letter or a digit.
+    /// Unique. Required.
+    name: Option<Spanned<String>>,
+    /// The kind of database: `"sqlite"`, `"postgres"` or `"mongodb"`.
+    /// Required.
+    kind: Option<Spanned<TargetKind>>,
+    /// Name of the environment variable holding the connection URL
+    /// (`postgres://...`, `postgresql://...`, `mongodb://...`,
+    /// `mongodb+srv://...` or `sqlite://...`).
+    url_env: Option<Spanned<String>>,
+    /// File holding the connection URL, surrounding whitespace ignored.
+    /// Relative to the folder of this file.
+    url_file: Option<Spanned<PathBuf>>,
+    /// sqlite only: the database file. Relative to the folder of this file.
+    path: Option<Spanned<PathBuf>>,
+    /// sqlite only: the connection URL, `sqlite://FILE?OPTIONS`; a relative
+    /// FILE is relative to the folder of this file. (Other kinds would put
+    /// credentials in this file: use `url_env` or `url_file`.)
+    url: Option<Spanned<String>>,
+}
+
+const fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+
+impl Config {
+    /// Loads and checks `path`, reading connection URLs from the process
+    /// environment. Returns every problem found, or the whole config.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        Config::load_with_env(path, |name| std::env::var_os(name))
+    }
+
+    /// [`Config::load`] with `env` in place of the process environment.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Config, Diagnostics> {
+        let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = fs::read_to_string(&file)
+            .map_err(|e| Diagnostic::new(&file, "", format!("cannot read the config file: {e}")))?;
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        let mut diags = Diagnostics::new();
+        let Some(mut document) = Document::parse(&file, &text, &mut diags) else {
+            return Err(diags);
+        };
+        let targets = document.take_array::<TargetFile>("target", &mut diags);
+        let root = document.finish::<ConfigFile>(&mut diags);
+
+        let resolver = Resolver {
+            dir: &dir,
+            env: &env,
+        };
+        let targets = resolver.targets(&targets, &mut diags);
+        let config = root.and_then(|root| resolver.config(&root, targets, &mut diags));
+        diags.sort_by_line();
+        match config {
+            Some(config) => diags.into_result(config),
+            None => Err(diags),
+        }
+    }
+
+    /// The target called `name`.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The names of the targets, in order.
+    pub fn target_names(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.name.as_str()).collect()
+    }
+}
+
+/// True for `[a-z0-9][a-z0-9_-]*`.
+pub fn is_valid_target_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The fields that give a target's connection URL.
+const URL_FIELDS: [&str; 4] = ["url_env", "url_file", "path", "url"];
+
+/// Turns the file structs into domain types, checking them.
+struct Resolver<'a, E> {
+    /// The folder of the config file.
+    dir: &'a Path,
+    env: &'a E,
+}
+
+impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
+    fn config(
+        &self,
+        root: &Table<'_, ConfigFile>,
+        targets: Vec<Target>,
+        diags: &mut Diagnostics,
+    ) -> Option<Config> {
+        let file = &root.value;
+        let plugin_dir = root.require("plugin_dir", &file.plugin_dir, diags);
+        let policy_dir = root.require("policy_dir", &file.policy_dir, diags);
+        let plugin_dir = self.path(root, "plugin_dir", plugin_dir, diags);
+        let policy_dir = self.path(root, "policy_dir", policy_dir, diags);
+        let state_db = match &file.state_db {
+            Some(state_db) => self.path(root, "state_db", Some(state_db), diags)?,
+            None => self.dir.join(DEFAULT_STATE_DB),
+        };
+        let cache_dir = match &file.cache_dir {
+            Some(cache_dir) => self.path(root, "cache_dir", Some(cache_dir), diags)?,
+            None => state_db
+                .parent()
+                .unwrap_or(self.dir)
+                .join(DEFAULT_CACHE_DIR_NAME),
+        };
+        Some(Config {
+            file: root.source.file.to_path_buf(),
+            plugin_dir: plugin_dir?,
+            policy_dir: policy_dir?,
+            state_db,
+            cache_dir,
+            log_format: file.log_format,
+            targets,
+        })
+    }
+
+    /// `path` resolved against the config folder; reports an empty path.
+    fn path(
+        &self,
+        root: &Table<'_, ConfigFile>,
+        field: &str,
+        path: Option<&Spanned<PathBuf>>,
+        diags: &mut Diagnostics,
+    ) -> Option<PathBuf> {
+        let path = path?;
+        if path.get_ref().as_os_str().is_empty() {
+            diags.push(
+                root.source
+                    .error(&path.span(), root.field(field), "must not be empty"),
+            );
+            return None;
+        }
+        Some(self.dir.join(path.get_ref()))
+    }
+
+    fn targets(&self, tables: &[Table<'_, TargetFile>], diags: &mut Diagnostics) -> Vec<Target> {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut targets = Vec::new();
+        for table in tables {
+            let file = &table.value;
+            let name = table.require("name", &file.name, diags);
+            let kind = table.require("kind", &file.kind, diags);
+            let mut valid = true;
+            if let Some(name) = name {
+                let (text, span) = (name.get_ref().as_str(), name.span());
+                if !is_valid_target_name(text) {
+                    valid = false;
+                    diags.push(table.source.error(
+                        &span,
+                        table.field("name"),
+                        format!(
+                            "invalid target name {text:?}: use lowercase letters, digits, `_` \
+                             and `-`, starting with a letter or a digit"
+                        ),
+                    ));
+                } else if let Some(line) = seen.get(text) {
+                    valid = false;
+                    diags.push(table.source.error(
+                        &span,
+                        table.field("name"),
+                        format!(
+                            "target `{text}` is already defined at line {line}; target names \
+                             must be unique"
+                        ),
+                    ));
+                } else {
+                    seen.insert(text, table.source.line(&span));
+                }
+            }
+            // Without a kind the URL cannot be checked; with a connection
+            // field dropped for a bad value (reported), "no URL" or "several
+            // URLs" would be noise.
+            let url_broken = URL_FIELDS.iter().any(|field| table.is_broken(field));
+            let url = match kind {
+                Some(kind) if !url_broken => {
+                    let shown = name.map_or("?", |name| name.get_ref().as_str());
+                    self.url(table, shown, *kind.get_ref(), diags)
+                }
+                _ => None,
+            };
+            if let (true, Some(name), Some(kind), Some(url)) = (valid, name, kind, url) {
+                targets.push(Target {
+                    name: name.get_ref().clone(),
+                    kind: *kind.get_ref(),
+                    url,
+                });
+            }
+        }
+        targets
+    }
+
+    /// The connection URL of target `name`, from whichever of its fields
+    /// gives it. Messages name the target, the field and the variable or
+    /// file, never the URL.
+    fn url(
+        &self,
+        table: &Table<'_, TargetFile>,
+        name: &str,
+        kind: TargetKind,
+        diags: &mut Diagnostics,
+    ) -> Option<Secret> {
+        let target = &table.value;
+        let given: Vec<(&str, Range<usize>)> = [
+            target.url_env.as_ref().map(Spanned::span),
+            target.url_file.as_ref().map(Spanned::span),
+            target.path.as_ref().map(Spanned::span),
+            target.url.as_ref().map(Spanned::span),
+        ]
+        .into_iter()
+        .zip(URL_FIELDS)
+        .filter_map(|(span, key)| Some((key, span?)))
+        .collect();
+        let how = match kind {
+            TargetKind::Sqlite => "`url_env`, `url_file`, `path` or `url`",
+            TargetKind::Postgres | TargetKind::Mongodb => "`url_env` or `url_file`",
+        };
+        match given.as_slice() {
+            [] => {
+                diags.push(table.source.error(
+                    &table.span,
+                    table.path.clone(),
+                    format!("target `{name}` has no connection URL: set one of {how}"),
+                ));
+                return None;
+            }
+            [(first, _), (second, second_span), ..] => {
+                diags.push(table.source.error(
+                    second_span,
+                    table.field(second),
+                    format!(
+                        "target `{name}` sets both `{first}` and `{second}`: set only one of {how}"
+                    ),
+                ));
+                return None;
+            }
+            [_] => {}
+        }
+
+        let fail = |diags: &mut Diagnostics, key: &str, span: &Range<usize>, message: String| {
+            diags.push(table.source.error(span, table.field(key), message));
+            None
+        };
+        if let Some(env_name) = &target.url_env {
+            let (env_name, at) = (env_name.get_ref(), env_name.span());
+            if !is_valid_env_name(env_name) {
+                // Do not quote it: it may be a URL put in the wrong field.
+                return fail(
+                    diags,
+                    "url_env",
+                    &at,
+                    format!(
+                        "target `{name}`: `url_env` must be the name of an environment variable \
+                         (letters, digits and `_`, not starting with a digit) that holds the URL"
+                    ),
+                );
+            }
+            let Some(value) = (self.env)(env_name) else {
+                return fail(
+                    diags,
+                    "url_env",
+                    &at,
+                    format!(
+                        "target `{name}`: environment variable `{env_name}` is not set; \
+                         set it to the connection URL, or change `url_env`"
+                    ),
+                );
+            };
+            let Ok(value) = value.into_string() else {
+                return fail(
+                    diags,
+                    "url_env",
+                    &at,
+                    format!(
+                        "target `{name}`: environment variable `{env_name}` is not valid UTF-8"
+                    ),
+                );
+            };
+            return match check_url(kind, value.trim()) {
+                Ok(()) => Some(Secret::new(value.trim())),
+                Err(problem) => fail(
+                    diags,
+                    "url_env",
+                    &at,
+                    format!(
+                        "target `{name}`: the URL in environment variable `{env_name}` {problem}"
+                    ),
+                ),
+            };
+        }
+        if let Some(url_file) = &target.url_file {
+            let at = url_file.span();
+            let shown = url_file.get_ref().display().to_string();
+            if shown.contains("://") || shown.contains('@') {
+                // Do not quote it: it may be a URL put in the wrong field.
+                return fail(
+                    diags,
+                    "url_file",
+                    &at,
+                    format!(
+                        "target `{name}`: `url_file` must be the path of a file holding the URL, \
+                         not the URL itself"
+                    ),
+                );
+            }
+            let path = self.dir.join(url_file.get_ref());
+            let value = match fs::read_to_string(&path) {
+                Ok(value) => value,
+                Err(e) => {
+                    return fail(
+                        diags,
+                        "url_file",
+                        &at,
+                        format!(
+                            "target `{name}`: cannot read the URL file {}: {e}",
+                            path.display()
+                        ),
+                    );
+                }
+            };
+            return match check_url(kind, value.trim()) {
+                Ok(()) => Some(Secret::new(value.trim())),
+                Err(problem) => fail(
+                    diags,
+                    "url_file",
+                    &at,
+                    format!(
+                        "target `{name}`: the URL in file {} {problem}",
+                        path.display()
+                    ),
+                ),
+            };
+        }
+        let refused = format!(
+            "target `{name}` is a {kind} database: put the URL in an environment variable \
+             (url_env) or a file (url_file): inline credentials are refused"
+        );
+        if let Some(path) = &target.path {
+            let at = path.span();
+            if kind != TargetKind::Sqlite {
+                return fail(
+                    diags,
+                    "path",
+                    &at,
+                    format!("`path` is only for sqlite targets; {refused}"),
+                );
+            }
+            if path.get_ref().as_os_str().is_empty() {
+                return fail(
+                    diags,
+                    "path",
+                    &at,
+                    format!("target `{name}`: `path` must not be empty"),
+                );
+            }
+            return match sqlite_url(&self.dir.join(path.get_ref()), None) {
+                Ok(url) => Some(Secret::new(url)),
+                Err(problem) => fail(diags, "path", &at, format!("target `{name}`: {problem}")),
+            };
+        }
+        if let Some(url) = &target.url {
+            let at = url.span();
+            if kind != TargetKind::Sqlite {
+                return fail(
+                    diags,
+                    "url",
+                    &at,
+                    format!("`url` is only for sqlite targets; {refused}"),
+                );
+            }
+            return match check_url(kind, url.get_ref())
+                .and_then(|()| sqlite_url_in(self.dir, url.get_ref()))
+            {
+                Ok(url) => Some(Secret::new(url)),
+                Err(problem) => fail(
+                    diags,
+                    "url",
+                    &at,
+                    format!("target `{name}`: the URL {problem}"),
+                ),
+            };
+        }
+        None
+    }
+}
+
+/// Checks the shape of a connection URL for `kind`. The error completes
+/// "the URL in ..." and never quotes the URL.
+fn check_url(kind: TargetKind, url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    let schemes: &[&str] = match kind {
+        TargetKind::Sqlite => &["sqlite:"],
+        TargetKind::Postgres => &["postgres://", "postgresql://"],
+        TargetKind::Mongodb => &["mongodb://", "mongodb+srv://"],
+    };
+    if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        let expected: Vec<String> = schemes.iter().map(|s| format!("`{s}`")).collect();
+        return Err(format!(
+            "must start with {} (lowercase) for a {kind} target",
+            expected.join(" or ")
+        ));
+    }
+    match kind {
+        TargetKind::Sqlite => Ok(()),
+        TargetKind::Postgres => parse_url(url),
+        TargetKind::Mongodb => {
+            // `mongodb://h1,h2/` lists several hosts, which the `url` crate
+            // cannot parse: check those with a single host only.
+            let after_scheme = url.split_once("://").map_or("", |(_, rest)| rest);
+            let authority = after_scheme.split(['/', '?']).next().unwrap_or_default();
+            let hosts = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, hosts)| hosts);
+            if hosts.is_empty() {
+                Err("names no host".to_owned())
+            } else if hosts.contains(',') {
+                Ok(())
+            } else {
+                parse_url(url)
+            }
+        }
+    }
+}
+
+fn parse_url(url: &str) -> Result<(), String> {
+    // `url::ParseError` messages are fixed texts that never quote the input.
+    url::Url::parse(url)
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid URL ({e})"))
+}
+
+/// `sqlite://PATH[?PARAMS]`, escaping what sqlx would read as the end of the
+/// file name.
+fn sqlite_url(path: &Path, params: Option<&str>) -> Result<String, String> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| format!("the path {} is not valid UTF-8", path.display()))?;
+    let mut url = String::from("sqlite://");
+    for c in text.chars() {
+        match c {
+            '%' => url.push_str("%25"),
+            '?' => url.push_str("%3F"),
+            '#' => url.push_str("%23"),
+            c => url.push(c),
+        }
+    }
+    if let Some(params) = params {
+        url.push('?');
+        url.push_str(params);
+    }
+    Ok(url)
+}
+
+/// A `sqlite:` URL with a relative file name made relative to `dir`.
+fn sqlite_url_in(dir: &Path, url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (database, params) = match rest.split_once('?') {
+        Some((database, params)) => (database, Some(params)),
+        None => (rest, None),
+    };
+    let file = percent_decode(database);
+    if file.is_empty() || file == ":memory:" || Path::new(&file).is_absolute() {
+        return Ok(url.to_owned());
+    }
+    sqlite_url(&dir.join(file), params)
+}
+
+#[cfg(test)]
+mod tests;

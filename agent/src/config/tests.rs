@@ -1,0 +1,464 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use std::collections::HashMap;
+
+const SECRET_URL: &str = "postgres://u:hunter2@h/db";
+
+/// A temporary folder holding `warden.toml` (and whatever else a test puts
+/// there).
+struct Fixture {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            env: HashMap::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    fn load(&self, text: &str) -> Result<Config, Diagnostics> {
+        let file = self.write("warden.toml", text);
+        Config::load_with_env(&file, |name| self.env.get(name).map(OsString::from))
+    }
+
+    fn errors(&self, text: &str) -> Diagnostics {
+        match self.load(text) {
+            Ok(config) => panic!("expected errors, got {config:#?}"),
+            Err(diags) => diags,
+        }
+    }
+}
+
+const DIRS: &str = "plugin_dir = \"plugins\"\npolicy_dir = \"policies\"\n";
+
+/// The one diagnostic in `diags` about `field`.
+fn about<'a>(diags: &'a Diagnostics, field: &str) -> &'a Diagnostic {
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.field == field).collect();
+    assert_eq!(found.len(), 1, "one diagnostic about {field} in:\n{diags}");
+    found[0]
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let fixture = Fixture::new();
+    let config = fixture.load(DIRS).unwrap();
+    let dir = fixture.dir.path();
+    assert_eq!(config.file, dir.join("warden.toml"));
+    assert_eq!(config.plugin_dir, dir.join("plugins"));
+    assert_eq!(config.policy_dir, dir.join("policies"));
+    assert_eq!(config.state_db, dir.join("state/warden.db"));
+    assert_eq!(config.cache_dir, dir.join("state/cache"));
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert!(config.targets.is_empty());
+}
+
+#[test]
+fn full_config() {
+    let fixture = Fixture::new().env("APP_DATABASE_URL", " postgresql://app:pw@db:5432/app\n");
+    fixture.write(
+        "mongo.url",
+        "\n  mongodb://h1:27017,h2:27017/admin?replicaSet=rs0  \n",
+    );
+    let text = r#"
+plugin_dir = "/opt/warden/plugins"
+policy_dir = "conf/policies"
+state_db = "var/state.db"
+log_format = "json"
+
+[[target]]
+name = "app"
+kind = "postgres"
+url_env = "APP_DATABASE_URL"
+
+[[target]]
+name = "mongo-1"
+kind = "mongodb"
+url_file = "mongo.url"
+
+[[target]]
+name = "quickstart"
+kind = "sqlite"
+path = "data/quick start?.db"
+
+[[target]]
+name = "relative_url"
+kind = "sqlite"
+url = "sqlite://rel.db?mode=rwc"
+
+[[target]]
+name = "memory"
+kind = "sqlite"
+url = "sqlite::memory:"
+"#;
+    let config = fixture.load(text).unwrap();
+    let dir = fixture.dir.path();
+    assert_eq!(config.plugin_dir, PathBuf::from("/opt/warden/plugins"));
+    assert_eq!(config.policy_dir, dir.join("conf/policies"));
+    assert_eq!(config.state_db, dir.join("var/state.db"));
+    assert_eq!(config.cache_dir, dir.join("var/cache"));
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(
+        config.target_names(),
+        ["app", "mongo-1", "quickstart", "relative_url", "memory"]
+    );
+
+    let app = config.target("app").unwrap();
+    assert_eq!(app.kind, TargetKind::Postgres);
+    assert_eq!(app.url.expose(), "postgresql://app:pw@db:5432/app");
+    let mongo = config.target("mongo-1").unwrap();
+    assert_eq!(
+        mongo.url.expose(),
+        "mongodb://h1:27017,h2:27017/admin?replicaSet=rs0"
+    );
+    let quickstart = config.target("quickstart").unwrap();
+    assert_eq!(
+        quickstart.url.expose(),
+        format!("sqlite://{}/data/quick start%3F.db", dir.display())
+    );
+    let relative = config.target("relative_url").unwrap();
+    assert_eq!(
+        relative.url.expose(),
+        format!("sqlite://{}/rel.db?mode=rwc", dir.display())
+    );
+    assert_eq!(
+        config.target("memory").unwrap().url.expose(),
+        "sqlite::memory:"
+    );
+    assert!(config.target("nope").is_none());
+
+    // Nothing secret in Debug.
+    assert!(!format!("{config:?}").contains("pw@"), "{config:?}");
+}
+
+#[test]
+fn explicit_cache_dir() {
+    let fixture = Fixture::new();
+    let config = fixture
+        .load(&format!("{DIRS}cache_dir = \"/var/cache/warden\"\n"))
+        .unwrap();
+    assert_eq!(config.cache_dir, PathBuf::from("/var/cache/warden"));
+}
+
+#[test]
+fn missing_file() {
+    let fixture = Fixture::new();
+    let diags = Config::load(&fixture.path("absent.toml")).unwrap_err();
+    assert_eq!(diags.len(), 1);
+    assert!(
+        diags
+            .to_string()
+            .contains("absent.toml: cannot read the config file"),
+        "{diags}"
+    );
+}
+
+#[test]
+fn malformed_toml() {
+    let fixture = Fixture::new();
+    let diags = fixture.errors("plugin_dir = \"plugins\"\npolicy_dir = \n[[target]\n");
+    assert!(!diags.is_empty());
+    let first = &diags.0[0];
+    assert_eq!(first.file, fixture.path("warden.toml"));
+    assert_eq!(first.line, Some(2), "{diags}");
+}
+
+#[test]
+fn unknown_field_names_file_line_and_field() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{DIRS}log_fromat = \"json\"\n\n[[target]]\nname = \"a\"\nkind = \"sqlite\"\npath = \"a.db\"\nuser = \"x\"\n"
+    );
+    let diags = fixture.errors(&text);
+    assert_eq!(diags.len(), 2, "{diags}");
+    let top = about(&diags, "log_fromat");
+    assert_eq!((top.line, top.column), (Some(3), Some(1)));
+    assert!(
+        top.message
+            .starts_with("unknown field `log_fromat`, expected one of"),
+        "{top}"
+    );
+    assert!(
+        top.message.contains("`log_format`") && top.message.contains("`target`"),
+        "{top}"
+    );
+    let in_target = about(&diags, "target[0].user");
+    assert_eq!(in_target.line, Some(9));
+    let shown = in_target.to_string();
+    let expected_start = format!(
+        "{}:9:1: target[0].user: unknown field `user`, expected one of `name`, `kind`",
+        fixture.path("warden.toml").display()
+    );
+    assert!(shown.starts_with(&expected_start), "{shown}");
+}
+
+#[test]
+fn bad_enum_values() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{DIRS}log_format = \"yaml\"\n[[target]]\nname = \"a\"\nkind = \"mysql\"\nurl_env = \"A\"\n"
+    );
+    let diags = fixture.errors(&text);
+    let log = about(&diags, "log_format");
+    assert_eq!(log.line, Some(3));
+    assert!(
+        log.message
+            .contains("unknown variant `yaml`, expected `text` or `json`"),
+        "{log}"
+    );
+    let kind = about(&diags, "target[0].kind");
+    assert_eq!(kind.line, Some(6));
+    assert!(
+        kind.message
+            .contains("unknown variant `mysql`, expected one of `sqlite`, `postgres`, `mongodb`"),
+        "{kind}"
+    );
+}
+
+#[test]
+fn wrong_types_and_missing_fields() {
+    let fixture = Fixture::new();
+    let diags = fixture.errors("plugin_dir = 3\n[[target]]\nkind = \"sqlite\"\npath = \"a.db\"\n");
+    let plugin_dir = about(&diags, "plugin_dir");
+    assert_eq!(plugin_dir.line, Some(1));
+    assert!(
+        plugin_dir.message.contains("invalid type: integer `3`"),
+        "{plugin_dir}"
+    );
+    let name = about(&diags, "target[0].name");
+    assert_eq!(name.line, Some(2), "at the [[target]] header");
+    assert_eq!(name.message, "missing field `name`");
+    let policy_dir = about(&diags, "policy_dir");
+    assert_eq!(policy_dir.message, "missing field `policy_dir`");
+    assert_eq!(policy_dir.line, Some(1));
+    assert_eq!(diags.len(), 3, "{diags}");
+    // Every missing field, not just the first.
+    let diags = fixture.errors("[[target]]\n");
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "target[0].name",
+            "target[0].kind",
+            "plugin_dir",
+            "policy_dir"
+        ]
+    );
+}
+
+#[test]
+fn missing_env_var_names_target_field_and_variable() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{DIRS}[[target]]\nname = \"app\"\nkind = \"postgres\"\nurl_env = \"APP_DATABASE_URL\"\n"
+    );
+    let diags = fixture.errors(&text);
+    assert_eq!(diags.len(), 1);
+    let d = about(&diags, "target[0].url_env");
+    assert_eq!(d.line, Some(6));
+    assert!(
+        d.message.contains("target `app`") && d.message.contains("`APP_DATABASE_URL` is not set"),
+        "{d}"
+    );
+}
+
+#[test]
+fn unreadable_url_file_names_target_field_and_file() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{DIRS}[[target]]\nname = \"app\"\nkind = \"postgres\"\nurl_file = \"secrets/app.url\"\n"
+    );
+    let diags = fixture.errors(&text);
+    let d = about(&diags, "target[0].url_file");
+    let file = fixture.path("secrets/app.url");
+    assert!(
+        d.message.contains("target `app`") && d.message.contains(&file.display().to_string()),
+        "{d}"
+    );
+}
+
+#[test]
+fn inline_credentials_are_refused() {
+    let fixture = Fixture::new();
+    let text = format!(
+        "{DIRS}[[target]]\nname = \"app\"\nkind = \"postgres\"\nurl = \"{SECRET_URL}\"\n\
+         [[target]]\nname = \"mongo\"\nkind = \"mongodb\"\npath = \"x\"\n"
+    );
+    let diags = fixture.errors(&text);
+    assert_eq!(diags.len(), 2, "{diags}");
+    for field in ["target[0].url", "target[1].path"] {
+        let d = about(&diags, field);
+        assert!(
+            d.message.contains("put the URL in an environment variable (url_env) or a file (url_file): inline credentials are refused"),
+            "{d}"
+        );
+    }
+    assert!(!diags.to_string().contains("hunter2"));
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let fixture = Fixture::new()
+        .env("PG_AS_MONGO", SECRET_URL)
+        .env("UPPER", "POSTGRES://u:hunter2@h/db")
+        .env("BAD_PORT", "postgres://u:hunter2@h:99999/db")
+        .env("MONGO_AS_PG", "mongodb://u:hunter2@h/db")
+        .env("SQLITE", SECRET_URL);
+    fixture.write("pg.url", "mysql://u:hunter2@h/db\n");
+    let targets = [
+        ("mongodb", "url_env = \"PG_AS_MONGO\""),
+        ("postgres", "url_env = \"UPPER\""),
+        ("postgres", "url_env = \"BAD_PORT\""),
+        ("postgres", "url_env = \"MONGO_AS_PG\""),
+        ("sqlite", "url_env = \"SQLITE\""),
+        ("postgres", "url_file = \"pg.url\""),
+        ("postgres", "url = \"postgres://u:hunter2@h/db\""),
+        ("mongodb", "url = \"mongodb://u:hunter2@h/db\""),
+        ("sqlite", "url = \"postgres://u:hunter2@h/db\""),
+        // URLs in the wrong field.
+        ("postgres", "url_env = \"postgres://u:hunter2@h/db\""),
+        ("postgres", "url_file = \"postgres://u:hunter2@h/db\""),
+        ("postgres://u:hunter2@h/db", "url_env = \"X\""),
+    ];
+    let mut text = DIRS.to_owned();
+    for (i, (kind, line)) in targets.iter().enumerate() {
+        text.push_str(&format!(
+            "[[target]]\nname = \"t{i}\"\nkind = \"{kind}\"\n{line}\n"
+        ));
+    }
+    text.push_str(
+        "[[target]]\nname = \"k\"\nkind = \"postgres\"\n\"postgres://u:hunter2@h/db\" = 1\n",
+    );
+    text.push_str(
+        "[[target]]\nname = \"postgres://u:hunter2@h/db\"\nkind = \"sqlite\"\npath = \"a.db\"\n",
+    );
+    let diags = fixture.errors(&text);
+    // Target `k` has an unknown field and no URL; the last one a bad name.
+    assert_eq!(diags.len(), targets.len() + 3, "{diags}");
+    for d in &diags {
+        assert!(!d.to_string().contains("hunter2"), "{d}");
+        assert!(!format!("{d:?}").contains("hunter2"), "{d:?}");
+    }
+    // Still useful: the variable is named.
+    let d = about(&diags, "target[0].url_env");
+    assert!(
+        d.message.contains("`PG_AS_MONGO`") && d.message.contains("`mongodb://`"),
+        "{d}"
+    );
+    let d = about(&diags, "target[2].url_env");
+    assert!(
+        d.message.contains("not a valid URL (invalid port number)"),
+        "{d}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let fixture = Fixture::new().env("OK", "postgres://h/db");
+    let text = "\
+plugin_dir = \"plugins\"
+policy_dir = \"\"
+verbose = true
+
+[[target]]
+name = \"App\"
+kind = \"postgres\"
+url_env = \"OK\"
+
+[[target]]
+name = \"dup\"
+kind = \"sqlite\"
+path = \"a.db\"
+
+[[target]]
+name = \"dup\"
+kind = \"sqlite\"
+path = \"b.db\"
+
+[[target]]
+name = \"none\"
+kind = \"sqlite\"
+
+[[target]]
+name = \"both\"
+kind = \"postgres\"
+url_env = \"OK\"
+url_file = \"x\"
+";
+    let diags = fixture.errors(text);
+    let fields: Vec<(&str, Option<usize>)> =
+        diags.iter().map(|d| (d.field.as_str(), d.line)).collect();
+    assert_eq!(
+        fields,
+        [
+            ("policy_dir", Some(2)),
+            ("verbose", Some(3)),
+            ("target[0].name", Some(6)),
+            ("target[2].name", Some(16)),
+            ("target[3]", Some(20)),
+            ("target[4].url_file", Some(28)),
+        ],
+        "{diags}"
+    );
+    assert!(
+        diags.0[3].message.contains("already defined at line 11"),
+        "{diags}"
+    );
+}
+
+#[test]
+fn target_names() {
+    assert!(is_valid_target_name("app"));
+    assert!(is_valid_target_name("0db_1-x"));
+    assert!(!is_valid_target_name(""));
+    assert!(!is_valid_target_name("_x"));
+    assert!(!is_valid_target_name("App"));
+    assert!(!is_valid_target_name("a.b"));
+}
+
+#[test]
+fn load_reads_the_process_environment() {
+    // PATH is set in any test environment; it is no URL.
+    let fixture = Fixture::new();
+    let file = fixture.write(
+        "warden.toml",
+        &format!("{DIRS}[[target]]\nname = \"p\"\nkind = \"postgres\"\nurl_env = \"PATH\"\n"),
+    );
+    let diags = Config::load(&file).unwrap_err();
+    assert!(
+        about(&diags, "target[0].url_env")
+            .message
+            .contains("must start with"),
+        "{diags}"
+    );
+}
+
+#[test]
+fn password_fragments_of_a_target() {
+    let fixture = Fixture::new().env("U", "postgres://u:p%2Fw@h/db");
+    let config = fixture
+        .load(&format!(
+            "{DIRS}[[target]]\nname = \"p\"\nkind = \"postgres\"\nurl_env = \"U\"\n"
+        ))
+        .unwrap();
+    let fragments = config.targets[0].url.password_fragments();
+    assert_eq!(fragments, ["postgres://u:p%2Fw@h/db", "p%2Fw", "p/w"]);
+}

@@ -1,0 +1,305 @@
+//! `[[grant]]`: what a plugin may do on which targets, within which limits.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Location;
+use crate::capability::CapabilityClass;
+use crate::config::document::Table;
+use crate::config::units::{HumanDuration, HumanSize, format_size};
+use crate::diag::Diagnostics;
+
+/// One `[[grant]]` table of a policy file. Required fields are `Option`s
+/// too, checked by `Table::require`, so that all missing ones are reported.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantFile {
+    /// The plugin this grant is for, like `"vacuum"`: lowercase letters,
+    /// digits and `-`, starting with a letter. Required.
+    plugin: Option<Spanned<String>>,
+    /// The targets the plugin may work on: names of `[[target]]`s in
+    /// `warden.toml`. Required, at least one. A plugin may have one grant
+    /// per target.
+    targets: Option<Spanned<Vec<Spanned<String>>>>,
+    /// What the plugin may do on those targets, any of `"read"`,
+    /// `"maintenance"`, `"ddl"`, `"write"` and `"session-control"`.
+    /// Required, at least one. Anything not listed is denied.
+    capabilities: Option<Spanned<Vec<Spanned<CapabilityClass>>>>,
+    /// Longest a run of the plugin may take, like `"5m"`. Default `"60s"`.
+    max_runtime: Option<Spanned<HumanDuration>>,
+    /// Most memory the plugin may use, like `"64MiB"`. Default `"64MiB"`;
+    /// at most `"4GiB"`.
+    memory: Option<Spanned<HumanSize>>,
+    /// Longest one statement may run on the database, like `"30s"`.
+    /// Default `"30s"`.
+    statement_timeout: Option<Spanned<HumanDuration>>,
+    /// Longest one statement may wait for a lock, like `"5s"`. Default
+    /// `"5s"`.
+    lock_timeout: Option<Spanned<HumanDuration>>,
+    /// Most rows one query may return to the plugin. Default `10000`.
+    max_rows: Option<u32>,
+    /// Most bytes one query result may take, like `"16MiB"`. Default
+    /// `"16MiB"`.
+    max_result_bytes: Option<Spanned<HumanSize>>,
+}
+
+/// Permission for one plugin to work on one target. A `[[grant]]` listing several
+/// targets gives one `Grant` per target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub plugin: String,
+    pub target: String,
+    /// The capability classes allowed; anything else is denied.
+    pub classes: BTreeSet<CapabilityClass>,
+    pub max_runtime: Duration,
+    pub memory_bytes: u64,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub max_rows: u32,
+    pub max_result_bytes: u64,
+    /// The `[[grant]]` this comes from.
+    pub source: Location,
+}
+
+impl Grant {
+    /// Default `max_runtime`: 60s.
+    pub const fn default_max_runtime() -> Duration {
+        Duration::from_secs(60)
+    }
+
+    /// Default `memory`: 64MiB.
+    pub const fn default_memory_bytes() -> u64 {
+        64 << 20
+    }
+
+    /// Largest `memory`: 4GiB (a 32-bit WebAssembly memory).
+    pub const fn max_memory_bytes() -> u64 {
+        4 << 30
+    }
+
+    /// Default `statement_timeout`: 30s.
+    pub const fn default_statement_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+
+    /// Default `lock_timeout`: 5s.
+    pub const fn default_lock_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// Default `max_rows`: 10000.
+    pub const fn default_max_rows() -> u32 {
+        10_000
+    }
+
+    /// Default `max_result_bytes`: 16MiB.
+    pub const fn default_max_result_bytes() -> u64 {
+        16 << 20
+    }
+
+    /// True if the grant allows `class`.
+    pub fn allows(&self, class: CapabilityClass) -> bool {
+        self.classes.contains(&class)
+    }
+}
+
+/// True for `[a-z][a-z0-9-]*`.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A [`Grant`] with where its target is named, for checks across grants.
+pub(super) struct Expanded {
+    pub(super) grant: Grant,
+    /// The span of the entry in `targets`.
+    pub(super) span: Range<usize>,
+    /// The field path of that entry, like `grant[0].targets[1]`.
+    pub(super) field: String,
+}
+
+/// Checks one `[[grant]]` and expands it into one [`Grant`] per known
+/// target. Reports every problem; the grants returned are only meaningful
+/// if none was reported.
+pub(super) fn expand(
+    table: &Table<'_, GrantFile>,
+    known_targets: &[&str],
+    diags: &mut Diagnostics,
+) -> Vec<Expanded> {
+    let file = &table.value;
+    let source = table.source;
+    let plugin = table.require("plugin", &file.plugin, diags);
+    let targets = table.require("targets", &file.targets, diags);
+    let capabilities = table.require("capabilities", &file.capabilities, diags);
+
+    if let Some(plugin) = plugin
+        && !is_valid_plugin_name(plugin.get_ref())
+    {
+        diags.push(source.error(
+            &plugin.span(),
+            table.field("plugin"),
+            format!(
+                "invalid plugin name {:?}: use lowercase letters, digits and `-`, starting with \
+                 a letter",
+                plugin.get_ref()
+            ),
+        ));
+    }
+
+    if let Some(capabilities) = capabilities
+        && capabilities.get_ref().is_empty()
+    {
+        let all: Vec<String> = CapabilityClass::ALL
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
+        diags.push(source.error(
+            &capabilities.span(),
+            table.field("capabilities"),
+            format!(
+                "lists no capabilities: grant at least one of {}",
+                all.join(", ")
+            ),
+        ));
+    }
+
+    let duration = |value: &Option<Spanned<HumanDuration>>,
+                    name: &str,
+                    default: Duration,
+                    diags: &mut Diagnostics| {
+        let Some(value) = value else {
+            return default;
+        };
+        let HumanDuration(duration) = *value.get_ref();
+        if duration.is_zero() {
+            diags.push(source.error(
+                &value.span(),
+                table.field(name),
+                "must be greater than zero",
+            ));
+        }
+        duration
+    };
+    let max_runtime = duration(
+        &file.max_runtime,
+        "max_runtime",
+        Grant::default_max_runtime(),
+        diags,
+    );
+    let statement_timeout = duration(
+        &file.statement_timeout,
+        "statement_timeout",
+        Grant::default_statement_timeout(),
+        diags,
+    );
+    let lock_timeout = duration(
+        &file.lock_timeout,
+        "lock_timeout",
+        Grant::default_lock_timeout(),
+        diags,
+    );
+
+    let memory_bytes = match &file.memory {
+        None => Grant::default_memory_bytes(),
+        Some(memory) => {
+            let HumanSize(bytes) = *memory.get_ref();
+            if bytes == 0 {
+                diags.push(source.error(
+                    &memory.span(),
+                    table.field("memory"),
+                    "must be greater than zero",
+                ));
+            } else if bytes > Grant::max_memory_bytes() {
+                diags.push(source.error(
+                    &memory.span(),
+                    table.field("memory"),
+                    format!(
+                        "{} is more than the limit of {}",
+                        format_size(bytes),
+                        format_size(Grant::max_memory_bytes())
+                    ),
+                ));
+            }
+            bytes
+        }
+    };
+    let max_result_bytes = file
+        .max_result_bytes
+        .as_ref()
+        .map_or(Grant::default_max_result_bytes(), |size| size.get_ref().0);
+    let max_rows = file.max_rows.unwrap_or(Grant::default_max_rows());
+
+    let Some(targets) = targets else {
+        return Vec::new();
+    };
+    if targets.get_ref().is_empty() {
+        diags.push(source.error(
+            &targets.span(),
+            table.field("targets"),
+            format!(
+                "lists no targets: name at least one; {}",
+                known_list(known_targets)
+            ),
+        ));
+    }
+    let mut known = Vec::new();
+    for (i, target) in targets.get_ref().iter().enumerate() {
+        let name = target.get_ref();
+        let field = format!("{}[{i}]", table.field("targets"));
+        if known_targets.contains(&name.as_str()) {
+            known.push((target, field));
+        } else {
+            diags.push(source.error(
+                &target.span(),
+                field,
+                format!("unknown target {name:?}: {}", known_list(known_targets)),
+            ));
+        }
+    }
+
+    let (Some(plugin), Some(capabilities)) = (plugin, capabilities) else {
+        return Vec::new();
+    };
+    let classes: BTreeSet<CapabilityClass> = capabilities
+        .get_ref()
+        .iter()
+        .map(|c| *c.get_ref())
+        .collect();
+    let location = Location {
+        file: source.file.to_path_buf(),
+        line: source.line(&table.span),
+    };
+    known
+        .into_iter()
+        .map(|(target, field)| Expanded {
+            grant: Grant {
+                plugin: plugin.get_ref().clone(),
+                target: target.get_ref().clone(),
+                classes: classes.clone(),
+                max_runtime,
+                memory_bytes,
+                statement_timeout,
+                lock_timeout,
+                max_rows,
+                max_result_bytes,
+                source: location.clone(),
+            },
+            span: target.span(),
+            field,
+        })
+        .collect()
+}
+
+/// "the config defines `a`, `b`" for messages.
+fn known_list(known_targets: &[&str]) -> String {
+    if known_targets.is_empty() {
+        return "the config defines no targets (add `[[target]]` tables to warden.toml)".to_owned();
+    }
+    let names: Vec<String> = known_targets.iter().map(|t| format!("`{t}`")).collect();
+    format!("the config defines {}", names.join(", "))
+}

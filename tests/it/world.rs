@@ -1,0 +1,134 @@
+//! A throwaway agent installation per test: a folder with `warden.toml`,
+//! plugins, policies and a state database, sharing one component cache.
+
+use std::path::{Path, PathBuf};
+use warden::agent::{Agent, RunRequest};
+use warden::runs::RunRecord;
+use warden_tests::{fixture_wasm, plugin_wasm, repo_root};
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    plugins: Vec<PathBuf>,
+    targets: Vec<String>,
+    grants: Vec<String>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        World {
+            dir,
+            plugins: Vec::new(),
+            targets: Vec::new(),
+            grants: Vec::new(),
+        }
+    }
+
+    /// Installs a test fixture component.
+    pub fn fixture(mut self, name: &str) -> World {
+        self.plugins.push(fixture_wasm(name));
+        self
+    }
+
+    /// Installs a shipped plugin.
+    pub fn plugin(mut self, name: &str) -> World {
+        self.plugins.push(plugin_wasm(name));
+        self
+    }
+
+    /// A SQLite target at `file` inside the world's folder.
+    pub fn sqlite_target(mut self, name: &str, file: &str) -> World {
+        self.targets.push(format!(
+            "[[target]]\nname = \"{name}\"\nkind = \"sqlite\"\npath = \"{file}\"\n"
+        ));
+        self
+    }
+
+    /// A PostgreSQL target whose URL (with password) is kept in a file.
+    pub fn pg_target(mut self, name: &str, url: &str) -> World {
+        let file = format!("{name}.url");
+        std::fs::write(self.dir.path().join(&file), url).unwrap();
+        self.targets.push(format!(
+            "[[target]]\nname = \"{name}\"\nkind = \"postgres\"\nurl_file = \"{file}\"\n"
+        ));
+        self
+    }
+
+    /// A grant; `extra` is more TOML lines (max_runtime, memory, ...).
+    pub fn grant(mut self, plugin: &str, target: &str, classes: &[&str], extra: &str) -> World {
+        let classes: Vec<String> = classes.iter().map(|c| format!("\"{c}\"")).collect();
+        self.grants.push(format!(
+            "[[grant]]\nplugin = \"{plugin}\"\ntargets = [\"{target}\"]\ncapabilities = [{}]\n{extra}\n",
+            classes.join(", ")
+        ));
+        self
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes everything out; returns the config path.
+    pub fn write(&self) -> PathBuf {
+        let root = self.dir.path();
+        std::fs::create_dir_all(root.join("plugins")).unwrap();
+        std::fs::create_dir_all(root.join("policies")).unwrap();
+        for p in &self.plugins {
+            std::fs::copy(p, root.join("plugins").join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(root.join("policies/grants.toml"), self.grants.join("\n")).unwrap();
+        let cache = repo_root().join("target/test-component-cache");
+        let config = format!(
+            "plugin_dir = \"plugins\"\npolicy_dir = \"policies\"\nstate_db = \"state/warden.db\"\ncache_dir = \"{}\"\n\n{}",
+            cache.display(),
+            self.targets.join("\n")
+        );
+        let path = root.join("warden.toml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    pub async fn agent(&self) -> Agent {
+        let path = self.write();
+        match Agent::load(&path).await {
+            Ok(a) => a,
+            Err(d) => panic!("agent did not load:\n{d}"),
+        }
+    }
+}
+
+/// Runs a plugin with parameters.
+pub async fn invoke(
+    agent: &Agent,
+    plugin: &str,
+    target: &str,
+    params: &[(&str, &str)],
+    dry_run: bool,
+) -> RunRecord {
+    let mut req = RunRequest::manual(plugin, target).dry_run(dry_run);
+    for (k, v) in params {
+        req = req.param(k, v);
+    }
+    agent.invoke(req).await.unwrap()
+}
+
+/// The `warden` binary cargo built next to the test executable.
+pub fn warden_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("warden");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it with `cargo build -p warden` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The error message of a record, or "".
+pub fn error_of(r: &RunRecord) -> String {
+    r.error
+        .as_ref()
+        .map(|e| e.message.clone())
+        .unwrap_or_default()
+}
