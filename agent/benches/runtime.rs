@@ -100,6 +100,7 @@ fn main() {
                 store: agent.store.clone(),
                 redactor: agent.redactor.clone(),
                 deadline: Instant::now() + Duration::from_secs(10),
+                max_runtime: Duration::from_secs(10),
             })
         };
         for i in 0..100 {

@@ -373,6 +373,7 @@ impl Agent {
             store: self.store.clone(),
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,
+            max_runtime: grant.max_runtime,
         });
         let memory = usize::try_from(grant.memory_bytes).unwrap_or(usize::MAX);
         let span = tracing::info_span!(

@@ -145,10 +145,6 @@ async fn sqlite_freelist_is_vacuumed() {
     .execute(&mut c)
     .await
     .unwrap();
-    let freelist = |c: &mut sqlx::SqliteConnection| {
-        let fut = sqlx::query_scalar::<_, i64>("PRAGMA freelist_count").fetch_one(c);
-        async move { fut.await.unwrap() }
-    };
     assert!(freelist(&mut c).await > 100);
     c.close().await.unwrap();
     let agent = w.agent().await;
@@ -165,4 +161,11 @@ async fn sqlite_freelist_is_vacuumed() {
     // Nothing left to do: a second run only reports.
     let r = invoke(&agent, "vacuum", "lite", &[], false).await;
     assert!(!r.actions.iter().any(|a| a.statement == "VACUUM"), "{r:#?}");
+}
+
+async fn freelist(c: &mut sqlx::SqliteConnection) -> i64 {
+    sqlx::query_scalar::<_, i64>("PRAGMA freelist_count")
+        .fetch_one(c)
+        .await
+        .unwrap()
 }

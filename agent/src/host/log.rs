@@ -23,8 +23,13 @@ pub struct LogSink {
 
 impl LogSink {
     /// Keeps a line unless a cap is reached; returns whether it was kept.
+    /// True once a cap is reached: further lines are only counted.
+    pub fn full(&self) -> bool {
+        self.lines.len() >= MAX_LINES || self.bytes >= MAX_BYTES
+    }
+
     pub fn push(&mut self, level: &str, mut message: String) -> bool {
-        if self.lines.len() >= MAX_LINES || self.bytes >= MAX_BYTES {
+        if self.full() {
             self.dropped += 1;
             return false;
         }
@@ -75,6 +80,10 @@ impl Host for HostState {
             if self.log.lines.len() >= MAX_LINES {
                 self.log.dropped += 1;
             }
+            return Ok(());
+        }
+        if self.log.full() {
+            self.log.dropped += 1;
             return Ok(());
         }
         let message = env.redactor.redact(&message);

@@ -36,6 +36,8 @@ pub struct RunEnv {
     pub store: RunStore,
     pub redactor: Arc<Redactor>,
     pub deadline: Instant,
+    /// The grant's max_runtime (for messages; `deadline` is what counts).
+    pub max_runtime: std::time::Duration,
 }
 
 impl RunEnv {

@@ -468,7 +468,7 @@ impl Runtime {
                 "timeout",
                 format!(
                     "the run did not finish within its max_runtime of {}",
-                    humantime::format_duration(round_ms(budget))
+                    humantime::format_duration(env.max_runtime)
                 ),
             )),
             Ok(Ok(Ok(report))) => {
@@ -505,7 +505,7 @@ impl Runtime {
                         "timeout",
                         format!(
                             "the plugin was stopped at its max_runtime of {}",
-                            humantime::format_duration(round_ms(budget))
+                            humantime::format_duration(env.max_runtime)
                         ),
                     ))
                 } else if let Some(limit) = &data.limiter.hit {
@@ -531,10 +531,6 @@ impl Runtime {
         }
         out
     }
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A readable description of a trap: the trap code, the guest's panic
