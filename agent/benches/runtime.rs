@@ -10,8 +10,14 @@ use warden::agent::{Agent, RunRequest};
 use warden::runs::RunStatus;
 
 fn fixture(root: &Path, name: &str) -> PathBuf {
-    let p = root.join("target/plugin-fixtures").join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} missing: run `cargo xtask build-plugins`", p.display());
+    let p = root
+        .join("target/plugin-fixtures")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.is_file(),
+        "{} missing: run `cargo xtask build-plugins`",
+        p.display()
+    );
     p
 }
 
@@ -39,12 +45,19 @@ async fn run_bench(agent: &Agent, params: &[(&str, &str)]) -> Duration {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     for name in ["noop", "bench"] {
-        std::fs::copy(fixture(&root, name), dir.path().join("plugins").join(format!("{name}.wasm"))).unwrap();
+        std::fs::copy(
+            fixture(&root, name),
+            dir.path().join("plugins").join(format!("{name}.wasm")),
+        )
+        .unwrap();
     }
     std::fs::write(
         dir.path().join("policies/bench.toml"),
@@ -60,7 +73,10 @@ fn main() {
          [[target]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"db.sqlite\"\n",
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let config = dir.path().join("warden.toml");
         // First load compiles and fills the cache; the rest are cache hits.

@@ -85,7 +85,10 @@ pub async fn load_plugins(
             .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
             .collect(),
         Err(e) => {
-            problems.push(plugin_diag(dir, format!("cannot read the plugin folder: {e}")));
+            problems.push(plugin_diag(
+                dir,
+                format!("cannot read the plugin folder: {e}"),
+            ));
             return (plugins, problems);
         }
     };
@@ -124,7 +127,10 @@ fn plugin_diag(path: &Path, message: String) -> Diagnostic {
 
 /// Grants that name a plugin that is not installed, or that give classes the
 /// plugin never asks for.
-pub fn cross_check(policies: &PolicySet, plugins: &BTreeMap<String, LoadedPlugin>) -> Vec<Diagnostic> {
+pub fn cross_check(
+    policies: &PolicySet,
+    plugins: &BTreeMap<String, LoadedPlugin>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for g in &policies.grants {
         match plugins.get(&g.plugin) {
@@ -291,7 +297,12 @@ impl Agent {
         record.digest = plugin.digest.clone();
         record.plugin_version = plugin.manifest.version.clone();
         let Some(target) = self.config.target(&req.target) else {
-            let known: Vec<&str> = self.config.targets.iter().map(|t| t.name.as_str()).collect();
+            let known: Vec<&str> = self
+                .config
+                .targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
             let rec = refuse(
                 record,
                 RunStatus::Rejected,

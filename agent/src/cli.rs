@@ -28,7 +28,13 @@ use std::process::ExitCode;
 #[command(name = "warden", version, about)]
 pub struct Cli {
     /// The agent config file.
-    #[arg(long, short, env = "WARDEN_CONFIG", default_value = "/etc/warden/warden.toml", global = true)]
+    #[arg(
+        long,
+        short,
+        env = "WARDEN_CONFIG",
+        default_value = "/etc/warden/warden.toml",
+        global = true
+    )]
     pub config: PathBuf,
     /// Log format on stderr (overrides `log_format` in the config).
     #[arg(long, value_enum, global = true)]
@@ -125,7 +131,10 @@ const EXIT_BAD_INPUT: u8 = 2;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -465,7 +474,13 @@ pub fn render_text(r: &RunRecord) -> String {
     if !r.logs.is_empty() || r.logs_dropped > 0 {
         let _ = writeln!(s, "log:");
         for l in &r.logs {
-            let _ = writeln!(s, "  {} {:<5} {}", l.at.format("%H:%M:%S%.3f"), l.level, l.message);
+            let _ = writeln!(
+                s,
+                "  {} {:<5} {}",
+                l.at.format("%H:%M:%S%.3f"),
+                l.level,
+                l.message
+            );
         }
         if r.logs_dropped > 0 {
             let _ = writeln!(s, "  ({} more lines dropped at the cap)", r.logs_dropped);

@@ -10,7 +10,11 @@
 //!   password (SCRAM), which is random per cluster (`sekret-pw-<hex>`), so a test can
 //!   check that it never leaks into a record, log line or span.
 //! - As root, `initdb` and the server run as the `postgres` user (they refuse root).
-//! - Durability is off (`fsync`, `synchronous_commit`, `full_page_writes`).
+//! - Settings appended to the cluster's `postgresql.conf`: durability off (`fsync`,
+//!   `synchronous_commit`, `full_page_writes`), `max_connections = 200`,
+//!   `shared_preload_libraries = 'pg_stat_statements,pg_qualstats'`,
+//!   `pg_qualstats.sample_rate = 1`, `pg_stat_statements.track = all`. Autovacuum
+//!   stays on: a test that counts dead tuples should disable it on its tables.
 //! - The cluster is stopped and its dir removed when the test process exits
 //!   (`atexit`); a watchdog process does the same if the process is killed instead.
 //!
@@ -72,7 +76,7 @@ pub struct PgCluster {
     owner_pid: u32,
     counter: AtomicU64,
     /// The write end of the watchdog's stdin: it sees EOF when this process is gone.
-    _watchdog: Option<ChildStdin>,
+    _watchdog: ChildStdin,
 }
 
 impl PgCluster {
@@ -307,7 +311,7 @@ impl PgCluster {
             started_in: started.elapsed(),
             owner_pid: std::process::id(),
             counter: AtomicU64::new(0),
-            _watchdog: Some(watchdog),
+            _watchdog: watchdog,
         })
     }
 }

@@ -15,7 +15,9 @@ fn world() -> World {
         w = w.fixture(f).grant(f, "db", &["read"], LIMITS);
     }
     // The flood is about caps, not speed: a debug build of the host is slow.
-    w = w.fixture("flood").grant("flood", "db", &["read"], "max_runtime = \"120s\"");
+    w = w
+        .fixture("flood")
+        .grant("flood", "db", &["read"], "max_runtime = \"120s\"");
     w.grant("noop", "db", &["read"], LIMITS)
 }
 

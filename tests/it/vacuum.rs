@@ -18,7 +18,7 @@ async fn stat(url: &str, table: &str) -> (i64, Option<String>, Option<String>) {
     .unwrap()
 }
 
-/// `churn` gets 60% dead tuples; `clean` is analyzed and untouched since.
+/// `churn` gets 80% dead tuples; `clean` is analyzed and untouched since.
 async fn churned_database(hint: &str) -> warden_tests::pg::TestDb {
     let db = cluster().create_database(hint).await;
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -27,22 +27,33 @@ async fn churned_database(hint: &str) -> warden_tests::pg::TestDb {
          CREATE TABLE clean (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = false);
          INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
          INSERT INTO clean SELECT g, repeat('y', 100) FROM generate_series(1, 20000) g;
-         ANALYZE clean;
          DELETE FROM churn WHERE id % 5 <> 0;",
     )
     .execute(&mut conn)
     .await
     .unwrap();
+    // A session's table statistics are flushed when it ends, asynchronously.
     conn.close().await.unwrap();
-    // Statistics reach pg_stat_user_tables asynchronously.
-    wait_for(
-        "dead tuples to show in pg_stat_user_tables",
-        Duration::from_secs(15),
-        || {
-            let url = db.url.clone();
-            async move { stat(&url, "churn").await.0 >= 16000 }
-        },
-    )
+    wait_for("the churn to be counted", Duration::from_secs(15), || {
+        let url = db.url.clone();
+        async move {
+            stat(&url, "churn").await.0 >= 16000 && mod_since_analyze(&url, "clean").await >= 20000
+        }
+    })
+    .await;
+    // Analyze `clean` only once its inserts are counted, so it is clean.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("ANALYZE clean")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    wait_for("clean to be analyzed", Duration::from_secs(15), || {
+        let url = db.url.clone();
+        async move {
+            stat(&url, "clean").await.2.is_some() && mod_since_analyze(&url, "clean").await == 0
+        }
+    })
     .await;
     db
 }
@@ -110,16 +121,17 @@ async fn dry_run_only_plans_and_last_vacuum_does_not_change() {
         r.actions[0].statement,
         r#"VACUUM (ANALYZE) "public"."churn""#
     );
-    // A later real ANALYZE of another table proves stats are flowing, so
+    // A later real ANALYZE of the same table proves stats are flowing, so
     // an unchanged last_vacuum is not just a stale view.
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("ANALYZE clean")
+    sqlx::raw_sql("ANALYZE churn")
         .execute(&mut c)
         .await
         .unwrap();
-    wait_for("stats to be flushed", Duration::from_secs(15), || {
+    c.close().await.unwrap();
+    wait_for("churn's ANALYZE to show", Duration::from_secs(15), || {
         let url = db.url.clone();
-        async move { stat(&url, "clean").await.2.is_some() }
+        async move { stat(&url, "churn").await.2.is_some() }
     })
     .await;
     let (dead, last_vacuum, _) = stat(&db.url, "churn").await;
@@ -166,6 +178,15 @@ async fn sqlite_freelist_is_vacuumed() {
 async fn freelist(c: &mut sqlx::SqliteConnection) -> i64 {
     sqlx::query_scalar::<_, i64>("PRAGMA freelist_count")
         .fetch_one(c)
+        .await
+        .unwrap()
+}
+
+async fn mod_since_analyze(url: &str, table: &str) -> i64 {
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = $1")
+        .bind(table)
+        .fetch_one(&mut c)
         .await
         .unwrap()
 }

@@ -1,1 +1,97 @@
-fn main() {}
+//! `cargo xtask`: Warden's build and test tasks.
+//!
+//! - `cargo xtask build-plugins`: build the wasm plugins, copy them to `target/plugins/`
+//!   and the test fixtures to `target/plugin-fixtures/`.
+//! - `cargo xtask test [-- ARGS]`: everything CI runs, in order, stopping at the first
+//!   failing step.
+//! - `cargo xtask quickstart`: seed a churned SQLite database and vacuum it with the agent.
+//! - `cargo xtask bench [-- ARGS]`: the runtime benchmark.
+
+mod cmd;
+mod plugins;
+mod quickstart;
+mod suite;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Warden's build and test tasks",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the wasm32-wasip2 plugin workspace and copy the plugins to target/plugins/
+    /// and the test fixtures to target/plugin-fixtures/.
+    BuildPlugins,
+    /// Run the whole suite as CI does: PostgreSQL 15 packages, build-plugins, fmt,
+    /// clippy, then `cargo test --workspace`.
+    ///
+    /// Arguments after `--` are appended to `cargo test --workspace`, e.g.
+    /// `cargo xtask test -- -p warden-tests pg_harness -- --nocapture`
+    /// (with `-p`/`--package`, `--workspace` is left out).
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(last = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// Seed examples/quickstart/quickstart.db with churn and vacuum it with the agent.
+    Quickstart {
+        /// Also delete the agent's state (run history) in examples/quickstart/state/.
+        #[arg(long)]
+        reset_state: bool,
+    },
+    /// Build the plugins, then run `cargo bench -p warden --bench runtime`.
+    Bench {
+        /// Extra arguments for `cargo bench`.
+        #[arg(last = true)]
+        cargo_bench_args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nerror: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    let root = repo_root()?;
+    match task {
+        Task::BuildPlugins => plugins::build_plugins(&root).map(|_| ()),
+        Task::Test { cargo_test_args } => suite::test(&root, &cargo_test_args),
+        Task::Quickstart { reset_state } => quickstart::quickstart(&root, reset_state),
+        Task::Bench { cargo_bench_args } => {
+            plugins::build_plugins(&root)?;
+            cmd::run(
+                cmd::cargo(&root)
+                    .args(["bench", "-p", "warden", "--bench", "runtime"])
+                    .args(&cargo_bench_args),
+            )
+        }
+    }
+}
+
+/// The repository root: the parent of this crate's directory.
+fn repo_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's manifest directory has no parent")
+}

@@ -11,7 +11,9 @@ impl Host for HostState {
         match check(self.env.as_deref(), HostCall::Context) {
             Ok(_) => match &self.env {
                 Some(env) => Ok(env.invocation.clone()),
-                None => Err(wasmtime::Error::msg("context is not available in describe()")),
+                None => Err(wasmtime::Error::msg(
+                    "context is not available in describe()",
+                )),
             },
             Err(e) => Err(wasmtime::Error::msg(e)),
         }

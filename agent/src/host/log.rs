@@ -92,7 +92,9 @@ impl Host for HostState {
             if let Some(line) = self.log.lines.last() {
                 let msg = line.message.as_str();
                 match level {
-                    Level::Error => tracing::error!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
+                    Level::Error => {
+                        tracing::error!(run = %env.run_id, plugin = %env.plugin, "{msg}")
+                    }
                     Level::Warn => tracing::warn!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
                     Level::Info => tracing::info!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
                     Level::Debug | Level::Trace => {

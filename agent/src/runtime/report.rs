@@ -23,7 +23,8 @@ fn clean(r: &Redactor, s: String, max: usize) -> String {
 }
 
 /// The host's record of a guest report. `host_actions` (what the host saw)
-/// come first; the plugin's own actions follow, marked as its claims.
+/// come first; the plugin's own actions follow, marked as its claims, except
+/// those that repeat a statement the host recorded.
 pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) -> Report {
     let status = match report.status {
         wit::ReportStatus::Ok => ReportStatus::Ok,
@@ -69,6 +70,14 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
     let total_actions = report.actions.len();
     let mut kept_actions = 0;
     for a in report.actions.into_iter().take(MAX_ITEMS) {
+        // The host saw this statement itself: its record is the one that counts.
+        if host_actions
+            .iter()
+            .any(|h| h.target == a.target && h.statement == r.redact(a.statement.trim()))
+        {
+            kept_actions += 1;
+            continue;
+        }
         let action = Action {
             target: clean(r, a.target, MAX_SHORT),
             statement: clean(r, a.statement, MAX_LONG),

@@ -213,7 +213,10 @@ async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Sessi
                         "statement_timeout",
                         format!("{}", grant.statement_timeout.as_millis()),
                     ),
-                    ("lock_timeout", format!("{}", grant.lock_timeout.as_millis())),
+                    (
+                        "lock_timeout",
+                        format!("{}", grant.lock_timeout.as_millis()),
+                    ),
                 ]);
             let conn = opts.connect().await.map_err(redact)?;
             Ok(Session::Postgres(conn))
@@ -255,29 +258,29 @@ fn run_query<'a>(
     read_only: bool,
 ) -> BoxFuture<'a, Result<RowSet, sqlx::Error>> {
     Box::pin(async move {
-    match session {
-        Session::Postgres(conn) => {
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
+        match session {
+            Session::Postgres(conn) => {
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
+                }
+                let result = pg_fetch(conn, statement, params, caps).await;
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+                }
+                result
             }
-            let result = pg_fetch(conn, statement, params, caps).await;
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+            Session::Sqlite(conn) => {
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
+                }
+                let result = sqlite_fetch(conn, statement, params, caps).await;
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
+                }
+                result
             }
-            result
         }
-        Session::Sqlite(conn) => {
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
-            }
-            let result = sqlite_fetch(conn, statement, params, caps).await;
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
-            }
-            result
-        }
-    }
-})
+    })
 }
 
 async fn pg_fetch(
@@ -353,41 +356,41 @@ fn run_execute<'a>(
     read_only: bool,
 ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
     Box::pin(async move {
-    match session {
-        Session::Postgres(conn) => {
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
+        match session {
+            Session::Postgres(conn) => {
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
+                }
+                let result = if params.is_empty() {
+                    // Simple protocol: VACUUM and friends refuse to run inside
+                    // the implicit transaction some drivers open for prepared
+                    // statements. The classifier has checked there is one
+                    // statement only.
+                    sqlx::Executor::execute(&mut *conn, statement).await
+                } else {
+                    sqlx::query_with(statement, pg_args(params)?)
+                        .execute(&mut *conn)
+                        .await
+                };
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+                }
+                Ok(result?.rows_affected())
             }
-            let result = if params.is_empty() {
-                // Simple protocol: VACUUM and friends refuse to run inside
-                // the implicit transaction some drivers open for prepared
-                // statements. The classifier has checked there is one
-                // statement only.
-                sqlx::Executor::execute(&mut *conn, statement).await
-            } else {
-                sqlx::query_with(statement, pg_args(params)?)
+            Session::Sqlite(conn) => {
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
+                }
+                let result = sqlx::query_with(statement, sqlite_args(params)?)
                     .execute(&mut *conn)
-                    .await
-            };
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+                    .await;
+                if read_only {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
+                }
+                Ok(result?.rows_affected())
             }
-            Ok(result?.rows_affected())
         }
-        Session::Sqlite(conn) => {
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
-            }
-            let result = sqlx::query_with(statement, sqlite_args(params)?)
-                .execute(&mut *conn)
-                .await;
-            if read_only {
-                sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
-            }
-            Ok(result?.rows_affected())
-        }
-    }
-})
+    })
 }
 
 /// A NULL whose type PostgreSQL infers from the statement.
@@ -493,9 +496,9 @@ fn pg_row(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
             "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "UNKNOWN" | "CITEXT" => {
                 Value::Text(row.try_get(i)?)
             }
-            "\"CHAR\"" | "CHAR" => Value::Text(
-                char::from(row.try_get::<i8, _>(i)?.to_ne_bytes()[0]).to_string(),
-            ),
+            "\"CHAR\"" | "CHAR" => {
+                Value::Text(char::from(row.try_get::<i8, _>(i)?.to_ne_bytes()[0]).to_string())
+            }
             "JSON" | "JSONB" => Value::Json(row.try_get::<serde_json::Value, _>(i)?.to_string()),
             "BYTEA" => Value::Bytes(row.try_get(i)?),
             "TIMESTAMPTZ" => Value::Timestamp(
@@ -509,15 +512,15 @@ fn pg_row(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
             ),
             "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(i)?.to_string()),
             "TIME" => Value::Text(row.try_get::<chrono::NaiveTime, _>(i)?.to_string()),
-            "TEXT[]" | "VARCHAR[]" | "NAME[]" => Value::Json(
-                serde_json::Value::from(row.try_get::<Vec<String>, _>(i)?).to_string(),
-            ),
-            "INT4[]" => Value::Json(
-                serde_json::Value::from(row.try_get::<Vec<i32>, _>(i)?).to_string(),
-            ),
-            "INT8[]" => Value::Json(
-                serde_json::Value::from(row.try_get::<Vec<i64>, _>(i)?).to_string(),
-            ),
+            "TEXT[]" | "VARCHAR[]" | "NAME[]" => {
+                Value::Json(serde_json::Value::from(row.try_get::<Vec<String>, _>(i)?).to_string())
+            }
+            "INT4[]" => {
+                Value::Json(serde_json::Value::from(row.try_get::<Vec<i32>, _>(i)?).to_string())
+            }
+            "INT8[]" => {
+                Value::Json(serde_json::Value::from(row.try_get::<Vec<i64>, _>(i)?).to_string())
+            }
             other => {
                 return Err(sqlx::Error::ColumnDecode {
                     index: col.name().to_string(),
