@@ -88,18 +88,16 @@ impl Host for HostState {
         }
         let message = env.redactor.redact(&message);
         let name = level_name(level);
-        if self.log.push(name, message) {
-            if let Some(line) = self.log.lines.last() {
-                let msg = line.message.as_str();
-                match level {
-                    Level::Error => {
-                        tracing::error!(run = %env.run_id, plugin = %env.plugin, "{msg}")
-                    }
-                    Level::Warn => tracing::warn!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
-                    Level::Info => tracing::info!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
-                    Level::Debug | Level::Trace => {
-                        tracing::debug!(run = %env.run_id, plugin = %env.plugin, "{msg}")
-                    }
+        if self.log.push(name, message)
+            && let Some(line) = self.log.lines.last()
+        {
+            let msg = line.message.as_str();
+            match level {
+                Level::Error => tracing::error!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
+                Level::Warn => tracing::warn!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
+                Level::Info => tracing::info!(run = %env.run_id, plugin = %env.plugin, "{msg}"),
+                Level::Debug | Level::Trace => {
+                    tracing::debug!(run = %env.run_id, plugin = %env.plugin, "{msg}")
                 }
             }
         }

@@ -12,4 +12,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use warden::plugin::types;
+pub use self::warden::plugin::types;
