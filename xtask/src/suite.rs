@@ -57,6 +57,16 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
                 .args(["--", "-D", "warnings"]),
         )
     })?;
+    steps.run("plugin unit tests (host target)", || {
+        let host = host_triple()?;
+        cmd::run(
+            cmd::cargo(&plugins_dir)
+                .args(["test", "-p", "vacuum", "-p", "warden-sdk", "--target"])
+                .arg(host)
+                .arg("--manifest-path")
+                .arg(&plugins_manifest),
+        )
+    })?;
     steps.run("cargo test", || {
         let mut test = cmd::cargo(root);
         test.arg("test");
@@ -195,4 +205,14 @@ fn ensure_components() -> Result<()> {
             .args(&missing),
     )
     .context("adding rust components")
+}
+
+/// The host's target triple (the plugins' unit tests run natively).
+fn host_triple() -> Result<String> {
+    let out = std::process::Command::new("rustc").arg("-vV").output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .ok_or_else(|| anyhow::anyhow!("`rustc -vV` did not print the host triple"))
 }
