@@ -170,3 +170,62 @@ fn a_broken_plugin_is_named_by_check() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("junk.wasm"), "{}", text(&o));
 }
+
+#[test]
+fn run_serves_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let w = world();
+    let config = w.write();
+    let mut child = Command::new(warden_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("warden run never said it was running");
+        if line.contains("warden is running") {
+            assert!(line.contains("plugins=2"), "{line}");
+            break;
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn components_are_cached_by_content_hash() {
+    let w = world();
+    let config = w.write();
+    let o = warden(&config, &["plugins", "list", "--output", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cache = warden_tests::repo_root().join("target/test-component-cache");
+    let entries: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for p in list.as_array().unwrap() {
+        let digest = p["digest"].as_str().unwrap();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.starts_with(digest) && e.ends_with(".cwasm")),
+            "no cache entry for {digest} in {entries:?}"
+        );
+    }
+}

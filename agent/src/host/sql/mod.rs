@@ -755,3 +755,83 @@ impl Host for HostState {
         Ok(classify::quote_ident(&ident).map_err(|e| invalid(e.to_string())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    async fn sqlite() -> Session {
+        let conn = SqliteConnectOptions::from_str("sqlite::memory:")
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut s = Session::Sqlite(conn);
+        run_execute(
+            &mut s,
+            "CREATE TABLE t (id INTEGER, name TEXT)",
+            vec![],
+            false,
+        )
+        .await
+        .unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn the_read_only_wall_stops_a_write_that_got_past_the_classifier() {
+        let mut s = sqlite().await;
+        let err = run_execute(&mut s, "INSERT INTO t VALUES (1, 'a')", vec![], true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        // The wall is lifted again for the next, classified, write.
+        let n = run_execute(&mut s, "INSERT INTO t VALUES (1, 'a')", vec![], false)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn rows_are_capped_and_typed() {
+        let mut s = sqlite().await;
+        for i in 0..10 {
+            run_execute(
+                &mut s,
+                "INSERT INTO t VALUES (?, ?)",
+                vec![Value::Integer(i), Value::Text(format!("n{i}"))],
+                false,
+            )
+            .await
+            .unwrap();
+        }
+        let caps = Caps {
+            rows: 3,
+            bytes: 1 << 20,
+        };
+        let set = run_query(
+            &mut s,
+            "SELECT id, name, NULL AS z FROM t ORDER BY id",
+            vec![],
+            &caps,
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(set.rows.len(), 3);
+        assert!(set.truncated);
+        assert_eq!(set.columns[1].name, "name");
+        assert!(matches!(set.rows[2][0], Value::Integer(2)));
+        assert!(matches!(&set.rows[2][1], Value::Text(t) if t == "n2"));
+        assert!(matches!(set.rows[0][2], Value::Null));
+        let tiny = Caps {
+            rows: 100,
+            bytes: 50,
+        };
+        let set = run_query(&mut s, "SELECT name FROM t", vec![], &tiny, true)
+            .await
+            .unwrap();
+        assert!(set.truncated && set.rows.len() < 10, "{}", set.rows.len());
+    }
+}
