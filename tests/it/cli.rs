@@ -179,7 +179,7 @@ fn run_serves_until_sigterm() {
     let mut child = Command::new(warden_bin())
         .arg("--config")
         .arg(&config)
-        .arg("run")
+        .args(["--log-format", "json", "run"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -197,7 +197,8 @@ fn run_serves_until_sigterm() {
             .recv_timeout(left)
             .expect("warden run never said it was running");
         if line.contains("warden is running") {
-            assert!(line.contains("plugins=2"), "{line}");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["fields"]["plugins"], 2, "{line}");
             break;
         }
     }

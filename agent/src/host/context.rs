@@ -7,7 +7,7 @@ use crate::runtime::bindings::warden::plugin::context::Host;
 use std::time::Instant;
 
 impl Host for HostState {
-    async fn current_invocation(&mut self) -> wasmtime::Result<Invocation> {
+    fn current_invocation(&mut self) -> wasmtime::Result<Invocation> {
         match check(self.env.as_deref(), HostCall::Context) {
             Ok(_) => match &self.env {
                 Some(env) => Ok(env.invocation.clone()),
@@ -19,7 +19,7 @@ impl Host for HostState {
         }
     }
 
-    async fn remaining_ms(&mut self) -> wasmtime::Result<u64> {
+    fn remaining_ms(&mut self) -> wasmtime::Result<u64> {
         Ok(match &self.env {
             Some(env) => {
                 let left = env.deadline.saturating_duration_since(Instant::now());

@@ -1,6 +1,7 @@
 //! Host bindings for the `warden:plugin@0.1.0` world, generated from `wit/`.
 //!
-//! Imports are `async` (SQL and state go to databases) and `trappable`: a host
+//! Imports are `async` (SQL and state go to databases; `log` and `context`
+//! are plain functions) and `trappable`: a host
 //! function returns `wasmtime::Result<T>`, where an `Err` ends the run (a host
 //! fault or a deadline) and the WIT-level `result<_, error>` inside `T` is the
 //! error the guest sees.
@@ -8,7 +9,14 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
-    imports: { default: async | trappable },
+    imports: {
+        // Called often and never waiting on I/O: plain host functions,
+        // cheaper than async ones.
+        "warden:plugin/log.write": trappable,
+        "warden:plugin/context.current-invocation": trappable,
+        "warden:plugin/context.remaining-ms": trappable,
+        default: async | trappable,
+    },
     exports: { default: async },
 });
 

@@ -8,8 +8,10 @@
 //! 2. [`check`] refuses a class the plugin's grant for the target lacks.
 //! 3. Dry-run: anything above `read` is recorded as a planned action and not
 //!    sent to the database.
-//! 4. Reads run inside a read-only transaction (PostgreSQL) or with
-//!    `PRAGMA query_only` (SQLite), so a misclassified write still fails.
+//! 4. Reads run with the session read-only (PostgreSQL
+//!    `default_transaction_read_only`, so each read is a read-only
+//!    transaction; SQLite `PRAGMA query_only`): a misclassified write still
+//!    fails.
 //! 5. Each run has its own connection with `statement_timeout` and
 //!    `lock_timeout` from the grant, closed when the run ends.
 //!
@@ -46,9 +48,56 @@ pub const MAX_PARAMS: usize = 10_000;
 const ACTION_STATEMENT_CHARS: usize = 4096;
 
 /// A run's open connection to one target.
-pub enum Session {
+pub enum Conn {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
+}
+
+/// A connection and whether it is in read-only mode right now. The mode is
+/// switched only when the class of statement changes, so a run of reads
+/// costs no extra round trips.
+pub struct Session {
+    conn: Conn,
+    read_only: bool,
+}
+
+impl Session {
+    fn new(conn: Conn) -> Session {
+        Session {
+            conn,
+            read_only: false,
+        }
+    }
+
+    /// Wall 4: reads run with the session read-only (PostgreSQL
+    /// `default_transaction_read_only`, SQLite `PRAGMA query_only`), so a
+    /// write the classifier missed still fails. The guest cannot undo it:
+    /// `SET` and writable PRAGMAs are refused by the classifier.
+    async fn set_read_only(&mut self, on: bool) -> Result<(), sqlx::Error> {
+        if self.read_only == on {
+            return Ok(());
+        }
+        match &mut self.conn {
+            Conn::Postgres(c) => {
+                let stmt = if on {
+                    "SET default_transaction_read_only = on"
+                } else {
+                    "SET default_transaction_read_only = off"
+                };
+                sqlx::Executor::execute(&mut *c, stmt).await?;
+            }
+            Conn::Sqlite(c) => {
+                let stmt = if on {
+                    "PRAGMA query_only = ON"
+                } else {
+                    "PRAGMA query_only = OFF"
+                };
+                sqlx::Executor::execute(&mut *c, stmt).await?;
+            }
+        }
+        self.read_only = on;
+        Ok(())
+    }
 }
 
 /// A run's connections, one per target, closed at the end of the run.
@@ -61,9 +110,9 @@ impl SqlSessions {
     /// Closes every connection (at the end of a run).
     pub async fn close(&mut self) {
         for (_, s) in self.sessions.drain() {
-            let _ = match s {
-                Session::Postgres(c) => c.close().await,
-                Session::Sqlite(c) => c.close().await,
+            let _ = match s.conn {
+                Conn::Postgres(c) => c.close().await,
+                Conn::Sqlite(c) => c.close().await,
             };
         }
     }
@@ -219,7 +268,7 @@ async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Sessi
                     ),
                 ]);
             let conn = opts.connect().await.map_err(redact)?;
-            Ok(Session::Postgres(conn))
+            Ok(Session::new(Conn::Postgres(conn)))
         }
         TargetKind::Sqlite => {
             let opts = SqliteConnectOptions::from_str(t.url.expose())
@@ -227,7 +276,7 @@ async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Sessi
                 .create_if_missing(false)
                 .busy_timeout(grant.lock_timeout);
             let conn = opts.connect().await.map_err(redact)?;
-            Ok(Session::Sqlite(conn))
+            Ok(Session::new(Conn::Sqlite(conn)))
         }
         TargetKind::Mongodb => Err(denied(format!(
             "target `{target}` is a mongodb database: the sql capability does not apply"
@@ -258,27 +307,10 @@ fn run_query<'a>(
     read_only: bool,
 ) -> BoxFuture<'a, Result<RowSet, sqlx::Error>> {
     Box::pin(async move {
-        match session {
-            Session::Postgres(conn) => {
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
-                }
-                let result = pg_fetch(conn, statement, params, caps).await;
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
-                }
-                result
-            }
-            Session::Sqlite(conn) => {
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
-                }
-                let result = sqlite_fetch(conn, statement, params, caps).await;
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
-                }
-                result
-            }
+        session.set_read_only(read_only).await?;
+        match &mut session.conn {
+            Conn::Postgres(conn) => pg_fetch(conn, statement, params, caps).await,
+            Conn::Sqlite(conn) => sqlite_fetch(conn, statement, params, caps).await,
         }
     })
 }
@@ -356,40 +388,26 @@ fn run_execute<'a>(
     read_only: bool,
 ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
     Box::pin(async move {
-        match session {
-            Session::Postgres(conn) => {
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "BEGIN TRANSACTION READ ONLY").await?;
-                }
-                let result = if params.is_empty() {
-                    // Simple protocol: VACUUM and friends refuse to run inside
-                    // the implicit transaction some drivers open for prepared
-                    // statements. The classifier has checked there is one
-                    // statement only.
-                    sqlx::Executor::execute(&mut *conn, statement).await
-                } else {
-                    sqlx::query_with(statement, pg_args(params)?)
-                        .execute(&mut *conn)
-                        .await
-                };
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
-                }
-                Ok(result?.rows_affected())
+        session.set_read_only(read_only).await?;
+        let result = match &mut session.conn {
+            // Simple protocol when there are no parameters: VACUUM and
+            // CREATE INDEX CONCURRENTLY refuse to run in a transaction block.
+            // The classifier has checked there is exactly one statement.
+            Conn::Postgres(conn) if params.is_empty() => {
+                sqlx::Executor::execute(&mut *conn, statement)
+                    .await?
+                    .rows_affected()
             }
-            Session::Sqlite(conn) => {
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = ON").await?;
-                }
-                let result = sqlx::query_with(statement, sqlite_args(params)?)
-                    .execute(&mut *conn)
-                    .await;
-                if read_only {
-                    sqlx::Executor::execute(&mut *conn, "PRAGMA query_only = OFF").await?;
-                }
-                Ok(result?.rows_affected())
-            }
-        }
+            Conn::Postgres(conn) => sqlx::query_with(statement, pg_args(params)?)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected(),
+            Conn::Sqlite(conn) => sqlx::query_with(statement, sqlite_args(params)?)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected(),
+        };
+        Ok(result)
     })
 }
 
@@ -767,7 +785,7 @@ mod tests {
             .connect()
             .await
             .unwrap();
-        let mut s = Session::Sqlite(conn);
+        let mut s = Session::new(Conn::Sqlite(conn));
         run_execute(
             &mut s,
             "CREATE TABLE t (id INTEGER, name TEXT)",
