@@ -321,27 +321,8 @@ async fn pg_fetch(
     params: Vec<Value>,
     caps: &Caps,
 ) -> Result<RowSet, sqlx::Error> {
-    let args = pg_args(params)?;
-    let mut stream = sqlx::query_with(statement, args).fetch(&mut *conn);
-    let mut set = RowSet {
-        columns: Vec::new(),
-        rows: Vec::new(),
-        truncated: false,
-    };
-    let mut bytes = 0usize;
-    while let Some(row) = stream.try_next().await? {
-        if set.columns.is_empty() {
-            set.columns = pg_columns(&row);
-        }
-        if set.rows.len() >= caps.rows || bytes >= caps.bytes {
-            set.truncated = true;
-            break;
-        }
-        let values = pg_row(&row)?;
-        bytes += values.iter().map(value_size).sum::<usize>();
-        set.rows.push(values);
-    }
-    Ok(set)
+    let stream = sqlx::query_with(statement, pg_args(params)?).fetch(&mut *conn);
+    collect_capped(stream, caps, pg_columns, pg_row).await
 }
 
 async fn sqlite_fetch(
@@ -350,8 +331,20 @@ async fn sqlite_fetch(
     params: Vec<Value>,
     caps: &Caps,
 ) -> Result<RowSet, sqlx::Error> {
-    let args = sqlite_args(params)?;
-    let mut stream = sqlx::query_with(statement, args).fetch(&mut *conn);
+    let stream = sqlx::query_with(statement, sqlite_args(params)?).fetch(&mut *conn);
+    collect_capped(stream, caps, sqlite_columns, sqlite_row).await
+}
+
+/// Reads rows until the stream ends or a cap is reached (then `truncated`).
+async fn collect_capped<R, S>(
+    mut stream: S,
+    caps: &Caps,
+    columns: fn(&R) -> Vec<Column>,
+    decode: fn(&R) -> Result<Vec<Value>, sqlx::Error>,
+) -> Result<RowSet, sqlx::Error>
+where
+    S: futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
     let mut set = RowSet {
         columns: Vec::new(),
         rows: Vec::new(),
@@ -360,24 +353,27 @@ async fn sqlite_fetch(
     let mut bytes = 0usize;
     while let Some(row) = stream.try_next().await? {
         if set.columns.is_empty() {
-            set.columns = row
-                .columns()
-                .iter()
-                .map(|c| Column {
-                    name: c.name().to_string(),
-                    type_name: c.type_info().name().to_string(),
-                })
-                .collect();
+            set.columns = columns(&row);
         }
         if set.rows.len() >= caps.rows || bytes >= caps.bytes {
             set.truncated = true;
             break;
         }
-        let values = sqlite_row(&row)?;
+        let values = decode(&row)?;
         bytes += values.iter().map(value_size).sum::<usize>();
         set.rows.push(values);
     }
     Ok(set)
+}
+
+fn sqlite_columns(row: &SqliteRow) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            type_name: c.type_info().name().to_string(),
+        })
+        .collect()
 }
 
 /// Runs a statement for its effect; returns rows affected.
