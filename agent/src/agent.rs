@@ -187,60 +187,100 @@ pub fn redactor_for(config: &Config) -> Redactor {
     )
 }
 
+/// Config, policies and plugins loaded and cross-checked, with every
+/// problem found: what `warden check` reports and what the agent starts from.
+pub struct Inspection {
+    pub config: Config,
+    /// `None` when a policy file has errors (they are in `errors`).
+    pub policies: Option<PolicySet>,
+    pub runtime: Runtime,
+    pub plugins: BTreeMap<String, LoadedPlugin>,
+    /// Problems that keep the agent from starting.
+    pub errors: Vec<Diagnostic>,
+    /// Problems worth a look that do not (a grant wider than a plugin asks for).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads config, policies and plugins, collecting every problem. Fails
+/// outright only when the config itself cannot be read or the engine
+/// cannot start.
+pub async fn inspect(config_path: &Path) -> Result<Inspection, Diagnostics> {
+    let config = Config::load(config_path)?;
+    let mut errors = Vec::new();
+    let target_names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let policies = match PolicySet::load_dir(&config.policy_dir, &target_names) {
+        Ok(p) => Some(p),
+        Err(d) => {
+            errors.extend(d.0);
+            None
+        }
+    };
+    let runtime = Runtime::new(&config.cache_dir)
+        .map_err(|e| Diagnostics(vec![plugin_diag(&config.cache_dir, format!("{e:#}"))]))?;
+    let (plugins, plugin_problems) = load_plugins(&runtime, &config.plugin_dir).await;
+    errors.extend(plugin_problems);
+    let mut warnings = Vec::new();
+    if let Some(p) = &policies {
+        for d in cross_check(p, &plugins) {
+            if d.field == "plugin" {
+                errors.push(d);
+            } else {
+                warnings.push(d);
+            }
+        }
+    }
+    Ok(Inspection {
+        config,
+        policies,
+        runtime,
+        plugins,
+        errors,
+        warnings,
+    })
+}
+
 impl Agent {
     /// Loads config, policies and plugins and opens the state database.
     /// Every problem is reported at once; nothing starts half-loaded.
     pub async fn load(config_path: &Path) -> Result<Agent, Diagnostics> {
-        let config = Config::load(config_path)?;
-        let mut problems = Vec::new();
-        let target_names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-        let policies = match PolicySet::load_dir(&config.policy_dir, &target_names) {
-            Ok(p) => Some(p),
-            Err(d) => {
-                problems.extend(d.0);
-                None
-            }
-        };
-        let runtime = match Runtime::new(&config.cache_dir) {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(plugin_diag(&config.cache_dir, format!("{e:#}")));
-                return Err(Diagnostics(problems));
-            }
-        };
-        let (plugins, plugin_problems) = load_plugins(&runtime, &config.plugin_dir).await;
-        problems.extend(plugin_problems);
-        if let Some(p) = &policies {
-            problems.extend(
-                cross_check(p, &plugins)
-                    .into_iter()
-                    .filter(|d| d.field == "plugin"),
-            );
+        let Inspection {
+            config,
+            policies,
+            runtime,
+            plugins,
+            mut errors,
+            warnings,
+        } = inspect(config_path).await?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
         }
         let store = match RunStore::open(&config.state_db).await {
-            Ok(s) => Some(s),
+            Ok(s) => s,
             Err(e) => {
-                problems.push(Diagnostic {
+                errors.push(Diagnostic {
                     file: config.state_db.clone(),
                     line: None,
                     column: None,
                     field: "state_db".to_string(),
                     message: format!("{e:#}"),
                 });
-                None
+                return Err(Diagnostics(errors));
             }
         };
-        match (policies, store) {
-            (Some(policies), Some(store)) if problems.is_empty() => Ok(Agent {
-                redactor: Arc::new(redactor_for(&config)),
-                config: Arc::new(config),
-                policies: Arc::new(policies),
-                plugins,
-                runtime,
-                store,
-            }),
-            _ => Err(Diagnostics(problems)),
-        }
+        let Some(policies) = policies else {
+            return Err(Diagnostics(errors));
+        };
+        Ok(Agent {
+            redactor: Arc::new(redactor_for(&config)),
+            config: Arc::new(config),
+            policies: Arc::new(policies),
+            plugins,
+            runtime,
+            store,
+        })
     }
 
     /// Runs a plugin once and records the run. Every request gets a record,

@@ -12,12 +12,10 @@
 //! Exit codes: 0 success; 1 the run failed (plugin error, trap, timeout,
 //! limit); 2 bad usage, config or request; 3 denied by policy.
 
-use crate::agent::{Agent, RunRequest, cross_check, load_plugins};
+use crate::agent::{Agent, RunRequest, inspect};
 use crate::config::{Config, LogFormat};
 use crate::diag::Diagnostics;
-use crate::policy::PolicySet;
 use crate::runs::{RunRecord, RunStatus, RunStore, Trigger};
-use crate::runtime::Runtime;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -255,56 +253,28 @@ fn exit_for(status: RunStatus) -> ExitCode {
 /// `warden check`: every problem in config, policies and plugins, without
 /// opening the state database or starting anything.
 async fn check(config_path: &Path) -> ExitCode {
-    let config = match Config::load(config_path) {
-        Ok(c) => c,
+    let found = match inspect(config_path).await {
+        Ok(found) => found,
         Err(d) => {
             print_diagnostics(&d);
             eprintln!("{} problem(s)", d.0.len());
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let mut errors = Vec::new();
-    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-    let policies = match PolicySet::load_dir(&config.policy_dir, &names) {
-        Ok(p) => Some(p),
-        Err(d) => {
-            errors.extend(d.0);
-            None
-        }
-    };
-    let runtime = match Runtime::new(&config.cache_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (plugins, problems) = load_plugins(&runtime, &config.plugin_dir).await;
-    errors.extend(problems);
-    let mut warnings = Vec::new();
-    if let Some(p) = &policies {
-        for d in cross_check(p, &plugins) {
-            if d.field == "plugin" {
-                errors.push(d);
-            } else {
-                warnings.push(d);
-            }
-        }
-    }
-    for w in &warnings {
+    for w in &found.warnings {
         eprintln!("warning: {w}");
     }
-    if errors.is_empty() {
+    if found.errors.is_empty() {
         println!(
             "ok: {} target(s), {} grant(s), {} plugin(s) in {}",
-            config.targets.len(),
-            policies.map_or(0, |p| p.grants.len()),
-            plugins.len(),
+            found.config.targets.len(),
+            found.policies.map_or(0, |p| p.grants.len()),
+            found.plugins.len(),
             config_path.display()
         );
         ExitCode::SUCCESS
     } else {
-        let d = Diagnostics(errors);
+        let d = Diagnostics(found.errors);
         print_diagnostics(&d);
         eprintln!("{} problem(s)", d.0.len());
         ExitCode::from(EXIT_BAD_INPUT)
