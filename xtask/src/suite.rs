@@ -67,6 +67,11 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
                 .arg(&plugins_manifest),
         )
     })?;
+    // The CLI tests run the `warden` binary; `cargo test` builds a package's
+    // binaries only for that package's own integration tests.
+    steps.run("build warden binary", || {
+        cmd::run(cmd::cargo(root).args(["build", "-p", "warden", "--bin", "warden"]))
+    })?;
     steps.run("cargo test", || {
         let mut test = cmd::cargo(root);
         test.arg("test");
