@@ -462,27 +462,26 @@ pub fn render_text(r: &RunRecord) -> String {
 /// `warden run`: everything loaded; waits for SIGINT/SIGTERM. Schedules and
 /// the webhook come with the triggers.
 async fn serve(agent: Agent) -> ExitCode {
+    // Listen for signals before saying we run, so a prompt SIGTERM is handled.
+    #[cfg(unix)]
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot listen for SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctrl_c = tokio::signal::ctrl_c();
     tracing::info!(
         plugins = agent.plugins.len(),
         targets = agent.config.targets.len(),
         grants = agent.policies.grants.len(),
         "warden is running; stop with Ctrl-C or SIGTERM"
     );
-    let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot listen for SIGTERM: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
     #[cfg(not(unix))]
     {
