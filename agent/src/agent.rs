@@ -205,7 +205,11 @@ pub struct Inspection {
 /// outright only when the config itself cannot be read or the engine
 /// cannot start.
 pub async fn inspect(config_path: &Path) -> Result<Inspection, Diagnostics> {
-    let config = Config::load(config_path)?;
+    inspect_config(Config::load(config_path)?).await
+}
+
+/// [`inspect`] for a config already loaded.
+pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     let mut errors = Vec::new();
     let target_names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     let policies = match PolicySet::load_dir(&config.policy_dir, &target_names) {
@@ -243,6 +247,11 @@ impl Agent {
     /// Loads config, policies and plugins and opens the state database.
     /// Every problem is reported at once; nothing starts half-loaded.
     pub async fn load(config_path: &Path) -> Result<Agent, Diagnostics> {
+        Agent::from_config(Config::load(config_path)?).await
+    }
+
+    /// [`Agent::load`] for a config already loaded.
+    pub async fn from_config(config: Config) -> Result<Agent, Diagnostics> {
         let Inspection {
             config,
             policies,
@@ -250,7 +259,7 @@ impl Agent {
             plugins,
             mut errors,
             warnings,
-        } = inspect(config_path).await?;
+        } = inspect_config(config).await?;
         for w in &warnings {
             tracing::warn!("{w}");
         }

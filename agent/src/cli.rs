@@ -216,17 +216,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
 }
 
 async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
-    // The log format comes from the config unless given on the command line;
-    // read it first so config errors are logged in the chosen format too.
-    let format = match cli.log_format {
-        Some(LogFormatArg::Json) => LogFormat::Json,
-        Some(LogFormatArg::Text) => LogFormat::Text,
-        None => Config::load(&cli.config)
-            .map(|c| c.log_format)
-            .unwrap_or(LogFormat::Text),
-    };
-    init_logging(format, default_level);
-    Agent::load(&cli.config).await.map_err(|d| {
+    let fail = |d: Diagnostics| {
         print_diagnostics(&d);
         eprintln!(
             "{} problem(s) in {}; nothing was started",
@@ -234,7 +224,18 @@ async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
             cli.config.display()
         );
         ExitCode::from(EXIT_BAD_INPUT)
-    })
+    };
+    // The log format comes from the config unless given on the command line.
+    let config = Config::load(&cli.config);
+    let format = match (cli.log_format, &config) {
+        (Some(LogFormatArg::Json), _) => LogFormat::Json,
+        (Some(LogFormatArg::Text), _) | (None, Err(_)) => LogFormat::Text,
+        (None, Ok(c)) => c.log_format,
+    };
+    init_logging(format, default_level);
+    Agent::from_config(config.map_err(fail)?)
+        .await
+        .map_err(fail)
 }
 
 fn exit_for(status: RunStatus) -> ExitCode {

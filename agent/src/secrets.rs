@@ -49,13 +49,6 @@ impl Redactor {
         out
     }
 
-    /// Redacts a text in place.
-    pub fn redact_in_place(&self, text: &mut String) {
-        if self.fragments.iter().any(|f| text.contains(f.as_str())) {
-            *text = self.redact(text);
-        }
-    }
-
     /// True when the text holds no known secret.
     pub fn is_clean(&self, text: &str) -> bool {
         !self.fragments.iter().any(|f| text.contains(f.as_str()))

@@ -41,21 +41,6 @@ impl RunStatus {
             RunStatus::Rejected => "rejected",
         }
     }
-
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        [
-            RunStatus::Running,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Trapped,
-            RunStatus::TimedOut,
-            RunStatus::LimitExceeded,
-            RunStatus::Denied,
-            RunStatus::Rejected,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
 }
 
 impl fmt::Display for RunStatus {

@@ -333,10 +333,6 @@ impl Runtime {
         })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Loads a component file: digest, compile (or cache hit), link, describe.
     pub async fn load_file(&self, path: &Path) -> anyhow::Result<LoadedPlugin> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

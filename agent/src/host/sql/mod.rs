@@ -107,6 +107,16 @@ pub struct SqlSessions {
 }
 
 impl SqlSessions {
+    /// A call on `target` outlived `timeout`: its connection may be mid-statement,
+    /// so it is dropped (a later call opens a fresh one).
+    fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
+        self.sessions.remove(target);
+        Error::Timeout(format!(
+            "statement did not finish within {}",
+            humantime::format_duration(timeout)
+        ))
+    }
+
     /// Closes every connection (at the end of a run).
     pub async fn close(&mut self) {
         for (_, s) in self.sessions.drain() {
@@ -616,13 +626,7 @@ impl HostState {
         {
             Ok(Ok(set)) => Ok(set),
             Ok(Err(e)) => Err(db_error(&env, grant, e)),
-            Err(_) => {
-                self.sql.sessions.remove(target);
-                Err(Error::Timeout(format!(
-                    "statement did not finish within {}",
-                    humantime::format_duration(timeout)
-                )))
-            }
+            Err(_) => Err(self.sql.timed_out(target, timeout)),
         }
     }
 
@@ -667,13 +671,7 @@ impl HostState {
         let result = match result {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(db_error(&env, grant, e)),
-            Err(_) => {
-                self.sql.sessions.remove(target);
-                Err(Error::Timeout(format!(
-                    "statement did not finish within {}",
-                    humantime::format_duration(timeout)
-                )))
-            }
+            Err(_) => Err(self.sql.timed_out(target, timeout)),
         };
         if mutating {
             self.actions.push(Action {
