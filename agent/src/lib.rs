@@ -32,3 +32,5 @@ pub mod policy;
 pub mod runs;
 pub mod runtime;
 pub mod secrets;
+pub mod telemetry;
+pub mod triggers;

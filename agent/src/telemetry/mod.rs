@@ -1,0 +1,1 @@
+//! Tracing, OpenTelemetry (OTLP) export and Prometheus metrics.
