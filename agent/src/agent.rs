@@ -15,7 +15,12 @@ use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::host::RunEnv;
 use crate::policy::PolicySet;
-use crate::runs::{Blame, RunError, RunRecord, RunStatus, RunStore, Trigger};
+use crate::runs::{
+    Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
+};
+use crate::telemetry::{self, Metrics};
+use arc_swap::ArcSwap;
+use tracing::Instrument as _;
 use crate::runtime::bindings::types as wit;
 use crate::runtime::{LoadedPlugin, Runtime};
 use crate::secrets::Redactor;
@@ -60,14 +65,22 @@ impl RunRequest {
     }
 }
 
+/// The policies and plugins in force. Hot reload swaps the whole set; a
+/// run keeps the set it started with until it ends.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub policies: Arc<PolicySet>,
+    pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+}
+
 /// Everything the agent loaded.
 pub struct Agent {
     pub config: Arc<Config>,
-    pub policies: Arc<PolicySet>,
-    pub plugins: BTreeMap<String, LoadedPlugin>,
+    loaded: ArcSwap<Loaded>,
     pub runtime: Runtime,
     pub store: RunStore,
     pub redactor: Arc<Redactor>,
+    pub metrics: Metrics,
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
@@ -127,9 +140,9 @@ fn plugin_diag(path: &Path, message: String) -> Diagnostic {
 
 /// Grants that name a plugin that is not installed, or that give classes the
 /// plugin never asks for.
-pub fn cross_check(
+pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
     policies: &PolicySet,
-    plugins: &BTreeMap<String, LoadedPlugin>,
+    plugins: &BTreeMap<String, P>,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for g in &policies.grants {
@@ -146,6 +159,7 @@ pub fn cross_check(
                 ),
             }),
             Some(p) => {
+                let p: &LoadedPlugin = p.borrow();
                 let extra: Vec<&str> = g
                     .classes
                     .iter()
@@ -179,11 +193,18 @@ pub fn cross_check(
 
 /// The redactor for every target's credentials.
 pub fn redactor_for(config: &Config) -> Redactor {
+    let api_token = config.http.iter().map(|h| h.token.expose().to_string());
+    let otlp_headers = config
+        .otlp
+        .iter()
+        .flat_map(|o| o.headers.iter().map(|(_, v)| v.expose().to_string()));
     Redactor::new(
         config
             .targets
             .iter()
-            .flat_map(|t| t.url.password_fragments()),
+            .flat_map(|t| t.url.password_fragments())
+            .chain(api_token)
+            .chain(otlp_headers),
     )
 }
 
@@ -285,36 +306,126 @@ impl Agent {
         Ok(Agent {
             redactor: Arc::new(redactor_for(&config)),
             config: Arc::new(config),
-            policies: Arc::new(policies),
-            plugins,
+            loaded: ArcSwap::from_pointee(Loaded {
+                policies: Arc::new(policies),
+                plugins: plugins
+                    .into_iter()
+                    .map(|(name, p)| (name, Arc::new(p)))
+                    .collect(),
+            }),
             runtime,
             store,
+            metrics: Metrics::new(),
         })
     }
 
-    /// Runs a plugin once and records the run. Every request gets a record,
-    /// also when it is rejected or denied before the plugin starts.
-    pub async fn invoke(&self, req: RunRequest) -> anyhow::Result<RunRecord> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let started = chrono::Utc::now();
-        let mut record = RunRecord {
-            id: id.clone(),
-            plugin: req.plugin.clone(),
-            digest: String::new(),
-            plugin_version: String::new(),
-            target: req.target.clone(),
-            trigger: req.trigger.clone(),
-            params: req.params.clone(),
-            dry_run: req.dry_run,
-            status: RunStatus::Running,
-            started_at: started,
-            ended_at: None,
-            report: None,
-            error: None,
-            actions: Vec::new(),
-            logs: Vec::new(),
-            logs_dropped: 0,
+    /// The policies and plugins in force now.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.loaded.load_full()
+    }
+
+    /// The policies in force now.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.loaded.load().policies.clone()
+    }
+
+    /// Puts a new set of policies and plugins in force; runs in flight keep
+    /// the set they started with.
+    pub fn replace(&self, loaded: Loaded) {
+        self.loaded.store(Arc::new(loaded));
+    }
+
+    /// How long a plan for `rec` may wait for approval, if its rule,
+    /// schedule or grant requires approval and it is not a dry run
+    /// already. The real run after an approval needs none.
+    pub fn approval_ttl(&self, rec: &RunRecord) -> Option<std::time::Duration> {
+        if rec.dry_run
+            || rec
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.state == ApprovalState::Approved)
+        {
+            return None;
+        }
+        let loaded = self.loaded();
+        let policies = &loaded.policies;
+        let origin = match &rec.trigger {
+            Trigger::Alert { rule, .. } => policies
+                .rule(rule)
+                .filter(|r| r.require_approval)
+                .map(|r| r.approval_ttl),
+            Trigger::Schedule { name } => policies
+                .schedule(name)
+                .filter(|s| s.require_approval)
+                .map(|s| s.approval_ttl),
+            Trigger::Manual { .. } => None,
         };
+        let grant = policies
+            .grant(&rec.plugin, &rec.target)
+            .filter(|g| g.require_approval)
+            .map(|g| g.approval_ttl);
+        match (origin, grant) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Turns a request that needs approval into the dry run that makes its
+    /// plan. Returns true if it did.
+    pub fn plan_first_if_required(&self, rec: &mut RunRecord) -> bool {
+        let Some(ttl) = self.approval_ttl(rec) else {
+            return false;
+        };
+        rec.dry_run = true;
+        rec.approval = Some(Approval {
+            state: ApprovalState::Planning,
+            ttl_secs: ttl.as_secs(),
+            expires_at: None,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            linked_run: None,
+        });
+        true
+    }
+
+    /// Runs a plugin once, now, and records the run. Every request gets a
+    /// record, also when it is rejected or denied before the plugin
+    /// starts. A request whose grant requires approval runs as the dry run
+    /// that makes its plan, and waits (`awaiting-approval`).
+    pub async fn invoke(&self, req: RunRequest) -> anyhow::Result<RunRecord> {
+        let mut record = RunRecord::new(
+            &req.plugin,
+            &req.target,
+            req.trigger,
+            req.params,
+            req.dry_run,
+        );
+        self.plan_first_if_required(&mut record);
+        self.execute(record).await
+    }
+
+    /// Runs a request now (no queue, no guardrails) and saves its final
+    /// record.
+    pub async fn execute(&self, record: RunRecord) -> anyhow::Result<RunRecord> {
+        let record = self.run_record(record).await?;
+        let id = record.id.clone();
+        self.store
+            .save(&record)
+            .await
+            .with_context(|| format!("recording run {id}"))?;
+        Ok(record)
+    }
+
+    /// Runs a request now and returns its final record, which the caller
+    /// saves (the run queue saves it with a retry in one transaction). The
+    /// `running` state is saved here.
+    pub async fn run_record(&self, mut record: RunRecord) -> anyhow::Result<RunRecord> {
+        let loaded = self.loaded();
+        let started = chrono::Utc::now();
+        record.status = RunStatus::Running;
+        record.started_at = started;
+        record.ended_at = None;
         let refuse = |mut record: RunRecord, status: RunStatus, message: String| {
             record.status = status;
             record.ended_at = Some(chrono::Utc::now());
@@ -329,91 +440,85 @@ impl Agent {
             });
             record
         };
-        let Some(plugin) = self.plugins.get(&req.plugin) else {
-            let known: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
-            let rec = refuse(
-                record,
-                RunStatus::Rejected,
-                format!(
-                    "no plugin named `{}` (installed: {})",
-                    req.plugin,
-                    known.join(", ")
-                ),
+        let Some(plugin) = loaded.plugins.get(&record.plugin).cloned() else {
+            let known: Vec<&str> = loaded.plugins.keys().map(String::as_str).collect();
+            let message = format!(
+                "no plugin named `{}` (installed: {})",
+                record.plugin,
+                known.join(", ")
             );
-            self.store.save(&rec).await?;
-            return Ok(rec);
+            return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
         };
         record.digest = plugin.digest.clone();
         record.plugin_version = plugin.manifest.version.clone();
-        let Some(target) = self.config.target(&req.target) else {
+        let Some(target) = self.config.target(&record.target) else {
             let known: Vec<&str> = self
                 .config
                 .targets
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect();
-            let rec = refuse(
-                record,
-                RunStatus::Rejected,
-                format!(
-                    "no target named `{}` (configured: {})",
-                    req.target,
-                    known.join(", ")
-                ),
+            let message = format!(
+                "no target named `{}` (configured: {})",
+                record.target,
+                known.join(", ")
             );
-            self.store.save(&rec).await?;
-            return Ok(rec);
+            return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
         };
         if !plugin.manifest.target_kinds.contains(&target.kind) {
-            let rec = refuse(
-                record,
-                RunStatus::Rejected,
-                format!(
-                    "plugin `{}` does not support {} targets (it supports: {})",
-                    req.plugin,
-                    target.kind,
-                    plugin
-                        .manifest
-                        .target_kinds
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+            let message = format!(
+                "plugin `{}` does not support {} targets (it supports: {})",
+                record.plugin,
+                target.kind,
+                plugin
+                    .manifest
+                    .target_kinds
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            self.store.save(&rec).await?;
-            return Ok(rec);
+            return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
         }
-        let Some(grant) = self.policies.grant(&req.plugin, &req.target) else {
-            let rec = refuse(
-                record,
-                RunStatus::Denied,
-                format!(
-                    "plugin `{}` has no grant for target `{}` (deny by default: add a [[grant]] in {})",
-                    req.plugin,
-                    req.target,
-                    self.config.policy_dir.display()
-                ),
+        let Some(grant) = loaded.policies.grant(&record.plugin, &record.target) else {
+            let message = format!(
+                "plugin `{}` has no grant for target `{}` (deny by default: add a [[grant]] in {})",
+                record.plugin,
+                record.target,
+                self.config.policy_dir.display()
             );
-            self.store.save(&rec).await?;
-            return Ok(rec);
+            return Ok(self.finished(refuse(record, RunStatus::Denied, message)));
         };
-        let params = match plugin.manifest.resolve_params(&req.params) {
+        let params = match plugin.manifest.resolve_params(&record.params) {
             Ok(p) => p,
             Err(errors) => {
-                let rec = refuse(record, RunStatus::Rejected, errors.join("; "));
-                self.store.save(&rec).await?;
-                return Ok(rec);
+                let message = errors.join("; ");
+                return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
             }
         };
+        let span = tracing::info_span!(
+            "warden.run",
+            warden.run.id = %record.id,
+            warden.plugin = %record.plugin,
+            warden.plugin.digest = %plugin.digest,
+            warden.target = %record.target,
+            warden.trigger = record.trigger.kind(),
+            warden.dry_run = record.dry_run,
+            warden.attempt = record.attempt,
+        );
+        if let Some(parent) = &record.traceparent {
+            telemetry::set_parent_from_traceparent(&span, Some(parent), None);
+        }
+        record.trace_id = telemetry::span_trace_id(&span);
         self.store.save(&record).await?;
+        let id = record.id.clone();
         let env = Arc::new(RunEnv {
             run_id: id.clone(),
-            plugin: req.plugin.clone(),
+            plugin: record.plugin.clone(),
             invocation: wit::Invocation {
                 run_id: id.clone(),
-                trigger: to_wit_trigger(&req.trigger),
-                target: req.target.clone(),
+                trigger: to_wit_trigger(&record.trigger),
+                target: record.target.clone(),
                 target_kind: match target.kind {
                     TargetKind::Sqlite => wit::TargetKind::Sqlite,
                     TargetKind::Postgres => wit::TargetKind::Postgres,
@@ -426,32 +531,25 @@ impl Agent {
                         value: v.clone(),
                     })
                     .collect(),
-                dry_run: req.dry_run,
+                dry_run: record.dry_run,
             },
             config: self.config.clone(),
-            policies: self.policies.clone(),
+            policies: loaded.policies.clone(),
             store: self.store.clone(),
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,
             max_runtime: grant.max_runtime,
         });
         let memory = usize::try_from(grant.memory_bytes).unwrap_or(usize::MAX);
-        let span = tracing::info_span!(
-            "run",
-            run.id = %id,
-            warden.plugin = %req.plugin,
-            warden.plugin.digest = %plugin.digest,
-            warden.target = %req.target,
-            warden.trigger = req.trigger.kind(),
-        );
-        let outcome = {
-            let _g = span.enter();
-            self.runtime.execute(plugin, env, memory).await
-        };
+        let outcome = self
+            .runtime
+            .execute(&plugin, env, memory)
+            .instrument(span)
+            .await;
         if !outcome.state_writes.is_empty()
             && let Err(e) = self
                 .store
-                .state_commit(&req.plugin, outcome.state_writes)
+                .state_commit(&record.plugin, outcome.state_writes)
                 .await
         {
             tracing::error!(run = %id, error = %e, "committing plugin state failed");
@@ -462,19 +560,39 @@ impl Agent {
         record.actions = outcome.actions;
         record.logs = outcome.logs;
         record.logs_dropped = outcome.logs_dropped;
-        record.ended_at = Some(chrono::Utc::now());
-        self.store
-            .save(&record)
-            .await
-            .with_context(|| format!("recording run {id}"))?;
+        Ok(self.finished(record))
+    }
+
+    /// Stamps the end of a run, moves a finished plan to `awaiting-approval`,
+    /// counts it and logs it.
+    fn finished(&self, mut record: RunRecord) -> RunRecord {
+        let now = chrono::Utc::now();
+        record.ended_at = Some(now);
+        if let Some(approval) = &mut record.approval
+            && approval.state == ApprovalState::Planning
+        {
+            if record.status == RunStatus::Succeeded {
+                record.status = RunStatus::AwaitingApproval;
+                approval.state = ApprovalState::Pending;
+                approval.expires_at = Some(
+                    now + chrono::Duration::seconds(i64::try_from(approval.ttl_secs).unwrap_or(i64::MAX / 1000)),
+                );
+            } else {
+                approval.state = ApprovalState::Rejected;
+                approval.reason = Some("the dry run that makes the plan did not succeed".into());
+            }
+        }
+        let duration = (now - record.started_at).to_std().unwrap_or_default();
+        self.metrics
+            .run_finished(&record.plugin, record.status.as_str(), duration);
         tracing::info!(
-            run = %id,
-            plugin = %req.plugin,
-            target = %req.target,
+            run = %record.id,
+            plugin = %record.plugin,
+            target = %record.target,
             status = %record.status,
             "run finished"
         );
-        Ok(record)
+        record
     }
 }
 
@@ -492,6 +610,7 @@ fn to_wit_trigger(t: &Trigger) -> wit::Trigger {
         Trigger::Manual { by } => wit::Trigger::Manual(by.clone()),
         Trigger::Schedule { name } => wit::Trigger::Schedule(name.clone()),
         Trigger::Alert {
+            rule: _,
             status,
             labels: l,
             annotations,

@@ -84,8 +84,51 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
-    /// The long-running agent: load everything and serve until stopped.
+    /// The long-running agent: schedules, webhook, HTTP API, run queue,
+    /// hot reload; serves until SIGTERM/Ctrl-C, then drains.
     Run,
+    /// Approve a plan awaiting approval: its real run is queued and runs in
+    /// the agent (`warden run`).
+    Approve {
+        /// The id of the run awaiting approval.
+        run: String,
+        /// Who approves (recorded); default: $USER.
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Reject a plan awaiting approval.
+    Reject {
+        run: String,
+        #[arg(long)]
+        by: Option<String>,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Circuit breakers of alert rules.
+    Circuits {
+        #[command(subcommand)]
+        command: CircuitsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CircuitsCommand {
+    /// State of each rule's circuit breaker, as last saved.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Close a rule's circuit breaker (the running agent applies it within a second).
+    Reset {
+        rule: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +147,10 @@ pub enum RunsCommand {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only runs in this status (queued, running, succeeded, skipped,
+        /// awaiting-approval, ...).
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -120,6 +167,53 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
+
+fn current_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".to_string())
+}
+
+async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
+    match command {
+        CircuitsCommand::List { output } => match agent.store.circuits().await {
+            Ok(c) => {
+                if output == Output::Json {
+                    println!("{}", serde_json::json!(c));
+                } else {
+                    for (rule, c) in c {
+                        println!(
+                            "{rule}: {} since {} ({})",
+                            c["state"].as_str().unwrap_or("?"),
+                            c["since"].as_str().unwrap_or("?"),
+                            c["reason"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        CircuitsCommand::Reset { rule, by } => {
+            if agent.policies().rule(&rule).is_none() {
+                eprintln!("error: no rule named `{rule}` in {}", agent.config.policy_dir.display());
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+            let by = by.unwrap_or_else(current_user);
+            match agent.store.request_circuit_reset(&rule, &by).await {
+                Ok(()) => {
+                    println!("reset of rule `{rule}`'s circuit breaker requested by {by}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -196,7 +290,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
                 params: params.into_iter().collect::<BTreeMap<_, _>>(),
                 dry_run,
                 trigger: Trigger::Manual {
-                    by: std::env::var("USER").unwrap_or_else(|_| "cli".to_string()),
+                    by: current_user(),
                 },
             };
             match agent.invoke(req).await {
@@ -212,6 +306,45 @@ async fn run_cli(cli: Cli) -> ExitCode {
         }
         Command::Runs { command } => runs(&agent.store, command).await,
         Command::Run => serve(agent).await,
+        Command::Approve { run, by, output } => {
+            let by = by.unwrap_or_else(current_user);
+            match crate::runs::approvals::approve(&agent.store, &run, &by).await {
+                Ok((plan, real)) => {
+                    if output == Output::Json {
+                        println!("{}", serde_json::json!({ "plan": plan, "run": real }));
+                    } else {
+                        println!(
+                            "approved {} by {by}; run {} is queued (the agent runs it)",
+                            plan.id, real.id
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
+        }
+        Command::Reject {
+            run,
+            by,
+            reason,
+            output,
+        } => {
+            let by = by.unwrap_or_else(current_user);
+            match crate::runs::approvals::reject(&agent.store, &run, &by, reason.as_deref()).await {
+                Ok(plan) => {
+                    print_record(&plan, output);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_BAD_INPUT)
+                }
+            }
+        }
+        Command::Circuits { command } => circuits(&agent, command).await,
     }
 }
 
@@ -240,10 +373,16 @@ async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
 
 fn exit_for(status: RunStatus) -> ExitCode {
     match status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
+        // A plan waiting for approval did what was asked: plan.
+        RunStatus::Succeeded | RunStatus::AwaitingApproval | RunStatus::Queued => ExitCode::SUCCESS,
         RunStatus::Denied => ExitCode::from(3),
         RunStatus::Rejected => ExitCode::from(EXIT_BAD_INPUT),
         RunStatus::Running
+        | RunStatus::Interrupted
+        | RunStatus::Skipped
+        | RunStatus::Approved
+        | RunStatus::Cancelled
+        | RunStatus::Expired
         | RunStatus::Failed
         | RunStatus::Trapped
         | RunStatus::TimedOut
@@ -283,9 +422,10 @@ async fn check(config_path: &Path) -> ExitCode {
 }
 
 fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
+    let loaded = agent.loaded();
     match output {
         Output::Json => {
-            let list: Vec<serde_json::Value> = agent
+            let list: Vec<serde_json::Value> = loaded
                 .plugins
                 .values()
                 .map(|p| {
@@ -304,7 +444,7 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
             println!("{}", serde_json::Value::Array(list));
         }
         Output::Text => {
-            for p in agent.plugins.values() {
+            for p in loaded.plugins.values() {
                 let caps: Vec<&str> = p.manifest.capabilities.iter().map(|c| c.as_str()).collect();
                 let digest: String = p.digest.chars().take(12).collect();
                 println!(
@@ -322,7 +462,31 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
 
 async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
     match command {
-        RunsCommand::List { limit, output } => match store.list(limit).await {
+        RunsCommand::List {
+            limit,
+            status,
+            output,
+        } => {
+            let status = match status.as_deref().map(|s| (s, RunStatus::from_name(s))) {
+                None => None,
+                Some((_, Some(s))) => Some(s),
+                Some((s, None)) => {
+                    eprintln!(
+                        "error: unknown status `{s}` (one of {})",
+                        RunStatus::ALL.map(RunStatus::as_str).join(", ")
+                    );
+                    return ExitCode::from(EXIT_BAD_INPUT);
+                }
+            };
+            runs_list(store, limit, status, output).await
+        }
+        RunsCommand::Show { id, output } => runs_show(store, &id, output).await,
+    }
+}
+
+async fn runs_list(store: &RunStore, limit: u32, status: Option<RunStatus>, output: Output) -> ExitCode {
+    {
+        match store.list_filtered(limit, status).await {
             Ok(list) => {
                 match output {
                     Output::Json => match serde_json::to_string(&list) {
@@ -335,14 +499,18 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
                     Output::Text => {
                         for r in &list {
                             println!(
-                                "{}  {}  {:<14} {:<16} {:<12} {}{}",
+                                "{}  {}  {:<17} {:<16} {:<12} {}{}{}",
                                 r.id,
                                 r.started_at.format("%Y-%m-%d %H:%M:%S"),
                                 r.status.as_str(),
                                 r.plugin,
                                 r.target,
                                 r.trigger.kind(),
-                                if r.dry_run { " (dry-run)" } else { "" }
+                                if r.dry_run { " (dry-run)" } else { "" },
+                                r.decision
+                                    .as_ref()
+                                    .map(|d| format!(" [{}]", d.kind.as_str()))
+                                    .unwrap_or_default()
                             );
                         }
                     }
@@ -353,21 +521,24 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
-        },
-        RunsCommand::Show { id, output } => match store.get(&id).await {
-            Ok(Some(r)) => {
-                print_record(&r, output);
-                ExitCode::SUCCESS
-            }
-            Ok(None) => {
-                eprintln!("error: no run with id `{id}`");
-                ExitCode::from(EXIT_BAD_INPUT)
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+    }
+}
+
+async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
+    match store.get(id).await {
+        Ok(Some(r)) => {
+            print_record(&r, output);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("error: no run with id `{id}`");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -401,6 +572,35 @@ pub fn render_text(r: &RunRecord) -> String {
     );
     if let Some(e) = &r.error {
         let _ = writeln!(s, "error ({:?}, {}): {}", e.blame, e.kind, e.message);
+    }
+    if let Some(d) = &r.decision {
+        let _ = writeln!(s, "decision: {}: {}", d.kind.as_str(), d.detail);
+    }
+    if let Trigger::Alert { rule, labels, .. } = &r.trigger {
+        let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let _ = writeln!(s, "alert: rule {rule}, labels {{{}}}", shown.join(", "));
+    }
+    if r.attempt > 1 || r.retried_by.is_some() {
+        let _ = writeln!(
+            s,
+            "attempt {}{}{}",
+            r.attempt,
+            r.retry_of.as_ref().map(|id| format!(", retrying {id}")).unwrap_or_default(),
+            r.retried_by.as_ref().map(|id| format!(", retried by {id}")).unwrap_or_default()
+        );
+    }
+    if let Some(a) = &r.approval {
+        let _ = writeln!(
+            s,
+            "approval: {:?}{}{}{}",
+            a.state,
+            a.decided_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            a.expires_at.map(|t| format!(", expires {}", t.to_rfc3339())).unwrap_or_default(),
+            a.linked_run.as_ref().map(|l| format!(", linked run {l}")).unwrap_or_default()
+        );
+        if r.status == RunStatus::AwaitingApproval {
+            let _ = writeln!(s, "approve with: warden approve {}", r.id);
+        }
     }
     if let Some(rep) = &r.report {
         let _ = writeln!(s, "status: {:?} - {}", rep.status, rep.summary);
@@ -460,8 +660,8 @@ pub fn render_text(r: &RunRecord) -> String {
     s
 }
 
-/// `warden run`: everything loaded; waits for SIGINT/SIGTERM. Schedules and
-/// the webhook come with the triggers.
+/// `warden run`: the agent (see [`crate::service`]) until SIGINT/SIGTERM,
+/// then a drain.
 async fn serve(agent: Agent) -> ExitCode {
     // Listen for signals before saying we run, so a prompt SIGTERM is handled.
     #[cfg(unix)]
@@ -472,22 +672,23 @@ async fn serve(agent: Agent) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ctrl_c = tokio::signal::ctrl_c();
-    tracing::info!(
-        plugins = agent.plugins.len(),
-        targets = agent.config.targets.len(),
-        grants = agent.policies.grants.len(),
-        "warden is running; stop with Ctrl-C or SIGTERM"
-    );
-    #[cfg(unix)]
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+    let shutdown = async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    let agent = std::sync::Arc::new(agent);
+    match crate::service::serve(agent.clone(), shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", agent.redactor.redact(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("warden stopped");
-    ExitCode::SUCCESS
 }

@@ -31,6 +31,8 @@ pub mod host;
 pub mod policy;
 pub mod runs;
 pub mod runtime;
+pub mod reload;
 pub mod secrets;
+pub mod service;
 pub mod telemetry;
 pub mod triggers;

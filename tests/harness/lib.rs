@@ -6,6 +6,8 @@
 //! - [`wait_for`] / [`wait_for_value`]: poll a condition instead of sleeping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod monitoring;
+pub mod otlp;
 pub mod pg;
 
 use std::future::Future;

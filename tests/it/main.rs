@@ -4,9 +4,11 @@
 
 mod cli;
 mod hostile;
+mod monitoring;
 mod pg_harness;
 mod secrets;
 mod sql_guard;
 mod state;
+mod telemetry;
 mod vacuum;
 mod world;

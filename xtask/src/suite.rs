@@ -19,6 +19,15 @@ const PG_PACKAGES: [&str; 4] = [
     "postgresql-15-hypopg",
     "postgresql-15-pg-qualstats",
 ];
+/// The Debian packages the monitoring tests (`warden_tests::monitoring`) run, and the
+/// binaries they install.
+const MONITORING_PACKAGES: [(&str, &str); 2] = [
+    ("prometheus", "/usr/bin/prometheus"),
+    (
+        "prometheus-alertmanager",
+        "/usr/bin/prometheus-alertmanager",
+    ),
+];
 
 pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
     let plugins_manifest = root.join("plugins").join("Cargo.toml");
@@ -26,6 +35,7 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
     let mut steps = Steps::default();
 
     steps.run("postgresql packages", ensure_postgres)?;
+    steps.run("monitoring packages", ensure_monitoring)?;
     steps.run("rust components", ensure_components)?;
     steps.run("build-plugins", || plugins::build_plugins(root).map(|_| ()))?;
     steps.run("fmt", || {
@@ -184,6 +194,43 @@ fn missing_pg_files() -> Vec<String> {
         .chain(libs)
         .filter(|f| !Path::new(f).exists())
         .collect()
+}
+
+/// Installs Prometheus and Alertmanager from Debian when their binaries are missing.
+fn ensure_monitoring() -> Result<()> {
+    let missing: Vec<&str> = MONITORING_PACKAGES
+        .iter()
+        .filter(|(_, bin)| !Path::new(bin).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        println!("prometheus and alertmanager are installed");
+        return Ok(());
+    }
+    let packages = missing.join(" ");
+    if !cmd::is_root() || !cmd::on_path("apt-get") {
+        bail!(
+            "the monitoring tests need {packages}; install them as root:\n  sudo apt-get install -y --no-install-recommends {packages}"
+        );
+    }
+    cmd::run(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    if let Some((_, bin)) = MONITORING_PACKAGES
+        .iter()
+        .find(|(_, bin)| !Path::new(bin).exists())
+    {
+        bail!("installed {packages} but {bin} is still missing");
+    }
+    Ok(())
 }
 
 /// rustfmt and clippy ship with rustup's default profile, not the minimal one.

@@ -186,6 +186,29 @@ impl<'s> Document<'s> {
         }
     }
 
+    /// Removes the table `[name]` and deserialises it into `T`, reporting
+    /// every error with paths like `name.field`. `None` if absent or unreadable.
+    pub(crate) fn take_table<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<Table<'s, T>> {
+        let (key, value) = self.root.remove_entry(name)?;
+        let field = push_key(String::new(), name);
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Table(table) => self.deserialize_table(table, span, field, diags),
+            other => {
+                diags.push(self.source.error(
+                    &key.span(),
+                    field,
+                    format!("expected a table written `[{name}]`, found {}", other.type_str()),
+                ));
+                None
+            }
+        }
+    }
+
     /// Deserialises what is left of the top level into `T` (see
     /// `deserialize_table`).
     pub(crate) fn finish<T: DeserializeOwned>(

@@ -56,7 +56,7 @@ pub const DEFAULT_STATE_DB: &str = "state/warden.db";
 pub const DEFAULT_CACHE_DIR_NAME: &str = "cache";
 
 /// The loaded agent configuration; every path is absolute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The config file itself.
     pub file: PathBuf,
@@ -71,6 +71,74 @@ pub struct Config {
     pub log_format: LogFormat,
     /// In the order of the file; names are unique.
     pub targets: Vec<Target>,
+    /// The HTTP API (`warden run`), if `[http]` is set.
+    pub http: Option<HttpConfig>,
+    /// OTLP trace export, if `[telemetry]` sets an endpoint.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `[http]`: the API `warden run` serves (webhook, runs, metrics, health).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every `/api/` call must carry.
+    pub token: Secret,
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+}
+
+/// `[telemetry]`: where traces go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpConfig {
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Header name and value (values are secrets, read from the environment).
+    pub headers: Vec<(String, Secret)>,
+    pub sampling_ratio: f64,
+    pub service_name: String,
+}
+
+/// How spans are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// `[http]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpFile {
+    /// Address and port to listen on, like `"127.0.0.1:9470"`. Required.
+    listen: Option<Spanned<String>>,
+    /// Environment variable holding the bearer token for `/api/`.
+    token_env: Option<Spanned<String>>,
+    /// File holding the bearer token (whitespace around it ignored).
+    token_file: Option<Spanned<PathBuf>>,
+    /// Largest request body, like `"1MiB"` (the default).
+    max_body: Option<Spanned<units::HumanSize>>,
+}
+
+/// `[telemetry]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryFile {
+    /// OTLP endpoint, like `"http://127.0.0.1:4317"` (grpc) or
+    /// `"http://127.0.0.1:4318/v1/traces"` (http/protobuf). Without it,
+    /// no spans are exported.
+    otlp_endpoint: Option<Spanned<String>>,
+    /// `"grpc"` (default) or `"http/protobuf"`.
+    otlp_protocol: Option<Spanned<OtlpProtocol>>,
+    /// Headers to send, by name, each naming the environment variable that
+    /// holds its value (an API key is a secret): `{ "x-api-key" = "OTLP_KEY" }`.
+    otlp_headers_env: Option<BTreeMap<String, Spanned<String>>>,
+    /// Share of traces kept, 0.0 to 1.0 (default 1.0); a sampled parent
+    /// (from `traceparent`) is always followed.
+    sampling_ratio: Option<Spanned<f64>>,
+    /// `service.name` of the spans; default `"warden"`.
+    service_name: Option<String>,
 }
 
 /// How the agent writes its logs.
@@ -119,6 +187,12 @@ struct ConfigFile {
     /// read one table at a time; this field only names them for serde.)
     #[serde(default, rename = "target")]
     _target: Option<IgnoredAny>,
+    /// `[http]`: see `HttpFile` (read on its own).
+    #[serde(default, rename = "http")]
+    _http: Option<IgnoredAny>,
+    /// `[telemetry]`: see `TelemetryFile` (read on its own).
+    #[serde(default, rename = "telemetry")]
+    _telemetry: Option<IgnoredAny>,
 }
 
 /// One `[[target]]` table: a database plugins may work on. Give its
@@ -175,6 +249,8 @@ impl Config {
             return Err(diags);
         };
         let targets = document.take_array::<TargetFile>("target", &mut diags);
+        let http = document.take_table::<HttpFile>("http", &mut diags);
+        let telemetry = document.take_table::<TelemetryFile>("telemetry", &mut diags);
         let root = document.finish::<ConfigFile>(&mut diags);
 
         let resolver = Resolver {
@@ -182,7 +258,15 @@ impl Config {
             env: &env,
         };
         let targets = resolver.targets(&targets, &mut diags);
-        let config = root.and_then(|root| resolver.config(&root, targets, &mut diags));
+        let http = http.and_then(|t| resolver.http(&t, &mut diags));
+        let otlp = telemetry.and_then(|t| resolver.telemetry(&t, &mut diags));
+        let config = root
+            .and_then(|root| resolver.config(&root, targets, &mut diags))
+            .map(|config| Config {
+                http,
+                otlp,
+                ..config
+            });
         diags.sort_by_line();
         match config {
             Some(config) => diags.into_result(config),
@@ -260,6 +344,137 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             cache_dir,
             log_format: file.log_format,
             targets,
+            http: None,
+            otlp: None,
+        })
+    }
+
+    fn http(&self, table: &Table<'_, HttpFile>, diags: &mut Diagnostics) -> Option<HttpConfig> {
+        let file = &table.value;
+        let listen = table.require("listen", &file.listen, diags).and_then(|l| {
+            match l.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    diags.push(table.source.error(
+                        &l.span(),
+                        table.field("listen"),
+                        format!("{:?} is not an address and port like \"127.0.0.1:9470\": {e}", l.get_ref()),
+                    ));
+                    None
+                }
+            }
+        });
+        let token = self.token(table, diags);
+        let max_body = file.max_body.as_ref().map_or(1 << 20, |m| m.get_ref().0);
+        if max_body == 0 {
+            if let Some(m) = &file.max_body {
+                diags.push(table.source.error(&m.span(), table.field("max_body"), "must be greater than zero"));
+            }
+        }
+        Some(HttpConfig {
+            listen: listen?,
+            token: token?,
+            max_body,
+        })
+    }
+
+    /// The API token, from `token_env` or `token_file`.
+    fn token(&self, table: &Table<'_, HttpFile>, diags: &mut Diagnostics) -> Option<Secret> {
+        let file = &table.value;
+        let check = |value: String, what: String, span: &Range<usize>, field: &str, diags: &mut Diagnostics| {
+            let value = value.trim().to_string();
+            if value.len() < 16 {
+                diags.push(table.source.error(
+                    span,
+                    table.field(field),
+                    format!("the token in {what} is shorter than 16 characters: use a long random one"),
+                ));
+                None
+            } else {
+                Some(Secret::new(value))
+            }
+        };
+        match (&file.token_env, &file.token_file) {
+            (Some(_), Some(f)) => {
+                diags.push(table.source.error(&f.span(), table.field("token_file"), "set only one of `token_env` and `token_file`"));
+                None
+            }
+            (None, None) => {
+                diags.push(table.source.error(
+                    &table.span,
+                    table.path.clone(),
+                    "the HTTP API needs a bearer token: set `token_env` (an environment variable) or `token_file`",
+                ));
+                None
+            }
+            (Some(env_name), None) => {
+                let name = env_name.get_ref();
+                match (self.env)(name).and_then(|v| v.into_string().ok()) {
+                    Some(v) => check(v, format!("environment variable `{name}`"), &env_name.span(), "token_env", diags),
+                    None => {
+                        diags.push(table.source.error(
+                            &env_name.span(),
+                            table.field("token_env"),
+                            format!("environment variable `{name}` is not set (or not UTF-8)"),
+                        ));
+                        None
+                    }
+                }
+            }
+            (None, Some(path)) => {
+                let full = self.dir.join(path.get_ref());
+                match fs::read_to_string(&full) {
+                    Ok(v) => check(v, format!("file {}", full.display()), &path.span(), "token_file", diags),
+                    Err(e) => {
+                        diags.push(table.source.error(
+                            &path.span(),
+                            table.field("token_file"),
+                            format!("cannot read the token file {}: {e}", full.display()),
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn telemetry(
+        &self,
+        table: &Table<'_, TelemetryFile>,
+        diags: &mut Diagnostics,
+    ) -> Option<OtlpConfig> {
+        let file = &table.value;
+        let endpoint = file.otlp_endpoint.as_ref()?;
+        if url::Url::parse(endpoint.get_ref()).is_err() || !endpoint.get_ref().starts_with("http") {
+            diags.push(table.source.error(
+                &endpoint.span(),
+                table.field("otlp_endpoint"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let sampling_ratio = file.sampling_ratio.as_ref().map_or(1.0, |r| *r.get_ref());
+        if !(0.0..=1.0).contains(&sampling_ratio) {
+            if let Some(r) = &file.sampling_ratio {
+                diags.push(table.source.error(&r.span(), table.field("sampling_ratio"), "must be between 0.0 and 1.0"));
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, env_name) in file.otlp_headers_env.iter().flatten() {
+            match (self.env)(env_name.get_ref()).and_then(|v| v.into_string().ok()) {
+                Some(v) => headers.push((name.clone(), Secret::new(v.trim()))),
+                None => diags.push(table.source.error(
+                    &env_name.span(),
+                    format!("{}.{name}", table.field("otlp_headers_env")),
+                    format!("environment variable `{}` is not set (or not UTF-8)", env_name.get_ref()),
+                )),
+            }
+        }
+        Some(OtlpConfig {
+            endpoint: endpoint.get_ref().clone(),
+            protocol: file.otlp_protocol.as_ref().map_or(OtlpProtocol::Grpc, |p| *p.get_ref()),
+            headers,
+            sampling_ratio,
+            service_name: file.service_name.clone().unwrap_or_else(|| "warden".to_string()),
         })
     }
 

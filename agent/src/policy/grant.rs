@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Location;
+use super::fields::DEFAULT_APPROVAL_TTL;
 use crate::capability::CapabilityClass;
 use crate::config::document::Table;
 use crate::config::units::{HumanDuration, HumanSize, format_size};
@@ -45,6 +46,11 @@ pub(super) struct GrantFile {
     /// Most bytes one query result may take, like `"16MiB"`. Default
     /// `"16MiB"`.
     max_result_bytes: Option<Spanned<HumanSize>>,
+    /// Every run of the plugin on these targets waits for an approval.
+    /// Default `false`.
+    require_approval: Option<bool>,
+    /// How long a run waits for approval, like `"1h"`. Default `"24h"`.
+    approval_ttl: Option<Spanned<HumanDuration>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -61,6 +67,10 @@ pub struct Grant {
     pub lock_timeout: Duration,
     pub max_rows: u32,
     pub max_result_bytes: u64,
+    /// Every run waits for an approval.
+    pub require_approval: bool,
+    /// How long a run waits for approval.
+    pub approval_ttl: Duration,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -99,6 +109,11 @@ impl Grant {
     /// Default `max_result_bytes`: 16MiB.
     pub const fn default_max_result_bytes() -> u64 {
         16 << 20
+    }
+
+    /// Default `approval_ttl`: 24h.
+    pub const fn default_approval_ttl() -> Duration {
+        DEFAULT_APPROVAL_TTL
     }
 
     /// True if the grant allows `class`.
@@ -203,6 +218,13 @@ pub(super) fn expand(
         Grant::default_lock_timeout(),
         diags,
     );
+    let approval_ttl = duration(
+        &file.approval_ttl,
+        "approval_ttl",
+        Grant::default_approval_ttl(),
+        diags,
+    );
+    let require_approval = file.require_approval.unwrap_or(false);
 
     let memory_bytes = match &file.memory {
         None => Grant::default_memory_bytes(),
@@ -287,6 +309,8 @@ pub(super) fn expand(
                 lock_timeout,
                 max_rows,
                 max_result_bytes,
+                require_approval,
+                approval_ttl,
                 source: location.clone(),
             },
             span: target.span(),
@@ -296,7 +320,7 @@ pub(super) fn expand(
 }
 
 /// "the config defines `a`, `b`" for messages.
-fn known_list(known_targets: &[&str]) -> String {
+pub(super) fn known_list(known_targets: &[&str]) -> String {
     if known_targets.is_empty() {
         return "the config defines no targets (add `[[target]]` tables to warden.toml)".to_owned();
     }

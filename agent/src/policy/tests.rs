@@ -194,7 +194,10 @@ fn unknown_top_level_table() {
     policies.write("a.toml", "[[grants]]\nplugin = \"x\"\n");
     let diags = policies.errors();
     let d = about(&diags, &policies.path("a.toml"), "grants");
-    assert_eq!(d.message, "unknown field `grants`, expected `grant`");
+    assert_eq!(
+        d.message,
+        "unknown field `grants`, expected one of `grant`, `schedule`, `rule`, `concurrency`"
+    );
     assert_eq!(d.line, Some(1));
 }
 

@@ -10,9 +10,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admit;
+pub mod approvals;
+pub mod guardrails;
+pub mod queue;
 mod record;
 
 pub use record::*;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use sqlx::Row;
@@ -31,6 +39,25 @@ CREATE TABLE IF NOT EXISTS runs (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at  TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    starts_at    TEXT NOT NULL,
+    alert        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_fingerprint ON alerts (fingerprint);
+CREATE TABLE IF NOT EXISTS circuits (
+    rule        TEXT PRIMARY KEY,
+    circuit     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS circuit_resets (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule        TEXT NOT NULL,
+    by          TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS plugin_state (
     plugin      TEXT NOT NULL,
     key         TEXT NOT NULL,
@@ -60,6 +87,9 @@ impl RunStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Accepted alerts and queued runs must survive a crash or a
+            // power cut once the agent has answered: sync every commit.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -70,25 +100,213 @@ impl RunStore {
             .execute(&pool)
             .await
             .with_context(|| format!("creating tables in {}", path.display()))?;
+        migrate(&pool)
+            .await
+            .with_context(|| format!("upgrading the tables in {}", path.display()))?;
         Ok(RunStore { pool })
     }
 
     /// Inserts or replaces a record (records are written at start and at end).
     pub async fn save(&self, rec: &RunRecord) -> anyhow::Result<()> {
-        let json = serde_json::to_string(rec)?;
-        sqlx::query(
-            "INSERT INTO runs (id, plugin, target, status, started_at, record) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record",
+        let mut conn = self.pool.acquire().await?;
+        save_on(&mut conn, rec).await
+    }
+
+    /// Saves several records (and accepted alerts) in one transaction:
+    /// all or nothing.
+    pub async fn save_all(&self, alerts: &[StoredAlert], recs: &[RunRecord]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for alert in alerts {
+            sqlx::query(
+                "INSERT INTO alerts (received_at, fingerprint, status, starts_at, alert) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(ts(alert.received_at))
+            .bind(&alert.fingerprint)
+            .bind(&alert.status)
+            .bind(&alert.starts_at)
+            .bind(serde_json::to_string(alert)?)
+            .execute(&mut *tx)
+            .await
+            .context("writing an accepted alert")?;
+        }
+        for rec in recs {
+            save_on(&mut tx, rec).await?;
+        }
+        tx.commit().await.context("committing accepted alerts and runs")?;
+        Ok(())
+    }
+
+    /// Accepted alerts, oldest first.
+    pub async fn alerts(&self, limit: u32) -> anyhow::Result<Vec<StoredAlert>> {
+        let rows = sqlx::query("SELECT alert FROM alerts ORDER BY seq LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.try_get(0)?;
+                Ok(serde_json::from_str(&json)?)
+            })
+            .collect()
+    }
+
+    /// Runs in `status`, oldest request first; for `queued`, only those
+    /// due at `now`.
+    pub async fn with_status(
+        &self,
+        status: RunStatus,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT record FROM runs WHERE status = ? AND (not_before IS NULL OR not_before <= ?)
+             ORDER BY requested_at, id LIMIT ?",
         )
-        .bind(&rec.id)
-        .bind(&rec.plugin)
-        .bind(&rec.target)
-        .bind(rec.status.as_str())
-        .bind(rec.started_at.to_rfc3339())
-        .bind(json)
+        .bind(status.as_str())
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// How many runs are in `status`.
+    pub async fn count(&self, status: RunStatus) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = ?")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Marks runs left `running` by a previous agent process as
+    /// `interrupted`; returns them.
+    pub async fn interrupt_running(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT record FROM runs WHERE status = 'running'")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = decode_all(&rows)?;
+        for rec in &mut out {
+            rec.status = RunStatus::Interrupted;
+            rec.ended_at = Some(Utc::now());
+            rec.error = Some(RunError {
+                blame: Blame::Host,
+                kind: "interrupted".into(),
+                message: "the agent stopped while this run was in progress; it is not run again \
+                          automatically, as it may have done part of its work"
+                    .into(),
+            });
+            self.save(rec).await?;
+        }
+        Ok(out)
+    }
+
+    /// Runs caused by rules and schedules requested since `since`, oldest
+    /// first: what guardrails are rebuilt from at start.
+    pub async fn origin_runs_since(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT record FROM runs WHERE origin IS NOT NULL AND requested_at >= ? ORDER BY requested_at, id",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// Queued runs and plans awaiting approval of `origin` (a rule or a
+    /// schedule).
+    pub async fn open_runs_of(&self, origin: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT record FROM runs WHERE origin = ? AND status IN ('queued', 'awaiting-approval')
+             ORDER BY requested_at, id",
+        )
+        .bind(origin)
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(&rows)
+    }
+
+    /// Saves `changed` only if its record is still in status `from`, and
+    /// then `also` (new records), in one transaction. Returns false, writing
+    /// nothing, if the record moved on meanwhile (another process decided).
+    pub async fn transition(
+        &self,
+        changed: &RunRecord,
+        from: RunStatus,
+        also: &[RunRecord],
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE runs SET status = ?, record = ?, not_before = ? WHERE id = ? AND status = ?")
+            .bind(changed.status.as_str())
+            .bind(serde_json::to_string(changed)?)
+            .bind(changed.not_before.map(ts))
+            .bind(&changed.id)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != 1 {
+            return Ok(false);
+        }
+        for rec in also {
+            save_on(&mut tx, rec).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Asks the running agent to close `rule`'s circuit breaker.
+    pub async fn request_circuit_reset(&self, rule: &str, by: &str) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO circuit_resets (rule, by, at) VALUES (?, ?, ?)")
+            .bind(rule)
+            .bind(by)
+            .bind(ts(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the pending circuit-reset requests: (rule, by).
+    pub async fn take_circuit_resets(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT rule, by FROM circuit_resets ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query("DELETE FROM circuit_resets").execute(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Saved circuit-breaker states, by rule.
+    pub async fn circuits(&self) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+        let rows = sqlx::query("SELECT rule, circuit FROM circuits")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let rule: String = r.try_get(0)?;
+            let json: String = r.try_get(1)?;
+            out.insert(rule, serde_json::from_str(&json)?);
+        }
+        Ok(out)
+    }
+
+    /// Saves one rule's circuit-breaker state.
+    pub async fn save_circuit(&self, rule: &str, circuit: &serde_json::Value) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO circuits (rule, circuit) VALUES (?, ?)
+             ON CONFLICT(rule) DO UPDATE SET circuit = excluded.circuit",
+        )
+        .bind(rule)
+        .bind(circuit.to_string())
         .execute(&self.pool)
         .await
-        .context("writing a run record")?;
+        .context("writing a circuit-breaker state")?;
         Ok(())
     }
 
@@ -111,16 +329,24 @@ impl RunStore {
 
     /// The newest `limit` runs, newest first.
     pub async fn list(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
-        let rows = sqlx::query("SELECT record FROM runs ORDER BY started_at DESC, id DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let json: String = r.try_get(0)?;
-                Ok(serde_json::from_str(&json)?)
-            })
-            .collect()
+        self.list_filtered(limit, None).await
+    }
+
+    /// The newest `limit` runs, newest first, only those in `status` if given.
+    pub async fn list_filtered(
+        &self,
+        limit: u32,
+        status: Option<RunStatus>,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT record FROM runs WHERE (?1 IS NULL OR status = ?1)
+             ORDER BY requested_at DESC, id DESC LIMIT ?2",
+        )
+        .bind(status.map(RunStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(&rows)
     }
 
     /// Reads one plugin state key.
@@ -198,4 +424,83 @@ impl RunStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// An alert as accepted from Alertmanager, kept in the state database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    pub received_at: DateTime<Utc>,
+    pub status: String,
+    pub fingerprint: String,
+    pub starts_at: String,
+    #[serde(default)]
+    pub ends_at: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// The runs it led to.
+    #[serde(default)]
+    pub runs: Vec<String>,
+}
+
+/// A timestamp as stored: RFC 3339, UTC, microseconds, so that text order is
+/// time order.
+pub fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn decode_all(rows: &[sqlx::sqlite::SqliteRow]) -> anyhow::Result<Vec<RunRecord>> {
+    rows.iter()
+        .map(|r| {
+            let json: String = r.try_get(0)?;
+            Ok(serde_json::from_str(&json)?)
+        })
+        .collect()
+}
+
+async fn save_on(conn: &mut sqlx::SqliteConnection, rec: &RunRecord) -> anyhow::Result<()> {
+    let json = serde_json::to_string(rec)?;
+    sqlx::query(
+        "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record,
+             started_at = excluded.started_at, not_before = excluded.not_before",
+    )
+    .bind(&rec.id)
+    .bind(&rec.plugin)
+    .bind(&rec.target)
+    .bind(rec.status.as_str())
+    .bind(ts(rec.started_at))
+    .bind(json)
+    .bind(ts(rec.requested_at))
+    .bind(rec.not_before.map(ts))
+    .bind(rec.origin())
+    .execute(&mut *conn)
+    .await
+    .context("writing a run record")?;
+    Ok(())
+}
+
+/// Columns added after the first release, for state databases made by it.
+async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('runs')")
+        .fetch_all(pool)
+        .await?;
+    for (column, ddl) in [
+        ("requested_at", "ALTER TABLE runs ADD COLUMN requested_at TEXT NOT NULL DEFAULT ''"),
+        ("not_before", "ALTER TABLE runs ADD COLUMN not_before TEXT"),
+        ("origin", "ALTER TABLE runs ADD COLUMN origin TEXT"),
+    ] {
+        if !columns.iter().any(|c| c == column) {
+            sqlx::raw_sql(ddl).execute(pool).await?;
+        }
+    }
+    sqlx::raw_sql(
+        "UPDATE runs SET requested_at = started_at WHERE requested_at = '';
+         CREATE INDEX IF NOT EXISTS runs_status ON runs (status, requested_at);
+         CREATE INDEX IF NOT EXISTS runs_origin ON runs (origin, requested_at);
+         CREATE INDEX IF NOT EXISTS runs_requested ON runs (requested_at);",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -10,8 +10,26 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
-    /// Started and not finished yet (or the agent died during it).
+    /// Accepted and waiting in the run queue (for a free slot, a retry
+    /// time, or an approved run about to start).
+    Queued,
+    /// Started and not finished yet.
     Running,
+    /// The agent stopped (crashed, killed) while the run was in progress.
+    /// Not run again automatically: it may have done part of its work.
+    Interrupted,
+    /// Not run, by a host decision: see the record's `decision`
+    /// (deduplicated, cooldown, throttled, circuit open, concurrency,
+    /// outside the maintenance window).
+    Skipped,
+    /// Ran as a dry run; its plan waits for `warden approve`.
+    AwaitingApproval,
+    /// Its plan was approved; the real run is the record in `approval.run`.
+    Approved,
+    /// An operator rejected its plan, or its alert resolved before it ran.
+    Cancelled,
+    /// Its plan was not approved in time.
+    Expired,
     /// The plugin returned a report.
     Succeeded,
     /// The plugin returned an error.
@@ -31,7 +49,14 @@ pub enum RunStatus {
 impl RunStatus {
     pub const fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Skipped => "skipped",
+            RunStatus::AwaitingApproval => "awaiting-approval",
+            RunStatus::Approved => "approved",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Expired => "expired",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Trapped => "trapped",
@@ -40,6 +65,61 @@ impl RunStatus {
             RunStatus::Denied => "denied",
             RunStatus::Rejected => "rejected",
         }
+    }
+}
+
+impl RunStatus {
+    /// Every status, for parsing and listing.
+    pub const ALL: [RunStatus; 15] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Interrupted,
+        RunStatus::Skipped,
+        RunStatus::AwaitingApproval,
+        RunStatus::Approved,
+        RunStatus::Cancelled,
+        RunStatus::Expired,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Trapped,
+        RunStatus::TimedOut,
+        RunStatus::LimitExceeded,
+        RunStatus::Denied,
+        RunStatus::Rejected,
+    ];
+
+    /// The status called `name` (as printed).
+    pub fn from_name(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// True once nothing more will happen to the record.
+    pub const fn is_final(self) -> bool {
+        !matches!(
+            self,
+            RunStatus::Queued | RunStatus::Running | RunStatus::AwaitingApproval
+        )
+    }
+
+    /// True for outcomes worth a retry: the plugin or the target failed,
+    /// not the request or the policy.
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed | RunStatus::Trapped | RunStatus::TimedOut
+        )
+    }
+
+    /// True for runs that count as failures for a circuit breaker.
+    pub const fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed
+                | RunStatus::Trapped
+                | RunStatus::TimedOut
+                | RunStatus::LimitExceeded
+                | RunStatus::Interrupted
+        )
     }
 }
 
@@ -83,6 +163,9 @@ pub enum Trigger {
         name: String,
     },
     Alert {
+        /// The `[[rule]]` that matched.
+        #[serde(default)]
+        rule: String,
         status: String,
         labels: BTreeMap<String, String>,
         annotations: BTreeMap<String, String>,
@@ -180,6 +263,92 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Why the host did not run something (status `skipped`, `cancelled`,
+/// `expired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionKind {
+    /// The same alert (fingerprint and start) already has a run.
+    Deduplicated,
+    /// The rule ran on this target less than its cooldown ago.
+    Cooldown,
+    /// The rule's throttle allows no more runs in this window.
+    Throttled,
+    /// The rule's circuit breaker is open.
+    CircuitOpen,
+    /// A concurrency limit with `on_limit = "skip"` was full.
+    Concurrency,
+    /// Outside the schedule's or rule's maintenance window.
+    OutsideWindow,
+    /// The alert resolved before the run started (`on_resolved = "cancel"`).
+    Resolved,
+    /// An operator rejected the plan.
+    RejectedByOperator,
+    /// The plan waited for approval longer than `approval_ttl`.
+    ApprovalExpired,
+    /// The agent was shutting down.
+    Shutdown,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Deduplicated => "deduplicated",
+            DecisionKind::Cooldown => "cooldown",
+            DecisionKind::Throttled => "throttled",
+            DecisionKind::CircuitOpen => "circuit-open",
+            DecisionKind::Concurrency => "concurrency",
+            DecisionKind::OutsideWindow => "outside-window",
+            DecisionKind::Resolved => "resolved",
+            DecisionKind::RejectedByOperator => "rejected-by-operator",
+            DecisionKind::ApprovalExpired => "approval-expired",
+            DecisionKind::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A host decision about a run, with the reason in words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub detail: String,
+    /// The run this one defers to (the original of a duplicate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_run: Option<String>,
+}
+
+/// Where a run stands with approvals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalState {
+    /// The dry run that makes the plan has not finished.
+    Planning,
+    /// The plan waits for an operator.
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+/// Approval bookkeeping: on the planning record and on the real run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub state: ApprovalState,
+    /// How long a plan may wait, in seconds.
+    pub ttl_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// On the plan: the real run it led to. On the real run: its plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_run: Option<String>,
+}
+
 /// Everything recorded about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -193,6 +362,10 @@ pub struct RunRecord {
     pub params: BTreeMap<String, String>,
     pub dry_run: bool,
     pub status: RunStatus,
+    /// When the request was accepted.
+    #[serde(default)]
+    pub requested_at: DateTime<Utc>,
+    /// When it started (for runs that never started: when it was decided).
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
@@ -208,9 +381,95 @@ pub struct RunRecord {
     /// Log lines over the per-run cap, counted and dropped.
     #[serde(default)]
     pub logs_dropped: u64,
+    /// Why the host did not run it, for `skipped`/`cancelled`/`expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The run this one retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    /// The retry queued after this run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<String>,
+    /// Not to start before this time (retry backoff, schedule jitter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// The W3C `traceparent` of the request that caused the run, made the
+    /// parent of the run's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The trace id of the run's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+const fn first_attempt() -> u32 {
+    1
 }
 
 impl RunRecord {
+    /// A new record for a request, `queued` at `now`.
+    pub fn new(
+        plugin: &str,
+        target: &str,
+        trigger: Trigger,
+        params: BTreeMap<String, String>,
+        dry_run: bool,
+    ) -> RunRecord {
+        let now = Utc::now();
+        RunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            plugin: plugin.to_string(),
+            digest: String::new(),
+            plugin_version: String::new(),
+            target: target.to_string(),
+            trigger,
+            params,
+            dry_run,
+            status: RunStatus::Queued,
+            requested_at: now,
+            started_at: now,
+            ended_at: None,
+            report: None,
+            error: None,
+            actions: Vec::new(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            decision: None,
+            attempt: 1,
+            retry_of: None,
+            retried_by: None,
+            not_before: None,
+            approval: None,
+            traceparent: None,
+            trace_id: None,
+        }
+    }
+
+    /// Marks it not run, for `kind`, now.
+    pub fn decide(&mut self, status: RunStatus, kind: DecisionKind, detail: String) {
+        self.status = status;
+        self.decision = Some(Decision {
+            kind,
+            detail,
+            related_run: None,
+        });
+        self.ended_at = Some(Utc::now());
+    }
+
+    /// The rule (alerts) or schedule that caused it.
+    pub fn origin(&self) -> Option<&str> {
+        match &self.trigger {
+            Trigger::Alert { rule, .. } => Some(rule),
+            Trigger::Schedule { name } => Some(name),
+            Trigger::Manual { .. } => None,
+        }
+    }
+
     /// Duration in milliseconds, when finished.
     pub fn duration_ms(&self) -> Option<i64> {
         self.ended_at

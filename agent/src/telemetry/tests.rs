@@ -1,0 +1,175 @@
+use super::*;
+use opentelemetry::trace::SpanKind;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use std::sync::{Arc, Mutex};
+
+/// Keeps exported spans in memory (the SDK's own is behind its `testing` feature).
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Collect {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// Runs `f` with a thread-local subscriber like `init`'s OTel layer, exporting
+/// synchronously into the returned spans.
+fn traced(f: impl FnOnce()) -> Vec<SpanData> {
+    let collect = Collect::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(collect.clone())
+        .build();
+    let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "warden");
+    let subscriber = tracing_subscriber::registry()
+        .with(otlp::otel_layer(tracer).with_filter(otlp::otel_filter()));
+    tracing::subscriber::with_default(subscriber, f);
+    provider.force_flush().unwrap();
+    let spans = collect.0.lock().unwrap().clone();
+    spans
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+#[test]
+fn root_follows_traceparent_and_host_calls_nest() {
+    let mut seen_trace_id = None;
+    let mut set = false;
+    let spans = traced(|| {
+        let root = run_span("r1", "vacuum", "abc123", "db", "webhook");
+        set = set_parent_from_traceparent(
+            &root,
+            Some(&format!("00-{TRACE}-{PARENT}-01")),
+            Some("vendor=x"),
+        );
+        root.in_scope(|| {
+            seen_trace_id = current_trace_id();
+            let call = host_call_span("sql.query", "sqlite", "SELECT", "db", "read");
+            call.record("db.response.returned_rows", 3);
+            call.in_scope(|| {});
+        });
+        mark_error(&root, "denied");
+    });
+    assert!(set);
+    assert_eq!(seen_trace_id.as_deref(), Some(TRACE));
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let root = spans.iter().find(|s| s.name == "warden.run").unwrap();
+    let call = spans.iter().find(|s| s.name == "sql.query").unwrap();
+    assert_eq!(root.span_context.trace_id().to_string(), TRACE);
+    assert_eq!(root.parent_span_id.to_string(), PARENT);
+    assert!(root.parent_span_is_remote);
+    assert_eq!(
+        root.span_context.trace_state().header(),
+        "vendor=x".to_string()
+    );
+    assert_eq!(attr(root, "warden.run.id").as_deref(), Some("r1"));
+    assert_eq!(
+        attr(root, "warden.plugin.digest").as_deref(),
+        Some("abc123")
+    );
+    assert_eq!(attr(root, "warden.trigger").as_deref(), Some("webhook"));
+    assert_eq!(root.status, Status::error("denied"));
+    assert_eq!(call.parent_span_id, root.span_context.span_id());
+    assert_eq!(call.span_context.trace_id().to_string(), TRACE);
+    assert_eq!(call.span_kind, SpanKind::Client);
+    assert_eq!(attr(call, "db.system.name").as_deref(), Some("sqlite"));
+    assert_eq!(attr(call, "db.operation.name").as_deref(), Some("SELECT"));
+    assert_eq!(attr(call, "db.namespace").as_deref(), Some("db"));
+    assert_eq!(
+        attr(call, "warden.capability.class").as_deref(),
+        Some("read")
+    );
+    assert_eq!(
+        attr(call, "db.response.returned_rows").as_deref(),
+        Some("3")
+    );
+    // The special fields drive name/kind/status; they are not attributes.
+    assert!(attr(call, "otel.name").is_none() && attr(call, "otel.kind").is_none());
+}
+
+#[test]
+fn invalid_or_late_traceparents_are_ignored() {
+    let mut results = Vec::new();
+    let spans = traced(|| {
+        for bad in [
+            None,
+            Some(""),
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+            Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ] {
+            let span = run_span("r", "p", "d", "t", "manual");
+            results.push(set_parent_from_traceparent(&span, bad, None));
+        }
+        // Already started: the parent can no longer change.
+        let span = run_span("late", "p", "d", "t", "manual");
+        span.in_scope(|| {});
+        results.push(set_parent_from_traceparent(
+            &span,
+            Some(&format!("00-{TRACE}-{PARENT}-01")),
+            None,
+        ));
+    });
+    assert!(results.iter().all(|ok| !ok), "{results:?}");
+    assert!(spans.iter().all(|s| !s.parent_span_is_remote));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.span_context.trace_id().to_string() != TRACE)
+    );
+}
+
+#[test]
+fn unsampled_parent_is_not_exported_but_keeps_its_trace_id() {
+    let mut id = None;
+    let spans = traced(|| {
+        let root = run_span("r", "p", "d", "t", "webhook");
+        assert!(set_parent_from_traceparent(
+            &root,
+            Some(&format!("00-{TRACE}-{PARENT}-00")),
+            None
+        ));
+        id = span_trace_id(&root);
+        let tp = traceparent_of(&root).unwrap();
+        assert!(
+            tp.starts_with(&format!("00-{TRACE}-")) && tp.ends_with("-00"),
+            "{tp}"
+        );
+    });
+    assert_eq!(id.as_deref(), Some(TRACE));
+    assert!(spans.is_empty(), "{spans:#?}");
+}
+
+#[test]
+fn without_an_otel_layer_nothing_happens() {
+    let span = run_span("r", "p", "d", "t", "manual");
+    assert!(!set_parent_from_traceparent(
+        &span,
+        Some(&format!("00-{TRACE}-{PARENT}-01")),
+        None
+    ));
+    assert_eq!(span_trace_id(&span), None);
+    assert_eq!(current_trace_id(), None);
+}
+
+#[test]
+fn other_targets_and_debug_spans_are_not_exported() {
+    let spans = traced(|| {
+        tracing::info_span!(target: "hyper::client", "conn").in_scope(|| {});
+        tracing::debug_span!("warden.debug").in_scope(|| {});
+        tracing::info_span!("warden.kept").in_scope(|| {});
+    });
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["warden.kept"]);
+}
