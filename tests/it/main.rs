@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod daemon;
+mod webhook;
 mod hostile;
 mod monitoring;
 mod pg_harness;

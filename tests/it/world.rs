@@ -6,11 +6,16 @@ use warden::agent::{Agent, RunRequest};
 use warden::runs::RunRecord;
 use warden_tests::{fixture_wasm, plugin_wasm, repo_root};
 
+/// The API token of worlds with [`World::http`].
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
 pub struct World {
     pub dir: tempfile::TempDir,
     plugins: Vec<PathBuf>,
     targets: Vec<String>,
     grants: Vec<String>,
+    http: bool,
+    config_extra: Vec<String>,
 }
 
 impl World {
@@ -21,6 +26,8 @@ impl World {
             plugins: Vec::new(),
             targets: Vec::new(),
             grants: Vec::new(),
+            http: false,
+            config_extra: Vec::new(),
         }
     }
 
@@ -64,6 +71,24 @@ impl World {
         self
     }
 
+    /// More policy TOML (rules, schedules, concurrency), in the same file.
+    pub fn policy(mut self, text: &str) -> World {
+        self.grants.push(text.to_string());
+        self
+    }
+
+    /// Serves the HTTP API on a random loopback port with [`TOKEN`].
+    pub fn http(mut self) -> World {
+        self.http = true;
+        self
+    }
+
+    /// More config TOML (tables like `[telemetry]`).
+    pub fn config(mut self, text: &str) -> World {
+        self.config_extra.push(text.to_string());
+        self
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -78,11 +103,20 @@ impl World {
         }
         std::fs::write(root.join("policies/grants.toml"), self.grants.join("\n")).unwrap();
         let cache = repo_root().join("target/test-component-cache");
-        let config = format!(
+        let mut config = format!(
             "plugin_dir = \"plugins\"\npolicy_dir = \"policies\"\nstate_db = \"state/warden.db\"\ncache_dir = \"{}\"\n\n{}",
             cache.display(),
             self.targets.join("\n")
         );
+        if self.http {
+            std::fs::write(root.join("api.token"), TOKEN).unwrap();
+            config.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"api.token\"\n");
+        }
+        for extra in &self.config_extra {
+            config.push('\n');
+            config.push_str(extra);
+            config.push('\n');
+        }
         let path = root.join("warden.toml");
         std::fs::write(&path, config).unwrap();
         path

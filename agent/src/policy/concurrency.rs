@@ -119,7 +119,11 @@ pub(super) fn check(
                 ),
             ));
         }
-        scopes.push((Scope::Plugin(name.clone()), plugin.span(), table.field("plugin")));
+        scopes.push((
+            Scope::Plugin(name.clone()),
+            plugin.span(),
+            table.field("plugin"),
+        ));
     }
     if let Some(target) = &file.target {
         let name = target.get_ref();
@@ -130,7 +134,11 @@ pub(super) fn check(
                 format!("unknown target {name:?}: {}", known_list(known_targets)),
             ));
         }
-        scopes.push((Scope::Target(name.clone()), target.span(), table.field("target")));
+        scopes.push((
+            Scope::Target(name.clone()),
+            target.span(),
+            table.field("target"),
+        ));
     }
     if let Some(global) = &file.global
         && *global.get_ref()

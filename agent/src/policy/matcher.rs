@@ -115,7 +115,9 @@ impl Matcher {
         } else if let Some(rest) = rest.strip_prefix('=') {
             (MatchOp::Eq, rest)
         } else if name.is_empty() {
-            return Err(invalid(format!("it does not start with a label name: {MATCHER_FORM}")));
+            return Err(invalid(format!(
+                "it does not start with a label name: {MATCHER_FORM}"
+            )));
         } else if rest.is_empty() {
             return Err(invalid(format!("it has no operator: {MATCHER_FORM}")));
         } else {
@@ -124,7 +126,9 @@ impl Matcher {
             )));
         };
         if name.is_empty() {
-            return Err(invalid(format!("the label name is missing: {MATCHER_FORM}")));
+            return Err(invalid(format!(
+                "the label name is missing: {MATCHER_FORM}"
+            )));
         }
         let value = unquote(rest.trim()).map_err(invalid)?;
         Matcher::new(name, op, &value).map_err(invalid)

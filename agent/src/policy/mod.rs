@@ -206,9 +206,7 @@ impl PolicySet {
 
     /// The schedule named `name`, if any.
     pub fn schedule(&self, name: &str) -> Option<&Schedule> {
-        self.schedules
-            .iter()
-            .find(|schedule| schedule.name == name)
+        self.schedules.iter().find(|schedule| schedule.name == name)
     }
 
     /// The concurrency limit for exactly `scope`, if any.
@@ -521,9 +519,9 @@ impl<'k> Builder<'k> {
         if self.grants_complete {
             for (file, need, unmet) in std::mem::take(&mut self.needs) {
                 let met = match &need {
-                    Need::Pair(plugin, target) => self
-                        .granted
-                        .contains_key(&(plugin.clone(), target.clone())),
+                    Need::Pair(plugin, target) => {
+                        self.granted.contains_key(&(plugin.clone(), target.clone()))
+                    }
                     Need::Plugin(plugin) => self.granted.keys().any(|(p, _)| p == plugin),
                 };
                 if let (false, Some(diags)) = (met, self.file_diags.get_mut(file)) {

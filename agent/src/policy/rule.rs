@@ -189,11 +189,10 @@ impl Retry {
     pub fn delay(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(63);
         let factor = 1u64 << doublings;
-        let nanos = self
-            .backoff
-            .as_nanos()
-            .saturating_mul(u128::from(factor));
-        let delay = u64::try_from(nanos).map_or(Duration::MAX, Duration::from_nanos);
+        let nanos = self.backoff.as_nanos().saturating_mul(u128::from(factor));
+        let secs = u64::try_from(nanos / 1_000_000_000);
+        let subsec = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+        let delay = secs.map_or(Duration::MAX, |secs| Duration::new(secs, subsec));
         delay.min(self.max_backoff)
     }
 }
@@ -244,7 +243,10 @@ impl Rule {
 
     /// Renders `params` for one alert. The error names the param and what
     /// is wrong, like "param `table`: the alert has no label `table`".
-    pub fn render_params(&self, ctx: &AlertContext<'_>) -> Result<BTreeMap<String, String>, String> {
+    pub fn render_params(
+        &self,
+        ctx: &AlertContext<'_>,
+    ) -> Result<BTreeMap<String, String>, String> {
         let context = minijinja::context! {
             status => ctx.status,
             labels => ctx.labels,
@@ -305,14 +307,19 @@ fn template_error(error: &minijinja::Error) -> String {
 /// and tests it uses (as far as trying it on an empty alert reaches).
 fn check_template(source: &str) -> Result<(), String> {
     let template = TRY.template_from_str(source).map_err(|e| {
-        let line = e.line().map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
+        let line = e
+            .line()
+            .map(|l| format!(" (line {l} of the template)"))
+            .unwrap_or_default();
         format!("invalid template: {}{line}", template_error(&e))
     })?;
     let globals: Vec<&str> = TRY.globals().map(|(name, _)| name).collect();
     let mut unknown: Vec<String> = template
         .undeclared_variables(false)
         .into_iter()
-        .filter(|name| !TEMPLATE_VARIABLES.contains(&name.as_str()) && !globals.contains(&name.as_str()))
+        .filter(|name| {
+            !TEMPLATE_VARIABLES.contains(&name.as_str()) && !globals.contains(&name.as_str())
+        })
         .collect();
     unknown.sort();
     if let Some(name) = unknown.first() {
@@ -540,7 +547,11 @@ fn missing(
     name: &str,
     diags: &mut Diagnostics,
 ) {
-    diags.push(source.error(span, push_key(path.to_owned(), name), format!("missing field `{name}`")));
+    diags.push(source.error(
+        span,
+        push_key(path.to_owned(), name),
+        format!("missing field `{name}`"),
+    ));
 }
 
 fn check_throttle(
@@ -652,7 +663,12 @@ pub(super) fn check_retry(
     let field = |name: &'static str| move || push_key(path.to_owned(), name);
     let before = diags.len();
     let attempts = match &file.attempts {
-        Some(attempts) => Some(fields::at_least_one(source, field("attempts"), attempts, diags)),
+        Some(attempts) => Some(fields::at_least_one(
+            source,
+            field("attempts"),
+            attempts,
+            diags,
+        )),
         None => {
             missing(source, path, &value.span(), "attempts", diags);
             None

@@ -134,7 +134,10 @@ pub(super) fn parse_cron(expression: &str) -> Result<Cron, String> {
     let trimmed = expression.trim();
     if trimmed.starts_with('@') {
         if !NICKNAMES.iter().any(|n| n.eq_ignore_ascii_case(trimmed)) {
-            return Err(invalid(format!("unknown nickname: use one of {}", NICKNAMES.join(", "))));
+            return Err(invalid(format!(
+                "unknown nickname: use one of {}",
+                NICKNAMES.join(", ")
+            )));
         }
         return parser.parse(trimmed).map_err(|e| invalid(cron_error(&e)));
     }

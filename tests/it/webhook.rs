@@ -1,0 +1,229 @@
+//! The Alertmanager webhook: what each kind of bad input gets, and that
+//! nothing accepted is lost.
+
+use crate::daemon::{Daemon, alert, payload};
+use crate::world::{TOKEN, World};
+use std::time::Duration;
+use warden::runs::{DecisionKind, RunStatus, Trigger};
+
+const RULE: &str = r#"
+[[rule]]
+name = "dead-tuples"
+match = ['alertname="DeadTuples"', 'severity=~"warning|critical"']
+plugin = "scripted"
+target_label = "target"
+params = { note = "{{ labels.table }} on {{ labels.target }}" }
+"#;
+
+fn world() -> World {
+    World::new()
+        .fixture("scripted")
+        .sqlite_target("app", "app.db")
+        .sqlite_target("other", "other.db")
+        .grant("scripted", "app", &["read"], "")
+        .policy(RULE)
+        .http()
+}
+
+fn firing(fp: &str, target: &str) -> serde_json::Value {
+    alert(
+        "firing",
+        fp,
+        &[
+            ("alertname", "DeadTuples"),
+            ("severity", "warning"),
+            ("target", target),
+            ("table", "orders"),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
+    let w = world();
+    let d = Daemon::start(&w).await;
+    let api = &d.api;
+    let post = |body: Vec<u8>, token: Option<&'static str>| {
+        let api = api.clone();
+        async move {
+            api.send(reqwest::Method::POST, "/api/v1/alerts", Some(body), token, &[])
+                .await
+        }
+    };
+    let good = serde_json::to_vec(&payload(vec![firing("fp1", "app")])).unwrap();
+
+    let (code, body) = post(good.clone(), None).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("Authorization"), "{body}");
+    let (code, body) = post(good.clone(), Some("wrong-token-wrong-token")).await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["error"], "wrong token");
+
+    let (code, body) = post(b"{\"version\": \"4\",\n \"alerts\": [".to_vec(), Some(TOKEN)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("line 2"), "{body}");
+
+    let mut v3 = payload(vec![firing("fp1", "app")]);
+    v3["version"] = "3".into();
+    let (code, body) = post(serde_json::to_vec(&v3).unwrap(), Some(TOKEN)).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body["problems"][0].as_str().unwrap().contains("version"), "{body}");
+
+    let huge = vec![b' '; 2 << 20];
+    let (code, _) = post(huge, Some(TOKEN)).await;
+    assert_eq!(code, 413);
+
+    // One alert of three names an unknown target: the whole call is refused.
+    let mixed = payload(vec![
+        firing("fp1", "app"),
+        firing("fp2", "nope"),
+        firing("fp3", "other"),
+    ]);
+    let (code, body) = post(serde_json::to_vec(&mixed).unwrap(), Some(TOKEN)).await;
+    assert_eq!(code, 422, "{body}");
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(problem.contains("alerts[1]") && problem.contains("nope"), "{body}");
+    assert_eq!(body["problems"].as_array().unwrap().len(), 1, "{body}");
+
+    assert!(d.agent.store.alerts(100).await.unwrap().is_empty());
+    assert!(api.runs().await.is_empty());
+
+    // The good one is accepted, stored, and runs with its labels.
+    let body = api.alerts(&payload(vec![firing("fp1", "app")])).await;
+    assert_eq!(body["accepted"], 1, "{body}");
+    let id = body["runs"][0]["id"].as_str().unwrap().to_string();
+    let run = api.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.report.as_ref().unwrap().summary, "scripted: orders on app");
+    let Trigger::Alert { rule, labels, .. } = &run.trigger else {
+        panic!("{run:#?}")
+    };
+    assert_eq!(rule, "dead-tuples");
+    assert_eq!(labels["table"], "orders");
+    let stored = d.agent.store.alerts(100).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].runs, vec![id]);
+
+    // Health and metrics need no token.
+    let (code, _) = api.send(reqwest::Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(code, 200);
+    let (code, _) = api.send(reqwest::Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(code, 200);
+    let (code, metrics) = api.send(reqwest::Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("warden_webhook_requests_total"), "{metrics}");
+    assert!(metrics.contains("code=\"401\""), "{metrics}");
+    assert!(metrics.contains("warden_runs_total"), "{metrics}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_duplicates_runs_once() {
+    let w = world();
+    let d = Daemon::start(&w).await;
+    let mut calls = Vec::new();
+    for _ in 0..40 {
+        let api = d.api.clone();
+        calls.push(tokio::spawn(async move {
+            api.alerts(&payload(vec![firing("same", "app")])).await
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+    let runs = d.api.runs().await;
+    assert_eq!(runs.len(), 40);
+    let real: Vec<_> = runs.iter().filter(|r| r.decision.is_none()).collect();
+    assert_eq!(real.len(), 1, "{runs:#?}");
+    let dups = runs
+        .iter()
+        .filter(|r| r.decision.as_ref().is_some_and(|d| d.kind == DecisionKind::Deduplicated))
+        .count();
+    assert_eq!(dups, 39);
+    let original = &real[0].id;
+    assert!(runs.iter().filter(|r| r.decision.is_some()).all(|r| {
+        r.status == RunStatus::Skipped
+            && r.decision.as_ref().unwrap().related_run.as_ref() == Some(original)
+    }));
+    assert_eq!(d.agent.store.alerts(1000).await.unwrap().len(), 40, "every alert is kept");
+    d.api.settled(original, Duration::from_secs(30)).await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_alerts_follow_on_resolved() {
+    let w = world().grant("scripted", "other", &["read"], "").policy(
+        r#"
+[[rule]]
+name = "cancel-on-resolve"
+match = ['alertname="Slow"']
+plugin = "scripted"
+target = "other"
+require_approval = true
+on_resolved = "cancel"
+"#,
+    );
+    let d = Daemon::start(&w).await;
+    // dead-tuples ignores resolved alerts: accepted, stored, no run.
+    let body = d
+        .api
+        .alerts(&payload(vec![alert(
+            "resolved",
+            "fp-r",
+            &[("alertname", "DeadTuples"), ("severity", "warning"), ("target", "app")],
+        )]))
+        .await;
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["runs"].as_array().unwrap().len(), 0, "{body}");
+    assert_eq!(d.agent.store.alerts(10).await.unwrap().len(), 1);
+
+    // A plan waiting for approval is cancelled when its alert resolves.
+    let body = d.api.alerts(&payload(vec![alert("firing", "fp-s", &[("alertname", "Slow")])])).await;
+    let id = body["runs"][0]["id"].as_str().unwrap().to_string();
+    let plan = d.api.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(plan.status, RunStatus::AwaitingApproval, "{plan:#?}");
+    let body = d.api.alerts(&payload(vec![alert("resolved", "fp-s", &[("alertname", "Slow")])])).await;
+    assert_eq!(body["runs"][0]["id"], id.as_str(), "{body}");
+    let plan = d.api.run(&id).await;
+    assert_eq!(plan.status, RunStatus::Cancelled);
+    assert_eq!(plan.decision.unwrap().kind, DecisionKind::Resolved);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_runs_over_http() {
+    let w = world();
+    let d = Daemon::start(&w).await;
+    let (code, body) = d
+        .api
+        .post(
+            "/api/v1/runs",
+            &serde_json::json!({"plugin": "scripted", "target": "app", "params": {"note": "hi", "sleep_ms": 1}, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let run = d.api.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert!(run.dry_run);
+    assert_eq!(run.report.unwrap().summary, "scripted: hi");
+
+    let (code, body) = d
+        .api
+        .post("/api/v1/runs", &serde_json::json!({"plugin": "nope", "target": "mars"}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["problems"].as_array().unwrap().len(), 2, "{body}");
+    let (code, body) = d
+        .api
+        .post("/api/v1/runs", &serde_json::json!({"plugin": "scripted", "target": "app", "bogus": 1}))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("bogus"), "{body}");
+    let (code, _) = d.api.get("/api/v1/runs/0000").await;
+    assert_eq!(code, 404);
+    let (code, body) = d.api.get("/api/v1/runs?status=sleeping").await;
+    assert_eq!(code, 422, "{body}");
+    d.stop().await;
+}
