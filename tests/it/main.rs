@@ -4,6 +4,7 @@
 
 mod cli;
 mod daemon;
+mod guardrails;
 mod webhook;
 mod hostile;
 mod monitoring;

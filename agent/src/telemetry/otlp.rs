@@ -405,6 +405,7 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
