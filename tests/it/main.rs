@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod crash;
 mod daemon;
 mod guardrails;
 mod webhook;

@@ -364,3 +364,89 @@ async fn prometheus_scrapes_the_metrics() {
         assert_eq!(got, want, "{q}");
     }
 }
+
+/// Set (to a gRPC endpoint) only in the child process of
+/// [`init_exports_spans_and_logs_json`].
+const CHILD_ENV: &str = "WARDEN_IT_TELEMETRY_INIT_CHILD";
+
+/// Runs [`init_child`] in a child process (this test binary again) with
+/// `WARDEN_LOG` = `log`, exporting to a new receiver; returns its stderr and spans.
+fn run_init_child(log: &str) -> (String, Vec<ReceivedSpan>) {
+    let receiver = OtlpReceiver::start();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["telemetry::init_child", "--exact", "--nocapture"])
+        .env(CHILD_ENV, receiver.grpc_endpoint())
+        .env("WARDEN_LOG", log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "child failed:\n{stderr}");
+    // The child shut its exporter down before exiting: everything has arrived.
+    (stderr, receiver.spans())
+}
+
+/// `telemetry::init` installs a global subscriber, so it runs in child processes.
+#[test]
+fn init_exports_spans_and_logs_json() {
+    for log in ["warn", "info"] {
+        let (stderr, spans) = run_init_child(log);
+        // Quiet logs do not silence the traces.
+        let root = by_name(&spans, "warden.run");
+        let call = by_name(&spans, "sql.query");
+        assert_eq!(root.trace_id, TRACE_ID);
+        assert_eq!(root.parent_span_id, PARENT_ID);
+        assert_eq!(call.parent_span_id, root.span_id);
+        assert_eq!(root.resource.get("service.name").unwrap(), "warden");
+        // Logs: JSON lines on stderr, filtered by WARDEN_LOG.
+        let logs: Vec<serde_json::Value> = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let started = logs
+            .iter()
+            .find(|l| l["fields"]["message"] == "exporting traces by OTLP");
+        match log {
+            "warn" => assert!(started.is_none(), "{stderr}"),
+            _ => {
+                let started = started.unwrap_or_else(|| panic!("no JSON log line in:\n{stderr}"));
+                assert_eq!(started["level"], "INFO");
+                assert!(
+                    started["fields"]["endpoint"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("http://127.0.0.1:"),
+                    "{started}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_child() {
+    let Ok(endpoint) = std::env::var(CHILD_ENV) else {
+        return; // only meaningful as the child of init_exports_spans_and_logs_json
+    };
+    let mut guard = telemetry::init(
+        warden::config::LogFormat::Json,
+        Some(OtlpSettings::new(endpoint, OtlpProtocol::Grpc)),
+    )
+    .unwrap();
+    assert!(guard.exporting());
+    let root = telemetry::run_span("run-init", "vacuum", "d", "db", "webhook");
+    assert!(telemetry::set_parent_from_traceparent(
+        &root,
+        Some(&format!("00-{TRACE_ID}-{PARENT_ID}-01")),
+        None
+    ));
+    root.in_scope(|| {
+        assert_eq!(telemetry::current_trace_id().as_deref(), Some(TRACE_ID));
+        telemetry::host_call_span("sql.query", "sqlite", "SELECT", "db", "read").in_scope(|| {});
+    });
+    drop(root);
+    // A second init installs nothing and does not fail.
+    let mut second = telemetry::init(warden::config::LogFormat::Text, None).unwrap();
+    assert!(!second.exporting());
+    second.shutdown().unwrap();
+    guard.shutdown().unwrap();
+}

@@ -29,8 +29,7 @@ fn traced(f: impl FnOnce()) -> Vec<SpanData> {
         .with(otlp::otel_layer(tracer).with_filter(otlp::otel_filter()));
     tracing::subscriber::with_default(subscriber, f);
     provider.force_flush().unwrap();
-    let spans = collect.0.lock().unwrap().clone();
-    spans
+    collect.0.lock().unwrap().clone()
 }
 
 fn attr(span: &SpanData, key: &str) -> Option<String> {
