@@ -18,17 +18,17 @@ use crate::policy::PolicySet;
 use crate::runs::{
     Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
 };
-use crate::telemetry::{self, Metrics};
-use arc_swap::ArcSwap;
-use tracing::Instrument as _;
 use crate::runtime::bindings::types as wit;
 use crate::runtime::{LoadedPlugin, Runtime};
 use crate::secrets::Redactor;
+use crate::telemetry::{self, Metrics};
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 /// A request to run a plugin once.
 #[derive(Debug, Clone)]
@@ -575,7 +575,9 @@ impl Agent {
                 record.status = RunStatus::AwaitingApproval;
                 approval.state = ApprovalState::Pending;
                 approval.expires_at = Some(
-                    now + chrono::Duration::seconds(i64::try_from(approval.ttl_secs).unwrap_or(i64::MAX / 1000)),
+                    now + chrono::Duration::seconds(
+                        i64::try_from(approval.ttl_secs).unwrap_or(i64::MAX / 1000),
+                    ),
                 );
             } else {
                 approval.state = ApprovalState::Rejected;

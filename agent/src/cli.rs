@@ -199,7 +199,10 @@ async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
         },
         CircuitsCommand::Reset { rule, by } => {
             if agent.policies().rule(&rule).is_none() {
-                eprintln!("error: no rule named `{rule}` in {}", agent.config.policy_dir.display());
+                eprintln!(
+                    "error: no rule named `{rule}` in {}",
+                    agent.config.policy_dir.display()
+                );
                 return ExitCode::from(EXIT_BAD_INPUT);
             }
             let by = by.unwrap_or_else(current_user);
@@ -289,9 +292,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
                 target,
                 params: params.into_iter().collect::<BTreeMap<_, _>>(),
                 dry_run,
-                trigger: Trigger::Manual {
-                    by: current_user(),
-                },
+                trigger: Trigger::Manual { by: current_user() },
             };
             match agent.invoke(req).await {
                 Ok(record) => {
@@ -484,7 +485,12 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
     }
 }
 
-async fn runs_list(store: &RunStore, limit: u32, status: Option<RunStatus>, output: Output) -> ExitCode {
+async fn runs_list(
+    store: &RunStore,
+    limit: u32,
+    status: Option<RunStatus>,
+    output: Output,
+) -> ExitCode {
     {
         match store.list_filtered(limit, status).await {
             Ok(list) => {
@@ -585,8 +591,14 @@ pub fn render_text(r: &RunRecord) -> String {
             s,
             "attempt {}{}{}",
             r.attempt,
-            r.retry_of.as_ref().map(|id| format!(", retrying {id}")).unwrap_or_default(),
-            r.retried_by.as_ref().map(|id| format!(", retried by {id}")).unwrap_or_default()
+            r.retry_of
+                .as_ref()
+                .map(|id| format!(", retrying {id}"))
+                .unwrap_or_default(),
+            r.retried_by
+                .as_ref()
+                .map(|id| format!(", retried by {id}"))
+                .unwrap_or_default()
         );
     }
     if let Some(a) = &r.approval {
@@ -594,9 +606,17 @@ pub fn render_text(r: &RunRecord) -> String {
             s,
             "approval: {:?}{}{}{}",
             a.state,
-            a.decided_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
-            a.expires_at.map(|t| format!(", expires {}", t.to_rfc3339())).unwrap_or_default(),
-            a.linked_run.as_ref().map(|l| format!(", linked run {l}")).unwrap_or_default()
+            a.decided_by
+                .as_ref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default(),
+            a.expires_at
+                .map(|t| format!(", expires {}", t.to_rfc3339()))
+                .unwrap_or_default(),
+            a.linked_run
+                .as_ref()
+                .map(|l| format!(", linked run {l}"))
+                .unwrap_or_default()
         );
         if r.status == RunStatus::AwaitingApproval {
             let _ = writeln!(s, "approve with: warden approve {}", r.id);

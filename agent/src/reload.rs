@@ -50,14 +50,15 @@ impl Reloader {
     /// reload that changed what is in force.
     pub fn start(agent: Arc<Agent>, reloaded: watch::Sender<u64>) -> anyhow::Result<Reloader> {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(event) = res
-                && !matches!(event.kind, notify::EventKind::Access(_))
-                && event.paths.iter().any(|p| relevant(p))
-            {
-                let _ = tx.send(());
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(event) = res
+                    && !matches!(event.kind, notify::EventKind::Access(_))
+                    && event.paths.iter().any(|p| relevant(p))
+                {
+                    let _ = tx.send(());
+                }
+            })?;
         watcher.watch(&agent.config.plugin_dir, RecursiveMode::NonRecursive)?;
         watcher.watch(&agent.config.policy_dir, RecursiveMode::NonRecursive)?;
         let task = tokio::spawn(async move {
@@ -119,7 +120,9 @@ pub async fn reload(agent: &Agent) -> bool {
         .iter()
         .all(|d| d.field != "plugin");
     if !still_ok {
-        tracing::error!("reload rejected: the policies in force need a plugin that is gone; nothing changed");
+        tracing::error!(
+            "reload rejected: the policies in force need a plugin that is gone; nothing changed"
+        );
         agent.metrics.reload("plugin", false);
         return false;
     }

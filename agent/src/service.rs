@@ -13,9 +13,9 @@
 //! database for the next start.
 
 use crate::agent::Agent;
+use crate::runs::Trigger;
 use crate::runs::admit::{Admitter, rebuild_guardrails};
 use crate::runs::queue::Dispatcher;
-use crate::runs::Trigger;
 use crate::triggers::{http, schedule};
 use anyhow::Context as _;
 use std::future::Future;
@@ -49,7 +49,10 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
             && let Some(rule) = policies.rule(rule)
             && let Some(c) = guardrails.finished(rule, &rec.id, rec.status, chrono::Utc::now())
         {
-            agent.store.save_circuit(&rule.name, &serde_json::to_value(&c)?).await?;
+            agent
+                .store
+                .save_circuit(&rule.name, &serde_json::to_value(&c)?)
+                .await?;
         }
     }
     let guardrails = Arc::new(Mutex::new(guardrails));
@@ -91,13 +94,19 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
             token: cfg.token.expose().as_bytes().to_vec(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
-        let app = http::router(api.clone(), usize::try_from(cfg.max_body).unwrap_or(usize::MAX));
+        let app = http::router(
+            api.clone(),
+            usize::try_from(cfg.max_body).unwrap_or(usize::MAX),
+        );
         let mut stop_http = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop_http.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "the HTTP API stopped");
             }
         }));
@@ -118,7 +127,10 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
 impl Running {
     /// Drains and stops: see the module docs.
     pub async fn stop(self) {
-        tracing::info!(in_flight = self.dispatcher.running(), "draining: no new runs; waiting for runs in flight");
+        tracing::info!(
+            in_flight = self.dispatcher.running(),
+            "draining: no new runs; waiting for runs in flight"
+        );
         let _ = self.stop.send(true);
         self.dispatcher.drain();
         for t in self.tasks {

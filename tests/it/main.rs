@@ -2,6 +2,7 @@
 //! real PostgreSQL cluster (one per test run) and SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod alert_e2e;
 mod cli;
 mod crash;
 mod daemon;

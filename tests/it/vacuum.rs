@@ -7,7 +7,7 @@ use warden::runs::{ActionState, Origin, RunStatus};
 use warden_tests::pg::cluster;
 use warden_tests::wait_for;
 
-async fn stat(url: &str, table: &str) -> (i64, Option<String>, Option<String>) {
+pub(crate) async fn stat(url: &str, table: &str) -> (i64, Option<String>, Option<String>) {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query_as(
         "SELECT n_dead_tup, last_vacuum::text, last_analyze::text FROM pg_stat_user_tables WHERE relname = $1",
@@ -19,7 +19,7 @@ async fn stat(url: &str, table: &str) -> (i64, Option<String>, Option<String>) {
 }
 
 /// `churn` gets 80% dead tuples; `clean` is analyzed and untouched since.
-async fn churned_database(hint: &str) -> warden_tests::pg::TestDb {
+pub(crate) async fn churned_database(hint: &str) -> warden_tests::pg::TestDb {
     let db = cluster().create_database(hint).await;
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql(

@@ -202,7 +202,10 @@ impl<'s> Document<'s> {
                 diags.push(self.source.error(
                     &key.span(),
                     field,
-                    format!("expected a table written `[{name}]`, found {}", other.type_str()),
+                    format!(
+                        "expected a table written `[{name}]`, found {}",
+                        other.type_str()
+                    ),
                 ));
                 None
             }

@@ -358,7 +358,10 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                     diags.push(table.source.error(
                         &l.span(),
                         table.field("listen"),
-                        format!("{:?} is not an address and port like \"127.0.0.1:9470\": {e}", l.get_ref()),
+                        format!(
+                            "{:?} is not an address and port like \"127.0.0.1:9470\": {e}",
+                            l.get_ref()
+                        ),
                     ));
                     None
                 }
@@ -366,9 +369,15 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         });
         let token = self.token(table, diags);
         let max_body = file.max_body.as_ref().map_or(1 << 20, |m| m.get_ref().0);
-        if max_body == 0 {
-            if let Some(m) = &file.max_body {
-                diags.push(table.source.error(&m.span(), table.field("max_body"), "must be greater than zero"));
+        if max_body == 0
+            && let Some(m) = &file.max_body
+        {
+            {
+                diags.push(table.source.error(
+                    &m.span(),
+                    table.field("max_body"),
+                    "must be greater than zero",
+                ));
             }
         }
         Some(HttpConfig {
@@ -381,13 +390,19 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
     /// The API token, from `token_env` or `token_file`.
     fn token(&self, table: &Table<'_, HttpFile>, diags: &mut Diagnostics) -> Option<Secret> {
         let file = &table.value;
-        let check = |value: String, what: String, span: &Range<usize>, field: &str, diags: &mut Diagnostics| {
+        let check = |value: String,
+                     what: String,
+                     span: &Range<usize>,
+                     field: &str,
+                     diags: &mut Diagnostics| {
             let value = value.trim().to_string();
             if value.len() < 16 {
                 diags.push(table.source.error(
                     span,
                     table.field(field),
-                    format!("the token in {what} is shorter than 16 characters: use a long random one"),
+                    format!(
+                        "the token in {what} is shorter than 16 characters: use a long random one"
+                    ),
                 ));
                 None
             } else {
@@ -396,7 +411,11 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         };
         match (&file.token_env, &file.token_file) {
             (Some(_), Some(f)) => {
-                diags.push(table.source.error(&f.span(), table.field("token_file"), "set only one of `token_env` and `token_file`"));
+                diags.push(table.source.error(
+                    &f.span(),
+                    table.field("token_file"),
+                    "set only one of `token_env` and `token_file`",
+                ));
                 None
             }
             (None, None) => {
@@ -410,7 +429,13 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             (Some(env_name), None) => {
                 let name = env_name.get_ref();
                 match (self.env)(name).and_then(|v| v.into_string().ok()) {
-                    Some(v) => check(v, format!("environment variable `{name}`"), &env_name.span(), "token_env", diags),
+                    Some(v) => check(
+                        v,
+                        format!("environment variable `{name}`"),
+                        &env_name.span(),
+                        "token_env",
+                        diags,
+                    ),
                     None => {
                         diags.push(table.source.error(
                             &env_name.span(),
@@ -424,7 +449,13 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             (None, Some(path)) => {
                 let full = self.dir.join(path.get_ref());
                 match fs::read_to_string(&full) {
-                    Ok(v) => check(v, format!("file {}", full.display()), &path.span(), "token_file", diags),
+                    Ok(v) => check(
+                        v,
+                        format!("file {}", full.display()),
+                        &path.span(),
+                        "token_file",
+                        diags,
+                    ),
                     Err(e) => {
                         diags.push(table.source.error(
                             &path.span(),
@@ -453,9 +484,15 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             ));
         }
         let sampling_ratio = file.sampling_ratio.as_ref().map_or(1.0, |r| *r.get_ref());
-        if !(0.0..=1.0).contains(&sampling_ratio) {
-            if let Some(r) = &file.sampling_ratio {
-                diags.push(table.source.error(&r.span(), table.field("sampling_ratio"), "must be between 0.0 and 1.0"));
+        if !(0.0..=1.0).contains(&sampling_ratio)
+            && let Some(r) = &file.sampling_ratio
+        {
+            {
+                diags.push(table.source.error(
+                    &r.span(),
+                    table.field("sampling_ratio"),
+                    "must be between 0.0 and 1.0",
+                ));
             }
         }
         let mut headers = Vec::new();
@@ -465,16 +502,25 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 None => diags.push(table.source.error(
                     &env_name.span(),
                     format!("{}.{name}", table.field("otlp_headers_env")),
-                    format!("environment variable `{}` is not set (or not UTF-8)", env_name.get_ref()),
+                    format!(
+                        "environment variable `{}` is not set (or not UTF-8)",
+                        env_name.get_ref()
+                    ),
                 )),
             }
         }
         Some(OtlpConfig {
             endpoint: endpoint.get_ref().clone(),
-            protocol: file.otlp_protocol.as_ref().map_or(OtlpProtocol::Grpc, |p| *p.get_ref()),
+            protocol: file
+                .otlp_protocol
+                .as_ref()
+                .map_or(OtlpProtocol::Grpc, |p| *p.get_ref()),
             headers,
             sampling_ratio,
-            service_name: file.service_name.clone().unwrap_or_else(|| "warden".to_string()),
+            service_name: file
+                .service_name
+                .clone()
+                .unwrap_or_else(|| "warden".to_string()),
         })
     }
 

@@ -236,7 +236,9 @@ async fn admission_loop(
                 tracing::error!(error = %format!("{e:#}"), "writing accepted alerts failed; rebuilding guardrails");
                 match rebuild_guardrails(&agent).await {
                     Ok(g) => *guardrails.lock().unwrap_or_else(|p| p.into_inner()) = g,
-                    Err(e) => tracing::error!(error = %format!("{e:#}"), "rebuilding guardrails failed"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "rebuilding guardrails failed")
+                    }
                 }
             }
         }
@@ -352,7 +354,13 @@ async fn admit_alerts(
                 fingerprint: &alert.fingerprint,
                 starts_at: &alert.starts_at,
             };
-            let mut rec = RunRecord::new(&rule.plugin, &target, trigger, BTreeMap::new(), rule.dry_run);
+            let mut rec = RunRecord::new(
+                &rule.plugin,
+                &target,
+                trigger,
+                BTreeMap::new(),
+                rule.dry_run,
+            );
             rec.traceparent = traceparent.clone();
             stored.runs.push(rec.id.clone());
             match rule.render_params(&ctx) {
@@ -375,10 +383,14 @@ async fn admit_alerts(
                 starts_at: alert.starts_at.clone(),
                 status: alert.status.clone(),
             };
-            let verdict = guardrails
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .admit(rule, &target, &key, &alert.labels, &rec.id, now);
+            let verdict = guardrails.lock().unwrap_or_else(|p| p.into_inner()).admit(
+                rule,
+                &target,
+                &key,
+                &alert.labels,
+                &rec.id,
+                now,
+            );
             if rule.circuit_breaker.is_some() {
                 touched_rules.insert(rule.name.clone());
             }

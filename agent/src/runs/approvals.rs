@@ -86,7 +86,11 @@ pub async fn approve(
     approval.linked_run = Some(plan.id.clone());
     real.approval = Some(approval);
     if store
-        .transition(&plan, RunStatus::AwaitingApproval, std::slice::from_ref(&real))
+        .transition(
+            &plan,
+            RunStatus::AwaitingApproval,
+            std::slice::from_ref(&real),
+        )
         .await
         .map_err(store_err)?
     {

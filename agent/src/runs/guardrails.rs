@@ -325,8 +325,12 @@ impl Guardrails {
     pub fn is_open(&self, rule: &Rule, now: DateTime<Utc>) -> Option<String> {
         let cb = rule.circuit_breaker.as_ref()?;
         let c = self.circuits.get(&rule.name)?;
-        (c.state == CircuitState::Open && now - c.since < chrono(cb.open_for))
-            .then(|| format!("circuit breaker of rule `{}` is open: {}", rule.name, c.reason))
+        (c.state == CircuitState::Open && now - c.since < chrono(cb.open_for)).then(|| {
+            format!(
+                "circuit breaker of rule `{}` is open: {}",
+                rule.name, c.reason
+            )
+        })
     }
 
     /// Every circuit breaker's state, by rule.
@@ -384,8 +388,10 @@ impl Guardrails {
             };
             let at = rec.requested_at;
             g.dedup.insert(key.clone(), (rec.id.clone(), at));
-            g.last_run
-                .insert((rule.name.clone(), rec.target.clone()), (rec.id.clone(), at));
+            g.last_run.insert(
+                (rule.name.clone(), rec.target.clone()),
+                (rec.id.clone(), at),
+            );
             if rule.throttle.is_some() {
                 g.throttle
                     .entry((rule.name.clone(), group_key(rule, labels)))

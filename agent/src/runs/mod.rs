@@ -132,7 +132,9 @@ impl RunStore {
         for rec in recs {
             save_on(&mut tx, rec).await?;
         }
-        tx.commit().await.context("committing accepted alerts and runs")?;
+        tx.commit()
+            .await
+            .context("committing accepted alerts and runs")?;
         Ok(())
     }
 
@@ -236,15 +238,17 @@ impl RunStore {
         also: &[RunRecord],
     ) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE runs SET status = ?, record = ?, not_before = ? WHERE id = ? AND status = ?")
-            .bind(changed.status.as_str())
-            .bind(serde_json::to_string(changed)?)
-            .bind(changed.not_before.map(ts))
-            .bind(&changed.id)
-            .bind(from.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done = sqlx::query(
+            "UPDATE runs SET status = ?, record = ?, not_before = ? WHERE id = ? AND status = ?",
+        )
+        .bind(changed.status.as_str())
+        .bind(serde_json::to_string(changed)?)
+        .bind(changed.not_before.map(ts))
+        .bind(&changed.id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if done != 1 {
             return Ok(false);
         }
@@ -275,7 +279,9 @@ impl RunStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        sqlx::query("DELETE FROM circuit_resets").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM circuit_resets")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -297,7 +303,11 @@ impl RunStore {
     }
 
     /// Saves one rule's circuit-breaker state.
-    pub async fn save_circuit(&self, rule: &str, circuit: &serde_json::Value) -> anyhow::Result<()> {
+    pub async fn save_circuit(
+        &self,
+        rule: &str,
+        circuit: &serde_json::Value,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO circuits (rule, circuit) VALUES (?, ?)
              ON CONFLICT(rule) DO UPDATE SET circuit = excluded.circuit",
@@ -486,7 +496,10 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
         .fetch_all(pool)
         .await?;
     for (column, ddl) in [
-        ("requested_at", "ALTER TABLE runs ADD COLUMN requested_at TEXT NOT NULL DEFAULT ''"),
+        (
+            "requested_at",
+            "ALTER TABLE runs ADD COLUMN requested_at TEXT NOT NULL DEFAULT ''",
+        ),
         ("not_before", "ALTER TABLE runs ADD COLUMN not_before TEXT"),
         ("origin", "ALTER TABLE runs ADD COLUMN origin TEXT"),
     ] {

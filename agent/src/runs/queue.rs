@@ -156,7 +156,9 @@ impl Dispatcher {
                 None => {}
             }
             lock(&self.in_flight).insert(rec.id.clone(), (rec.plugin.clone(), rec.target.clone()));
-            agent.metrics.set_running(i64::try_from(lock(&self.in_flight).len()).unwrap_or(0));
+            agent
+                .metrics
+                .set_running(i64::try_from(lock(&self.in_flight).len()).unwrap_or(0));
             let agent = agent.clone();
             let in_flight = self.in_flight.clone();
             let guardrails = self.guardrails.clone();

@@ -153,7 +153,8 @@ mod tests {
 
     #[test]
     fn malformed_json_names_line_and_column() {
-        let Err(PayloadError::Malformed(m)) = parse(b"{\"version\": \"4\",\n \"alerts\": [}") else {
+        let Err(PayloadError::Malformed(m)) = parse(b"{\"version\": \"4\",\n \"alerts\": [}")
+        else {
             panic!()
         };
         assert!(m.contains("line 2"), "{m}");

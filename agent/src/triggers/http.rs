@@ -114,10 +114,12 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
             "missing `Authorization: Bearer <token>` header",
         ));
     };
-    let given = value
-        .as_bytes()
-        .strip_prefix(b"Bearer ")
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the Authorization header is not `Bearer <token>`"))?;
+    let given = value.as_bytes().strip_prefix(b"Bearer ").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header is not `Bearer <token>`",
+        )
+    })?;
     // Compare digests, so that the time taken says nothing about the
     // token's length either.
     use sha2::Digest as _;
@@ -139,12 +141,18 @@ fn traceparent(headers: &HeaderMap) -> Option<String> {
         && parts[1].len() == 32
         && parts[2].len() == 16
         && parts[3].len() == 2
-        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()));
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()));
     ok.then(|| v.trim().to_ascii_lowercase())
 }
 
 async fn post_alerts(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let span = tracing::info_span!("warden.webhook", otel.kind = "server", http.route = "/api/v1/alerts");
+    let span = tracing::info_span!(
+        "warden.webhook",
+        otel.kind = "server",
+        http.route = "/api/v1/alerts"
+    );
     let parent = traceparent(&headers);
     telemetry::set_parent_from_traceparent(&span, parent.as_deref(), None);
     let resp = handle_alerts(&api, &headers, body, parent)
@@ -163,7 +171,10 @@ async fn handle_alerts(
 ) -> ApiResult {
     authorize(api, headers)?;
     if api.dispatcher.is_draining() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the agent is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down",
+        ));
     }
     let alerts = alertmanager::parse(&body).map_err(|e| match e {
         PayloadError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
@@ -229,7 +240,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         };
         ApiError::new(
             code,
-            format!("bad request body at line {} column {}: {e}", e.line(), e.column()),
+            format!(
+                "bad request body at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })
 }
@@ -237,7 +252,10 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> ApiResult {
     authorize(&api, &headers)?;
     if api.dispatcher.is_draining() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the agent is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down",
+        ));
     }
     let req: RunBody = parse_json(&body)?;
     let loaded = api.agent.loaded();
@@ -246,7 +264,12 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         problems.push(format!(
             "plugin: no plugin named `{}` (installed: {})",
             req.plugin,
-            loaded.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+            loaded
+                .plugins
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if api.agent.config.target(&req.target).is_none() {
@@ -263,7 +286,9 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             other => {
-                problems.push(format!("params.{k}: must be a string, number or boolean, not {other}"));
+                problems.push(format!(
+                    "params.{k}: must be a string, number or boolean, not {other}"
+                ));
                 continue;
             }
         };
@@ -277,7 +302,13 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         });
     }
     let by = req.by.unwrap_or_else(|| "http-api".to_string());
-    let mut rec = RunRecord::new(&req.plugin, &req.target, Trigger::Manual { by }, params, req.dry_run);
+    let mut rec = RunRecord::new(
+        &req.plugin,
+        &req.target,
+        Trigger::Manual { by },
+        params,
+        req.dry_run,
+    );
     rec.traceparent = traceparent(&headers);
     let admitted = api
         .admitter
@@ -285,7 +316,10 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let rec = admitted.runs.into_iter().next().ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "admission returned no record")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "admission returned no record",
+        )
     })?;
     Ok((StatusCode::ACCEPTED, axum::Json(rec)).into_response())
 }
@@ -323,12 +357,22 @@ async fn list_runs(
     Ok(axum::Json(runs).into_response())
 }
 
-async fn get_run(State(api): State<Arc<Api>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn get_run(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     authorize(&api, &headers)?;
     match api.agent.store.get(&id).await {
         Ok(Some(rec)) => Ok(axum::Json(rec).into_response()),
-        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no run with id {id}"))),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no run with id {id}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e:#}"),
+        )),
     }
 }
 
@@ -401,7 +445,10 @@ async fn reset_circuit(
 ) -> ApiResult {
     authorize(&api, &headers)?;
     if api.agent.policies().rule(&rule).is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no rule named `{rule}`")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no rule named `{rule}`"),
+        ));
     }
     let b = decision_body(&body)?;
     let by = b.by.unwrap_or_else(|| "http-api".into());

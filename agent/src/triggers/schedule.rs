@@ -70,7 +70,9 @@ pub async fn run(
             let mut rec = RunRecord::new(
                 &s.plugin,
                 &s.target,
-                Trigger::Schedule { name: s.name.clone() },
+                Trigger::Schedule {
+                    name: s.name.clone(),
+                },
                 s.params.clone(),
                 s.dry_run,
             );
