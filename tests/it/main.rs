@@ -11,6 +11,7 @@ mod webhook;
 mod hostile;
 mod monitoring;
 mod pg_harness;
+mod reload;
 mod secrets;
 mod sql_guard;
 mod state;
