@@ -496,15 +496,12 @@ impl Agent {
                 return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
             }
         };
-        let span = tracing::info_span!(
-            "warden.run",
-            warden.run.id = %record.id,
-            warden.plugin = %record.plugin,
-            warden.plugin.digest = %plugin.digest,
-            warden.target = %record.target,
-            warden.trigger = record.trigger.kind(),
-            warden.dry_run = record.dry_run,
-            warden.attempt = record.attempt,
+        let span = telemetry::run_span(
+            &record.id,
+            &record.plugin,
+            &plugin.digest,
+            &record.target,
+            record.trigger.kind(),
         );
         if let Some(parent) = &record.traceparent {
             telemetry::set_parent_from_traceparent(&span, Some(parent), None);
@@ -544,8 +541,12 @@ impl Agent {
         let outcome = self
             .runtime
             .execute(&plugin, env, memory)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        span.record("warden.run.status", outcome.status.as_str());
+        if outcome.status != RunStatus::Succeeded {
+            telemetry::mark_error(&span, outcome.status.as_str());
+        }
         if !outcome.state_writes.is_empty()
             && let Err(e) = self
                 .store

@@ -239,16 +239,38 @@ pub fn main() -> ExitCode {
     rt.block_on(run_cli(cli))
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+/// Logs on stderr (and, with `[telemetry]`, spans over OTLP) for the rest of
+/// the process. The guard flushes spans when dropped.
+fn init_logging(
+    format: LogFormat,
+    default_level: &str,
+    config: Option<&Config>,
+) -> Option<crate::telemetry::TelemetryGuard> {
+    let otlp = config
+        .and_then(|c| c.otlp.as_ref())
+        .map(|o| crate::telemetry::OtlpSettings {
+            endpoint: o.endpoint.clone(),
+            protocol: match o.protocol {
+                crate::config::OtlpProtocol::Grpc => crate::telemetry::OtlpProtocol::Grpc,
+                crate::config::OtlpProtocol::HttpProtobuf => {
+                    crate::telemetry::OtlpProtocol::HttpProtobuf
+                }
+            },
+            headers: o
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                .collect(),
+            sampling_ratio: o.sampling_ratio,
+            service_name: o.service_name.clone(),
+        });
+    match crate::telemetry::init_with_level(format, default_level, otlp) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("error: telemetry: {e:#}; continuing without span export");
+            crate::telemetry::init_with_level(format, default_level, None).ok()
+        }
+    }
 }
 
 fn print_diagnostics(d: &Diagnostics) {
@@ -268,13 +290,23 @@ async fn run_cli(cli: Cli) -> ExitCode {
         None => LogFormat::Text,
     };
     if let Command::Check = cli.command {
-        init_logging(config_format, default_level);
+        let _telemetry = init_logging(config_format, default_level, None);
         return check(&cli.config).await;
     }
-    let agent = match load_agent(&cli, default_level).await {
+    let (agent, mut telemetry) = match load_agent(&cli, default_level).await {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let code = run_command(cli, agent).await;
+    if let Some(t) = &mut telemetry
+        && let Err(e) = t.shutdown()
+    {
+        eprintln!("warning: flushing spans: {e:#}");
+    }
+    code
+}
+
+async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
     match cli.command {
         Command::Check => ExitCode::SUCCESS,
         Command::Plugins {
@@ -349,7 +381,10 @@ async fn run_cli(cli: Cli) -> ExitCode {
     }
 }
 
-async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
+async fn load_agent(
+    cli: &Cli,
+    default_level: &str,
+) -> Result<(Agent, Option<crate::telemetry::TelemetryGuard>), ExitCode> {
     let fail = |d: Diagnostics| {
         print_diagnostics(&d);
         eprintln!(
@@ -366,10 +401,11 @@ async fn load_agent(cli: &Cli, default_level: &str) -> Result<Agent, ExitCode> {
         (Some(LogFormatArg::Text), _) | (None, Err(_)) => LogFormat::Text,
         (None, Ok(c)) => c.log_format,
     };
-    init_logging(format, default_level);
-    Agent::from_config(config.map_err(fail)?)
+    let guard = init_logging(format, default_level, config.as_ref().ok());
+    let agent = Agent::from_config(config.map_err(fail)?)
         .await
-        .map_err(fail)
+        .map_err(fail)?;
+    Ok((agent, guard))
 }
 
 fn exit_for(status: RunStatus) -> ExitCode {

@@ -38,7 +38,12 @@ async fn a_prometheus_alert_runs_vacuum_on_postgres() {
     let w = World::new()
         .pg_target("pg", &db.url)
         .plugin("vacuum")
-        .grant("vacuum", "pg", &["read", "maintenance"], "max_runtime = \"60s\"")
+        .grant(
+            "vacuum",
+            "pg",
+            &["read", "maintenance"],
+            "max_runtime = \"60s\"",
+        )
         .policy(WARDEN_RULE)
         .http();
     let d = Daemon::start(&w).await;
@@ -51,9 +56,11 @@ async fn a_prometheus_alert_runs_vacuum_on_postgres() {
     let am = Alertmanager::start(&format!("{}/api/v1/alerts", d.api.base), TOKEN).await;
     let _prom = Prometheus::start(&[metrics.address()], PROM_RULES, &am).await;
 
-    let run = wait_for_value("a run triggered by the alert", Duration::from_secs(60), || async {
-        d.api.runs().await.into_iter().find(|r| r.status.is_final())
-    })
+    let run = wait_for_value(
+        "a run triggered by the alert",
+        Duration::from_secs(60),
+        || async { d.api.runs().await.into_iter().find(|r| r.status.is_final()) },
+    )
     .await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!(run.plugin, "vacuum");
@@ -75,7 +82,10 @@ async fn a_prometheus_alert_runs_vacuum_on_postgres() {
     assert_eq!(labels["severity"], "warning");
     assert_eq!(labels["table"], "churn");
     assert!(!fingerprint.is_empty());
-    assert!(annotations["summary"].contains("churn on pg"), "{annotations:?}");
+    assert!(
+        annotations["summary"].contains("churn on pg"),
+        "{annotations:?}"
+    );
     assert!(
         run.actions
             .iter()

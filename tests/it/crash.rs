@@ -38,7 +38,12 @@ async fn setup() -> Setup {
     let world = World::new()
         .fixture("scripted")
         .sqlite_target("app", "app.db")
-        .grant("scripted", "app", &["read", "write"], "max_runtime = \"30s\"")
+        .grant(
+            "scripted",
+            "app",
+            &["read", "write"],
+            "max_runtime = \"30s\"",
+        )
         .policy(RULES)
         .http();
     world.write();
@@ -67,7 +72,11 @@ fn slow(fp: &str, what: &str, sleep_ms: u32) -> serde_json::Value {
     payload(vec![alert(
         "firing",
         fp,
-        &[("alertname", "Slow"), ("what", what), ("sleep", &sleep_ms.to_string())],
+        &[
+            ("alertname", "Slow"),
+            ("what", what),
+            ("sleep", &sleep_ms.to_string()),
+        ],
     )])
 }
 
@@ -92,9 +101,18 @@ async fn kill_9_mid_run_loses_no_alert_and_runs_nothing_twice() {
     assert_eq!(agent.api.run(&queued[0]).await.status, RunStatus::Queued);
     agent.kill9();
 
-    let store = RunStore::open(&s.world.path("state/warden.db")).await.unwrap();
-    assert_eq!(store.alerts(10).await.unwrap().len(), 3, "every accepted alert survived");
-    assert_eq!(store.get(&long_id).await.unwrap().unwrap().status, RunStatus::Running);
+    let store = RunStore::open(&s.world.path("state/warden.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.alerts(10).await.unwrap().len(),
+        3,
+        "every accepted alert survived"
+    );
+    assert_eq!(
+        store.get(&long_id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
     drop(store);
 
     let agent = Proc::start(&config).await;
@@ -104,10 +122,16 @@ async fn kill_9_mid_run_loses_no_alert_and_runs_nothing_twice() {
         let r = agent.api.settled(id, Duration::from_secs(30)).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
     }
-    assert_eq!(hits(&s.pool, "long").await, 1, "the interrupted run is not run again");
+    assert_eq!(
+        hits(&s.pool, "long").await,
+        1,
+        "the interrupted run is not run again"
+    );
     assert_eq!(hits(&s.pool, "b").await, 1);
     assert_eq!(hits(&s.pool, "c").await, 1);
-    let store = RunStore::open(&s.world.path("state/warden.db")).await.unwrap();
+    let store = RunStore::open(&s.world.path("state/warden.db"))
+        .await
+        .unwrap();
     assert_eq!(store.alerts(10).await.unwrap().len(), 3);
 }
 
@@ -118,17 +142,28 @@ async fn a_retry_survives_a_restart_and_happens_once() {
     let mut agent = Proc::start(&config).await;
     let body = agent
         .api
-        .alerts(&payload(vec![alert("firing", "r", &[("alertname", "Retry")])]))
+        .alerts(&payload(vec![alert(
+            "firing",
+            "r",
+            &[("alertname", "Retry")],
+        )]))
         .await;
     let first_id = body["runs"][0]["id"].as_str().unwrap().to_string();
-    let first = wait_for_value("the first attempt to fail", Duration::from_secs(30), || async {
-        let r = agent.api.run(&first_id).await;
-        (r.status == RunStatus::Failed && r.retried_by.is_some()).then_some(r)
-    })
+    let first = wait_for_value(
+        "the first attempt to fail",
+        Duration::from_secs(30),
+        || async {
+            let r = agent.api.run(&first_id).await;
+            (r.status == RunStatus::Failed && r.retried_by.is_some()).then_some(r)
+        },
+    )
     .await;
     agent.kill9();
     assert_eq!(hits(&s.pool, "retry").await, 1);
-    sqlx::query("UPDATE control SET fail = 0").execute(&s.pool).await.unwrap();
+    sqlx::query("UPDATE control SET fail = 0")
+        .execute(&s.pool)
+        .await
+        .unwrap();
 
     let agent = Proc::start(&config).await;
     let retry_id = first.retried_by.unwrap();
@@ -158,12 +193,25 @@ async fn sigterm_drains_and_keeps_the_queue() {
     let queued_id = body["runs"][0]["id"].as_str().unwrap().to_string();
     let status = agent.term();
     assert!(status.success(), "{status:?}\n{}", agent.log_text());
-    assert!(agent.log_text().contains("draining"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("draining"),
+        "{}",
+        agent.log_text()
+    );
 
-    let store = RunStore::open(&s.world.path("state/warden.db")).await.unwrap();
+    let store = RunStore::open(&s.world.path("state/warden.db"))
+        .await
+        .unwrap();
     let finished = store.get(&running_id).await.unwrap().unwrap();
-    assert_eq!(finished.status, RunStatus::Succeeded, "the run in flight finished");
-    assert_eq!(store.get(&queued_id).await.unwrap().unwrap().status, RunStatus::Queued);
+    assert_eq!(
+        finished.status,
+        RunStatus::Succeeded,
+        "the run in flight finished"
+    );
+    assert_eq!(
+        store.get(&queued_id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
     assert_eq!(hits(&s.pool, "later").await, 0);
     drop(store);
 

@@ -13,7 +13,12 @@ fn world(rules: &str) -> World {
         .fixture("scripted")
         .sqlite_target("app", "app.db")
         .sqlite_target("b", "b.db")
-        .grant("scripted", "app", &["read", "write"], "max_runtime = \"20s\"")
+        .grant(
+            "scripted",
+            "app",
+            &["read", "write"],
+            "max_runtime = \"20s\"",
+        )
         .grant("scripted", "b", &["read", "write"], "max_runtime = \"20s\"")
         .policy(rules)
         .http()
@@ -52,7 +57,11 @@ cooldown = "1h"
     assert_eq!(first.status, RunStatus::Queued);
     // A different alert, same rule and target: cooled down.
     let second = post_one(&d, &fired("Cool", "a2", &[("target", "app")])).await;
-    assert_eq!(decision(&second), Some(DecisionKind::Cooldown), "{second:#?}");
+    assert_eq!(
+        decision(&second),
+        Some(DecisionKind::Cooldown),
+        "{second:#?}"
+    );
     assert!(second.decision.unwrap().detail.contains("cooldown is 1h"));
     // Another target is not.
     let third = post_one(&d, &fired("Cool", "a3", &[("target", "b")])).await;
@@ -80,7 +89,12 @@ throttle = { max = 2, per = "1h", group_by = ["cluster"] }
     }
     assert_eq!(
         statuses,
-        vec![None, None, Some(DecisionKind::Throttled), Some(DecisionKind::Throttled)]
+        vec![
+            None,
+            None,
+            Some(DecisionKind::Throttled),
+            Some(DecisionKind::Throttled)
+        ]
     );
     let west = post_one(&d, &fired("Thr", "w0", &[("cluster", "west")])).await;
     assert_eq!(decision(&west), None, "another group has its own budget");
@@ -132,7 +146,10 @@ circuit_breaker = { max_failures = 2, window = "1h", open_for = "2s" }
     }
     let r = post_one(&d, &fired("Flaky", "f7", &[("fail", "false")])).await;
     assert_eq!(decision(&r), Some(DecisionKind::CircuitOpen));
-    let (code, body) = d.api.post("/api/v1/circuits/flaky/reset", &json!({"by": "alice"})).await;
+    let (code, body) = d
+        .api
+        .post("/api/v1/circuits/flaky/reset", &json!({"by": "alice"}))
+        .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["reason"], "reset by alice");
     let r = post_one(&d, &fired("Flaky", "f8", &[("fail", "false")])).await;
@@ -176,16 +193,30 @@ on_limit = "skip"
     assert_eq!(runs[0].status, RunStatus::Succeeded);
     assert_eq!(runs[1].status, RunStatus::Succeeded);
     let (a, b) = (&runs[0], &runs[1]);
-    let (first, second) = if a.started_at <= b.started_at { (a, b) } else { (b, a) };
+    let (first, second) = if a.started_at <= b.started_at {
+        (a, b)
+    } else {
+        (b, a)
+    };
     assert!(
         second.started_at >= first.ended_at.unwrap(),
         "queued run started before the first ended: {first:#?} {second:#?}"
     );
     // `b` skips: one ran, one was skipped naming the limit.
-    let skipped: Vec<_> = runs[2..].iter().filter(|r| r.status == RunStatus::Skipped).collect();
+    let skipped: Vec<_> = runs[2..]
+        .iter()
+        .filter(|r| r.status == RunStatus::Skipped)
+        .collect();
     assert_eq!(skipped.len(), 1, "{:#?}", &runs[2..]);
     assert_eq!(decision(skipped[0]), Some(DecisionKind::Concurrency));
-    assert!(skipped[0].decision.as_ref().unwrap().detail.contains("target `b`"));
+    assert!(
+        skipped[0]
+            .decision
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("target `b`")
+    );
     d.stop().await;
 }
 
@@ -207,7 +238,10 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", db.display()))
         .await
         .unwrap();
-    sqlx::query("CREATE TABLE hits (at TEXT)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE hits (at TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let hits = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM hits")
             .fetch_one(&pool)
@@ -223,7 +257,13 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     assert_eq!(plan.actions.len(), 1, "the INSERT is planned: {plan:#?}");
     assert_eq!(hits().await, 0, "nothing executed before approval");
 
-    let (code, body) = d.api.post(&format!("/api/v1/runs/{}/approve", plan.id), &json!({"by": "carol"})).await;
+    let (code, body) = d
+        .api
+        .post(
+            &format!("/api/v1/runs/{}/approve", plan.id),
+            &json!({"by": "carol"}),
+        )
+        .await;
     assert_eq!(code, 200, "{body}");
     let real_id = body["run"]["id"].as_str().unwrap().to_string();
     let real = d.api.settled(&real_id, Duration::from_secs(30)).await;
@@ -237,7 +277,10 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     let plan = d.api.run(&plan.id).await;
     assert_eq!(plan.status, RunStatus::Approved);
     // Approving twice is refused.
-    let (code, _) = d.api.post(&format!("/api/v1/runs/{}/approve", plan.id), &json!({})).await;
+    let (code, _) = d
+        .api
+        .post(&format!("/api/v1/runs/{}/approve", plan.id), &json!({}))
+        .await;
     assert_eq!(code, 409);
 
     // A plan nobody approves expires.
@@ -248,7 +291,10 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
         d.api.run(&late.id).await.status == RunStatus::Expired
     })
     .await;
-    let (code, body) = d.api.post(&format!("/api/v1/runs/{}/approve", late.id), &json!({})).await;
+    let (code, body) = d
+        .api
+        .post(&format!("/api/v1/runs/{}/approve", late.id), &json!({}))
+        .await;
     assert_eq!(code, 409, "{body}");
 
     // Rejecting ends a plan.
@@ -256,7 +302,10 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     d.api.settled(&third.id, Duration::from_secs(30)).await;
     let (code, body) = d
         .api
-        .post(&format!("/api/v1/runs/{}/reject", third.id), &json!({"by": "dave", "reason": "not now"}))
+        .post(
+            &format!("/api/v1/runs/{}/reject", third.id),
+            &json!({"by": "dave", "reason": "not now"}),
+        )
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "cancelled");

@@ -39,35 +39,77 @@ async fn policies_and_plugins_reload_and_bad_ones_are_rejected() {
         d.agent.policies().rule("new-rule").is_some()
     })
     .await;
-    let body = d.api.alerts(&payload(vec![alert("firing", "n1", &[("alertname", "New")])])).await;
+    let body = d
+        .api
+        .alerts(&payload(vec![alert(
+            "firing",
+            "n1",
+            &[("alertname", "New")],
+        )]))
+        .await;
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(d.api.settled(&id, Duration::from_secs(30)).await.status, RunStatus::Succeeded);
+    assert_eq!(
+        d.api.settled(&id, Duration::from_secs(30)).await.status,
+        RunStatus::Succeeded
+    );
 
     // An invalid policy file is rejected; the previous policies serve on.
-    std::fs::write(policies.join("broken.toml"), "[[rule]]\nname = \"x\"\nmatch = [\n").unwrap();
-    wait_for("the rejection to be counted", Duration::from_secs(10), || async {
-        metrics(&d).await.contains("warden_reloads_total{kind=\"policy\",result=\"rejected\"}")
-    })
+    std::fs::write(
+        policies.join("broken.toml"),
+        "[[rule]]\nname = \"x\"\nmatch = [\n",
+    )
+    .unwrap();
+    wait_for(
+        "the rejection to be counted",
+        Duration::from_secs(10),
+        || async {
+            metrics(&d)
+                .await
+                .contains("warden_reloads_total{kind=\"policy\",result=\"rejected\"}")
+        },
+    )
     .await;
     assert!(d.agent.policies().rule("new-rule").is_some());
-    let body = d.api.alerts(&payload(vec![alert("firing", "n2", &[("alertname", "New")])])).await;
+    let body = d
+        .api
+        .alerts(&payload(vec![alert(
+            "firing",
+            "n2",
+            &[("alertname", "New")],
+        )]))
+        .await;
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(d.api.settled(&id, Duration::from_secs(30)).await.status, RunStatus::Succeeded);
+    assert_eq!(
+        d.api.settled(&id, Duration::from_secs(30)).await.status,
+        RunStatus::Succeeded
+    );
     std::fs::remove_file(policies.join("broken.toml")).unwrap();
 
     // A plugin file that does not compile is rejected; the old one serves.
     let before = d.agent.loaded().plugins["scripted"].digest.clone();
     std::fs::write(w.path("plugins/scripted.wasm"), b"\0asm garbage").unwrap();
-    wait_for("the plugin rejection to be counted", Duration::from_secs(10), || async {
-        metrics(&d).await.contains("warden_reloads_total{kind=\"plugin\",result=\"rejected\"}")
-    })
+    wait_for(
+        "the plugin rejection to be counted",
+        Duration::from_secs(10),
+        || async {
+            metrics(&d)
+                .await
+                .contains("warden_reloads_total{kind=\"plugin\",result=\"rejected\"}")
+        },
+    )
     .await;
     assert_eq!(d.agent.loaded().plugins["scripted"].digest, before);
     let (_, body) = d
         .api
-        .post("/api/v1/runs", &json!({"plugin": "scripted", "target": "app"}))
+        .post(
+            "/api/v1/runs",
+            &json!({"plugin": "scripted", "target": "app"}),
+        )
         .await;
-    let r = d.api.settled(body["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let r = d
+        .api
+        .settled(body["id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(r.digest, before);
 
@@ -106,9 +148,15 @@ async fn a_run_in_flight_keeps_the_policies_it_started_with() {
     assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
     let (_, body) = d
         .api
-        .post("/api/v1/runs", &json!({"plugin": "scripted", "target": "app"}))
+        .post(
+            "/api/v1/runs",
+            &json!({"plugin": "scripted", "target": "app"}),
+        )
         .await;
-    let r = d.api.settled(body["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let r = d
+        .api
+        .settled(body["id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
     assert_eq!(r.status, RunStatus::Denied, "{r:#?}");
     d.stop().await;
 }

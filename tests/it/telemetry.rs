@@ -450,3 +450,119 @@ async fn init_child() {
     second.shutdown().unwrap();
     guard.shutdown().unwrap();
 }
+
+/// End to end: `warden run` exports a run's root span, parented to the
+/// webhook caller's `traceparent`, with one child per host call, and no
+/// secret or parameter value in any attribute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_run_exports_the_run_trace_with_its_parent_and_host_calls() {
+    use crate::daemon::{Proc, alert, payload};
+    use crate::world::{TOKEN, World};
+    use std::time::Duration;
+    use warden_tests::otlp::OtlpReceiver;
+
+    let receiver = OtlpReceiver::start();
+    let db = warden_tests::pg::cluster().create_database("traces").await;
+    let password = warden_tests::pg::cluster().password().to_string();
+    let w = World::new()
+        .fixture("scripted")
+        .pg_target("pg", &db.url)
+        .grant("scripted", "pg", &["read"], "")
+        .policy(
+            r#"
+[[rule]]
+name = "traced"
+match = ['alertname="Traced"']
+plugin = "scripted"
+target = "pg"
+params = { note = "{{ labels.secret }}", hit_sql = "SELECT 1", fail_if_sql = "SELECT 0" }
+"#,
+        )
+        .http()
+        .config(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\notlp_protocol = \"grpc\"\nservice_name = \"warden-test\"\n",
+            receiver.grpc_endpoint()
+        ));
+    let config = w.write();
+    let mut agent = Proc::start(&config).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_id = "00f067aa0ba902b7";
+    let body = serde_json::to_vec(&payload(vec![alert(
+        "firing",
+        "tr1",
+        &[("alertname", "Traced"), ("secret", "param-value-s3cr3t")],
+    )]))
+    .unwrap();
+    let (code, resp) = agent
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/alerts",
+            Some(body),
+            Some(TOKEN),
+            &[("traceparent", &format!("00-{trace_id}-{parent_id}-01"))],
+        )
+        .await;
+    assert_eq!(code, 200, "{resp}");
+    let id = resp["runs"][0]["id"].as_str().unwrap().to_string();
+    let run = agent.api.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(run.status, warden::runs::RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(run.trace_id.as_deref(), Some(trace_id));
+    // SIGTERM flushes the span exporter.
+    assert!(agent.term().success(), "{}", agent.log_text());
+
+    let spans = receiver
+        .wait_for_async(
+            |s| {
+                s.iter().any(|s| s.name == "warden.run")
+                    && s.iter().filter(|s| s.name.starts_with("sql.")).count() >= 2
+            },
+            Duration::from_secs(20),
+        )
+        .await;
+    let root = spans.iter().find(|s| s.name == "warden.run").unwrap();
+    assert_eq!(root.trace_id, trace_id);
+    assert_eq!(
+        root.parent_span_id, parent_id,
+        "the caller's traceparent is the parent"
+    );
+    assert_eq!(root.attr("warden.run.id"), Some(id.as_str()));
+    assert_eq!(root.attr("warden.plugin"), Some("scripted"));
+    assert_eq!(root.attr("warden.target"), Some("pg"));
+    assert_eq!(root.attr("warden.trigger"), Some("alert"));
+    assert_eq!(root.attr("warden.plugin.digest"), Some(run.digest.as_str()));
+    assert_eq!(
+        root.resource.get("service.name").map(String::as_str),
+        Some("warden-test")
+    );
+    let calls: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("sql."))
+        .collect();
+    let names: Vec<&str> = calls.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"sql.execute") && names.contains(&"sql.query"),
+        "{names:?}"
+    );
+    for c in &calls {
+        assert_eq!(c.trace_id, trace_id);
+        assert_eq!(
+            c.parent_span_id, root.span_id,
+            "host calls are children of the run: {c:#?}"
+        );
+        assert_eq!(c.attr("db.system.name"), Some("postgresql"));
+        assert_eq!(c.attr("db.operation.name"), Some("SELECT"));
+        assert_eq!(c.attr("db.namespace"), Some("pg"));
+    }
+    for s in &spans {
+        for (k, v) in s.attributes.iter().chain(s.resource.iter()) {
+            assert!(
+                !v.contains("param-value-s3cr3t"),
+                "parameter value in {}.{k}",
+                s.name
+            );
+            assert!(!v.contains(&password), "password in {}.{k}", s.name);
+            assert!(!v.contains("postgres://"), "URL in {}.{k}", s.name);
+        }
+    }
+}

@@ -46,20 +46,33 @@ async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
     let post = |body: Vec<u8>, token: Option<&'static str>| {
         let api = api.clone();
         async move {
-            api.send(reqwest::Method::POST, "/api/v1/alerts", Some(body), token, &[])
-                .await
+            api.send(
+                reqwest::Method::POST,
+                "/api/v1/alerts",
+                Some(body),
+                token,
+                &[],
+            )
+            .await
         }
     };
     let good = serde_json::to_vec(&payload(vec![firing("fp1", "app")])).unwrap();
 
     let (code, body) = post(good.clone(), None).await;
     assert_eq!(code, 401, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("Authorization"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("Authorization"),
+        "{body}"
+    );
     let (code, body) = post(good.clone(), Some("wrong-token-wrong-token")).await;
     assert_eq!(code, 401, "{body}");
     assert_eq!(body["error"], "wrong token");
 
-    let (code, body) = post(b"{\"version\": \"4\",\n \"alerts\": [".to_vec(), Some(TOKEN)).await;
+    let (code, body) = post(
+        b"{\"version\": \"4\",\n \"alerts\": [".to_vec(),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("line 2"), "{body}");
 
@@ -67,7 +80,10 @@ async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
     v3["version"] = "3".into();
     let (code, body) = post(serde_json::to_vec(&v3).unwrap(), Some(TOKEN)).await;
     assert_eq!(code, 422, "{body}");
-    assert!(body["problems"][0].as_str().unwrap().contains("version"), "{body}");
+    assert!(
+        body["problems"][0].as_str().unwrap().contains("version"),
+        "{body}"
+    );
 
     let huge = vec![b' '; 2 << 20];
     let (code, _) = post(huge, Some(TOKEN)).await;
@@ -82,7 +98,10 @@ async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
     let (code, body) = post(serde_json::to_vec(&mixed).unwrap(), Some(TOKEN)).await;
     assert_eq!(code, 422, "{body}");
     let problem = body["problems"][0].as_str().unwrap();
-    assert!(problem.contains("alerts[1]") && problem.contains("nope"), "{body}");
+    assert!(
+        problem.contains("alerts[1]") && problem.contains("nope"),
+        "{body}"
+    );
     assert_eq!(body["problems"].as_array().unwrap().len(), 1, "{body}");
 
     assert!(d.agent.store.alerts(100).await.unwrap().is_empty());
@@ -94,7 +113,10 @@ async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
     let run = api.settled(&id, Duration::from_secs(30)).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
-    assert_eq!(run.report.as_ref().unwrap().summary, "scripted: orders on app");
+    assert_eq!(
+        run.report.as_ref().unwrap().summary,
+        "scripted: orders on app"
+    );
     let Trigger::Alert { rule, labels, .. } = &run.trigger else {
         panic!("{run:#?}")
     };
@@ -105,14 +127,23 @@ async fn bad_input_gets_the_documented_answer_and_nothing_is_stored() {
     assert_eq!(stored[0].runs, vec![id]);
 
     // Health and metrics need no token.
-    let (code, _) = api.send(reqwest::Method::GET, "/healthz", None, None, &[]).await;
+    let (code, _) = api
+        .send(reqwest::Method::GET, "/healthz", None, None, &[])
+        .await;
     assert_eq!(code, 200);
-    let (code, _) = api.send(reqwest::Method::GET, "/readyz", None, None, &[]).await;
+    let (code, _) = api
+        .send(reqwest::Method::GET, "/readyz", None, None, &[])
+        .await;
     assert_eq!(code, 200);
-    let (code, metrics) = api.send(reqwest::Method::GET, "/metrics", None, None, &[]).await;
+    let (code, metrics) = api
+        .send(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await;
     assert_eq!(code, 200);
     let metrics = metrics.as_str().unwrap().to_string();
-    assert!(metrics.contains("warden_webhook_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("warden_webhook_requests_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("code=\"401\""), "{metrics}");
     assert!(metrics.contains("warden_runs_total"), "{metrics}");
     d.stop().await;
@@ -138,7 +169,11 @@ async fn a_flood_of_duplicates_runs_once() {
     assert_eq!(real.len(), 1, "{runs:#?}");
     let dups = runs
         .iter()
-        .filter(|r| r.decision.as_ref().is_some_and(|d| d.kind == DecisionKind::Deduplicated))
+        .filter(|r| {
+            r.decision
+                .as_ref()
+                .is_some_and(|d| d.kind == DecisionKind::Deduplicated)
+        })
         .count();
     assert_eq!(dups, 39);
     let original = &real[0].id;
@@ -146,7 +181,11 @@ async fn a_flood_of_duplicates_runs_once() {
         r.status == RunStatus::Skipped
             && r.decision.as_ref().unwrap().related_run.as_ref() == Some(original)
     }));
-    assert_eq!(d.agent.store.alerts(1000).await.unwrap().len(), 40, "every alert is kept");
+    assert_eq!(
+        d.agent.store.alerts(1000).await.unwrap().len(),
+        40,
+        "every alert is kept"
+    );
     d.api.settled(original, Duration::from_secs(30)).await;
     d.stop().await;
 }
@@ -171,7 +210,11 @@ on_resolved = "cancel"
         .alerts(&payload(vec![alert(
             "resolved",
             "fp-r",
-            &[("alertname", "DeadTuples"), ("severity", "warning"), ("target", "app")],
+            &[
+                ("alertname", "DeadTuples"),
+                ("severity", "warning"),
+                ("target", "app"),
+            ],
         )]))
         .await;
     assert_eq!(body["accepted"], 1);
@@ -179,11 +222,25 @@ on_resolved = "cancel"
     assert_eq!(d.agent.store.alerts(10).await.unwrap().len(), 1);
 
     // A plan waiting for approval is cancelled when its alert resolves.
-    let body = d.api.alerts(&payload(vec![alert("firing", "fp-s", &[("alertname", "Slow")])])).await;
+    let body = d
+        .api
+        .alerts(&payload(vec![alert(
+            "firing",
+            "fp-s",
+            &[("alertname", "Slow")],
+        )]))
+        .await;
     let id = body["runs"][0]["id"].as_str().unwrap().to_string();
     let plan = d.api.settled(&id, Duration::from_secs(30)).await;
     assert_eq!(plan.status, RunStatus::AwaitingApproval, "{plan:#?}");
-    let body = d.api.alerts(&payload(vec![alert("resolved", "fp-s", &[("alertname", "Slow")])])).await;
+    let body = d
+        .api
+        .alerts(&payload(vec![alert(
+            "resolved",
+            "fp-s",
+            &[("alertname", "Slow")],
+        )]))
+        .await;
     assert_eq!(body["runs"][0]["id"], id.as_str(), "{body}");
     let plan = d.api.run(&id).await;
     assert_eq!(plan.status, RunStatus::Cancelled);
@@ -211,13 +268,19 @@ async fn manual_runs_over_http() {
 
     let (code, body) = d
         .api
-        .post("/api/v1/runs", &serde_json::json!({"plugin": "nope", "target": "mars"}))
+        .post(
+            "/api/v1/runs",
+            &serde_json::json!({"plugin": "nope", "target": "mars"}),
+        )
         .await;
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["problems"].as_array().unwrap().len(), 2, "{body}");
     let (code, body) = d
         .api
-        .post("/api/v1/runs", &serde_json::json!({"plugin": "scripted", "target": "app", "bogus": 1}))
+        .post(
+            "/api/v1/runs",
+            &serde_json::json!({"plugin": "scripted", "target": "app", "bogus": 1}),
+        )
         .await;
     assert_eq!(code, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("bogus"), "{body}");

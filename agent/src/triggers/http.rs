@@ -192,8 +192,8 @@ async fn handle_alerts(
         });
     }
     api.agent.metrics.alerts_received(alerts.len() as u64);
-    // The run spans are children of this request's span.
-    let traceparent = telemetry::current_traceparent().or(parent);
+    // The caller's trace context becomes the parent of each run's span.
+    let traceparent = parent;
     let admitted = api
         .admitter
         .admit(Request::Alerts {

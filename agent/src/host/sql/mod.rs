@@ -39,6 +39,7 @@ use sqlx::{Arguments, Column as _, ConnectOptions, Connection, Row, TypeInfo, Va
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 /// Longest statement accepted.
 pub const MAX_STATEMENT: usize = 1024 * 1024;
@@ -612,22 +613,27 @@ impl HostState {
             },
             bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
         };
-        let span = tracing::info_span!(
-            "sql.query",
-            db.system.name = system_name(checked.kind),
-            db.operation.name = %checked.classified.operation,
-            warden.target = %target,
-        );
-        let _enter = span.enter();
+        let span = call_span("sql.query", &checked, target);
         let timeout = call_timeout(&env, grant);
-        let session = session(&mut self.sql, &env, target, grant).await?;
-        match tokio::time::timeout(timeout, run_query(session, statement, params, &caps, true))
-            .await
-        {
-            Ok(Ok(set)) => Ok(set),
-            Ok(Err(e)) => Err(db_error(&env, grant, e)),
-            Err(_) => Err(self.sql.timed_out(target, timeout)),
+        let result = async {
+            let session = session(&mut self.sql, &env, target, grant).await?;
+            match tokio::time::timeout(timeout, run_query(session, statement, params, &caps, true))
+                .await
+            {
+                Ok(Ok(set)) => Ok(set),
+                Ok(Err(e)) => Err(db_error(&env, grant, e)),
+                Err(_) => Err(self.sql.timed_out(target, timeout)),
+            }
         }
+        .instrument(span.clone())
+        .await;
+        match &result {
+            Ok(set) => {
+                span.record("db.response.returned_rows", set.rows.len());
+            }
+            Err(e) => record_error(&span, e),
+        }
+        result
     }
 
     /// `sql.execute` without the wasm boundary (also used by tests).
@@ -657,22 +663,23 @@ impl HostState {
                 rows_affected: 0,
             });
         }
-        let span = tracing::info_span!(
-            "sql.execute",
-            db.system.name = system_name(checked.kind),
-            db.operation.name = %checked.classified.operation,
-            warden.target = %target,
-        );
-        let _enter = span.enter();
+        let span = call_span("sql.execute", &checked, target);
         let timeout = call_timeout(&env, grant);
-        let session = session(&mut self.sql, &env, target, grant).await?;
-        let result =
-            tokio::time::timeout(timeout, run_execute(session, statement, params, !mutating)).await;
-        let result = match result {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(db_error(&env, grant, e)),
-            Err(_) => Err(self.sql.timed_out(target, timeout)),
-        };
+        let result = async {
+            let session = session(&mut self.sql, &env, target, grant).await?;
+            match tokio::time::timeout(timeout, run_execute(session, statement, params, !mutating))
+                .await
+            {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(db_error(&env, grant, e)),
+                Err(_) => Err(self.sql.timed_out(target, timeout)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            record_error(&span, e);
+        }
         if mutating {
             self.actions.push(Action {
                 target: target.to_string(),
@@ -705,6 +712,32 @@ pub(crate) fn error_text(e: &Error) -> String {
         Error::TargetError(d) => format!("target error {}: {}", d.code, d.message),
         Error::Other(m) => m.clone(),
     }
+}
+
+/// The span of one sql host call: semantic-convention attributes only,
+/// never the statement's parameters or the connection.
+fn call_span(call: &str, checked: &Checked<'_>, target: &str) -> tracing::Span {
+    crate::telemetry::host_call_span(
+        call,
+        system_name(checked.kind),
+        &checked.classified.operation,
+        target,
+        checked.classified.class.as_str(),
+    )
+}
+
+/// Marks a host call's span failed with the error's kind (not its text).
+fn record_error(span: &tracing::Span, e: &Error) {
+    let kind = match e {
+        Error::AccessDenied(_) => "access-denied".to_string(),
+        Error::Timeout(_) => "timeout".to_string(),
+        Error::InvalidInput(_) => "invalid-input".to_string(),
+        Error::TargetError(d) if !d.code.is_empty() => d.code.clone(),
+        Error::TargetError(_) => "target-error".to_string(),
+        Error::Other(_) => "other".to_string(),
+    };
+    span.record("error.type", kind.as_str());
+    crate::telemetry::mark_error(span, kind);
 }
 
 fn system_name(kind: TargetKind) -> &'static str {
