@@ -98,7 +98,7 @@ fn main() {
         );
 
         // Engine-level: fresh store + instantiate + run + drop.
-        let noop = agent.plugins.get("noop").unwrap().clone();
+        let noop = agent.loaded().plugins.get("noop").unwrap().clone();
         let env = |id: usize| {
             std::sync::Arc::new(warden::host::RunEnv {
                 run_id: format!("bench-{id}"),
@@ -112,7 +112,7 @@ fn main() {
                     dry_run: false,
                 },
                 config: agent.config.clone(),
-                policies: agent.policies.clone(),
+                policies: agent.policies(),
                 store: agent.store.clone(),
                 redactor: agent.redactor.clone(),
                 deadline: Instant::now() + Duration::from_secs(10),

@@ -5,7 +5,7 @@
 //! - `cargo xtask test [-- ARGS]`: everything CI runs, in order, stopping at the first
 //!   failing step.
 //! - `cargo xtask quickstart`: seed a churned SQLite database and vacuum it with the agent.
-//! - `cargo xtask bench [-- ARGS]`: the runtime benchmark.
+//! - `cargo xtask bench [-- ARGS]`: the runtime and webhook benchmarks.
 
 mod cmd;
 mod plugins;
@@ -52,7 +52,7 @@ enum Task {
         #[arg(long)]
         reset_state: bool,
     },
-    /// Build the plugins, then run `cargo bench -p warden --bench runtime`.
+    /// Build the plugins, then run `cargo bench -p warden --bench runtime --bench webhook`.
     Bench {
         /// Extra arguments for `cargo bench`.
         #[arg(last = true)]
@@ -81,7 +81,7 @@ fn run(task: Task) -> Result<()> {
             plugins::build_plugins(&root)?;
             cmd::run(
                 cmd::cargo(&root)
-                    .args(["bench", "-p", "warden", "--bench", "runtime"])
+                    .args(["bench", "-p", "warden", "--bench", "runtime", "--bench", "webhook"])
                     .args(&cargo_bench_args),
             )
         }
