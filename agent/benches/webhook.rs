@@ -63,7 +63,13 @@ fn proc_stats(pid: u32) -> (u64, u64) {
     (cpu, rss)
 }
 
-async fn closed_loop(client: &reqwest::Client, url: &str, per_request: u64, total: u64, conns: u64) -> (f64, u64) {
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    per_request: u64,
+    total: u64,
+    conns: u64,
+) -> (f64, u64) {
     let next = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     let mut tasks = Vec::new();
@@ -77,7 +83,13 @@ async fn closed_loop(client: &reqwest::Client, url: &str, per_request: u64, tota
                     return ok;
                 }
                 let body = payload((start..start + per_request).map(alert).collect());
-                let r = client.post(&url).bearer_auth(TOKEN).body(body).send().await.unwrap();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
                 ok += per_request;
             }
@@ -91,7 +103,10 @@ async fn closed_loop(client: &reqwest::Client, url: &str, per_request: u64, tota
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("plugins")).unwrap();
@@ -148,7 +163,10 @@ circuit_breaker = { max_failures = 1000, window = "1h", open_for = "1m" }
     };
     std::thread::spawn(move || for _ in lines {});
     let url = format!("http://{addr}/api/v1/alerts");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (cpu0, rss0) = proc_stats(pid);

@@ -81,7 +81,9 @@ fn run(task: Task) -> Result<()> {
             plugins::build_plugins(&root)?;
             cmd::run(
                 cmd::cargo(&root)
-                    .args(["bench", "-p", "warden", "--bench", "runtime", "--bench", "webhook"])
+                    .args([
+                        "bench", "-p", "warden", "--bench", "runtime", "--bench", "webhook",
+                    ])
                     .args(&cargo_bench_args),
             )
         }

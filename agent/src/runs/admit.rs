@@ -230,7 +230,9 @@ async fn admission_loop(
                         agent.metrics.guardrail_decision(origin, "admitted");
                     }
                 }
-                wake.notify_one();
+                if records.iter().any(|r| r.status == RunStatus::Queued) {
+                    wake.notify_one();
+                }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "writing accepted alerts failed; rebuilding guardrails");

@@ -116,21 +116,55 @@ impl RunStore {
     /// all or nothing.
     pub async fn save_all(&self, alerts: &[StoredAlert], recs: &[RunRecord]) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        for alert in alerts {
-            sqlx::query(
-                "INSERT INTO alerts (received_at, fingerprint, status, starts_at, alert) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(ts(alert.received_at))
-            .bind(&alert.fingerprint)
-            .bind(&alert.status)
-            .bind(&alert.starts_at)
-            .bind(serde_json::to_string(alert)?)
-            .execute(&mut *tx)
-            .await
-            .context("writing an accepted alert")?;
+        // Multi-row inserts: one statement per chunk, not per row (each
+        // statement costs a round trip to sqlx's SQLite worker).
+        for chunk in alerts.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO alerts (received_at, fingerprint, status, starts_at, alert) ",
+            );
+            let mut rows = Vec::with_capacity(chunk.len());
+            for alert in chunk {
+                rows.push((alert, serde_json::to_string(alert)?));
+            }
+            q.push_values(rows, |mut b, (alert, json)| {
+                b.push_bind(ts(alert.received_at))
+                    .push_bind(alert.fingerprint.clone())
+                    .push_bind(alert.status.clone())
+                    .push_bind(alert.starts_at.clone())
+                    .push_bind(json);
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .context("writing accepted alerts")?;
         }
-        for rec in recs {
-            save_on(&mut tx, rec).await?;
+        for chunk in recs.chunks(500) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin) ",
+            );
+            let mut rows = Vec::with_capacity(chunk.len());
+            for rec in chunk {
+                rows.push((rec, serde_json::to_string(rec)?));
+            }
+            q.push_values(rows, |mut b, (rec, json)| {
+                b.push_bind(rec.id.clone())
+                    .push_bind(rec.plugin.clone())
+                    .push_bind(rec.target.clone())
+                    .push_bind(rec.status.as_str())
+                    .push_bind(ts(rec.started_at))
+                    .push_bind(json)
+                    .push_bind(ts(rec.requested_at))
+                    .push_bind(rec.not_before.map(ts))
+                    .push_bind(rec.origin().map(str::to_string));
+            });
+            q.push(
+                " ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record,
+                  started_at = excluded.started_at, not_before = excluded.not_before",
+            );
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .context("writing run records")?;
         }
         tx.commit()
             .await

@@ -80,17 +80,24 @@ impl Dispatcher {
     /// run it started has ended.
     pub async fn run(&self) {
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut housekeeping = tokio::time::interval(TICK);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due_housekeeping = true;
         loop {
             if self.is_draining() {
                 break;
+            }
+            if due_housekeeping && let Err(e) = self.housekeeping().await {
+                tracing::error!(error = %format!("{e:#}"), "run queue: housekeeping failed");
             }
             if let Err(e) = self.dispatch_due(&mut tasks).await {
                 tracing::error!(error = %format!("{e:#}"), "run queue: dispatch failed");
             }
             while tasks.try_join_next().is_some() {}
+            due_housekeeping = false;
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(TICK) => {}
+                _ = housekeeping.tick() => due_housekeeping = true,
                 () = self.stopped.notified() => {}
             }
         }
@@ -101,7 +108,9 @@ impl Dispatcher {
         while tasks.join_next().await.is_some() {}
     }
 
-    async fn dispatch_due(&self, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+    /// Timed work: expired plans, circuit resets asked for by `warden
+    /// circuits reset`, the queue-depth gauge.
+    async fn housekeeping(&self) -> anyhow::Result<()> {
         let agent = &self.agent;
         approvals::expire_due(&agent.store).await?;
         for (rule, by) in agent.store.take_circuit_resets().await? {
@@ -112,6 +121,15 @@ impl Dispatcher {
                 .await?;
             tracing::info!(rule, by, "circuit breaker reset");
         }
+        let queued = agent.store.count(RunStatus::Queued).await?;
+        agent
+            .metrics
+            .set_queue_depth(i64::try_from(queued).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
+    async fn dispatch_due(&self, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
+        let agent = &self.agent;
         let now = Utc::now();
         let due = agent.store.with_status(RunStatus::Queued, now, 500).await?;
         let policies = agent.policies();
@@ -177,10 +195,9 @@ impl Dispatcher {
                 wake.notify_one();
             });
         }
-        let queued = agent.store.count(RunStatus::Queued).await?;
-        agent
-            .metrics
-            .set_queue_depth(i64::try_from(queued).unwrap_or(i64::MAX).max(waiting));
+        if waiting > 0 {
+            tracing::debug!(waiting, "runs wait for a concurrency slot");
+        }
         Ok(())
     }
 
