@@ -102,6 +102,45 @@ async fn closed_loop(
     (accepted as f64 / t.elapsed().as_secs_f64(), accepted)
 }
 
+async fn open_loop(client: &reqwest::Client, url: &str, label: &str) {
+    // Open loop at a fixed rate: one request (one alert) every millisecond.
+    let mut latencies = Vec::new();
+    let mut tasks = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut i = 1_000_000u64;
+    while start.elapsed() < Duration::from_secs(10) {
+        tick.tick().await;
+        i += 1;
+        let (client, url) = (client.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let body = payload(vec![alert(i)]);
+            let t = Instant::now();
+            let r = client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            t.elapsed()
+        }));
+    }
+    let sent = tasks.len();
+    for t in tasks {
+        latencies.push(t.await.unwrap());
+    }
+    let rate = sent as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "open loop at {rate:.0} alerts/s for 10 s, {label}: p50 {:?}, p99 {:?}, max {:?} (n={sent})",
+        pct(&mut latencies, 0.5),
+        pct(&mut latencies, 0.99),
+        pct(&mut latencies, 1.0)
+    );
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -182,41 +221,13 @@ circuit_breaker = { max_failures = 1000, window = "1h", open_for = "1m" }
         let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
         // Warm up.
         closed_loop(&client, &url, 1, 2_000, 16).await;
+        open_loop(&client, &url, "state database nearly empty").await;
         let (rate, n) = closed_loop(&client, &url, 1, 20_000, 64).await;
         println!("closed loop, 1 alert/request, 64 connections: {rate:.0} alerts/s accepted durably (n={n})");
         let (rate, n) = closed_loop(&client, &url, 100, 100_000, 16).await;
         println!("closed loop, 100 alerts/request, 16 connections: {rate:.0} alerts/s accepted durably (n={n})");
+        open_loop(&client, &url, "after 120k alerts stored").await;
 
-        // Open loop at a fixed rate: one request (one alert) every millisecond.
-        let mut latencies = Vec::new();
-        let mut tasks = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let start = Instant::now();
-        let mut i = 1_000_000u64;
-        while start.elapsed() < Duration::from_secs(10) {
-            tick.tick().await;
-            i += 1;
-            let (client, url) = (client.clone(), url.clone());
-            tasks.push(tokio::spawn(async move {
-                let body = payload(vec![alert(i)]);
-                let t = Instant::now();
-                let r = client.post(&url).bearer_auth(TOKEN).body(body).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                t.elapsed()
-            }));
-        }
-        let sent = tasks.len();
-        for t in tasks {
-            latencies.push(t.await.unwrap());
-        }
-        let rate = sent as f64 / start.elapsed().as_secs_f64();
-        println!(
-            "open loop at {rate:.0} alerts/s for 10 s: p50 {:?}, p99 {:?}, max {:?} (n={sent})",
-            pct(&mut latencies, 0.5),
-            pct(&mut latencies, 0.99),
-            pct(&mut latencies, 1.0)
-        );
         let (_, rss) = proc_stats(pid);
         println!("agent RSS after the load: {:.1} MiB", rss as f64 / 1024.0);
     });

@@ -90,6 +90,9 @@ impl RunStore {
             // Accepted alerts and queued runs must survive a crash or a
             // power cut once the agent has answered: sync every commit.
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            // Checkpoints run in the background (see `checkpointer`), not
+            // inside a commit that a webhook caller is waiting for.
+            .pragma("wal_autocheckpoint", "0")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -103,6 +106,7 @@ impl RunStore {
         migrate(&pool)
             .await
             .with_context(|| format!("upgrading the tables in {}", path.display()))?;
+        tokio::spawn(checkpointer(pool.clone()));
         Ok(RunStore { pool })
     }
 
@@ -522,6 +526,28 @@ async fn save_on(conn: &mut sqlx::SqliteConnection, rec: &RunRecord) -> anyhow::
     .await
     .context("writing a run record")?;
     Ok(())
+}
+
+/// Moves the write-ahead log into the database file every second, off the
+/// commit path; stops when the pool is closed.
+async fn checkpointer(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "state database checkpoint failed");
+        }
+    }
 }
 
 /// Columns added after the first release, for state databases made by it.
