@@ -1817,4 +1817,17 @@ fn documented_examples_load() {
         ),
         (2, 1, 1, 1)
     );
+
+    // The shipped examples, together (they target `app`).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples");
+    let set = PolicySet::load_dir(&examples, TARGETS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            set.grants.len(),
+            set.schedules.len(),
+            set.rules.len(),
+            set.concurrency.len()
+        ),
+        (1, 1, 1, 1)
+    );
 }
