@@ -315,19 +315,24 @@ async fn run_one(
         tracing::info!(run = %fin.id, retry = %next.id, attempt = next.attempt, delay = ?delay, "retry queued");
         retry_rec = Some(next);
     }
-    let mut recs = vec![fin.clone()];
+    // Count the outcome for the circuit breaker before the final record is
+    // visible, so that whoever sees the failure also sees its effect.
+    let circuit = match &fin.trigger {
+        Trigger::Alert { rule, .. } => policies.rule(rule).and_then(|rule| {
+            lock(guardrails)
+                .finished(rule, &fin.id, fin.status, Utc::now())
+                .map(|c| (rule.name.clone(), c))
+        }),
+        _ => None,
+    };
+    if let Some((rule, c)) = circuit {
+        agent
+            .store
+            .save_circuit(&rule, &serde_json::to_value(&c)?)
+            .await?;
+    }
+    let mut recs = vec![fin];
     recs.extend(retry_rec);
     agent.store.save_all(&[], &recs).await?;
-    if let Trigger::Alert { rule, .. } = &fin.trigger
-        && let Some(rule) = policies.rule(rule)
-    {
-        let changed = lock(guardrails).finished(rule, &fin.id, fin.status, Utc::now());
-        if let Some(c) = changed {
-            agent
-                .store
-                .save_circuit(&rule.name, &serde_json::to_value(&c)?)
-                .await?;
-        }
-    }
     Ok(())
 }
