@@ -220,3 +220,63 @@ async fn sigterm_drains_and_keeps_the_queue() {
     assert_eq!(r.status, RunStatus::Succeeded);
     assert_eq!(hits(&s.pool, "later").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_from_the_command_line_runs_in_the_agent() {
+    let s = setup().await;
+    std::fs::write(
+        s.world.path("policies/approval.toml"),
+        r#"
+[[rule]]
+name = "careful"
+match = ['alertname="Careful"']
+plugin = "scripted"
+target = "app"
+require_approval = true
+params = { hit_sql = "INSERT INTO hits (what) VALUES ('careful')" }
+"#,
+    )
+    .unwrap();
+    let config = s.world.path("warden.toml");
+    let agent = Proc::start(&config).await;
+    let body = agent
+        .api
+        .alerts(&payload(vec![alert(
+            "firing",
+            "c",
+            &[("alertname", "Careful")],
+        )]))
+        .await;
+    let plan_id = body["runs"][0]["id"].as_str().unwrap().to_string();
+    let plan = agent.api.settled(&plan_id, Duration::from_secs(30)).await;
+    assert_eq!(plan.status, RunStatus::AwaitingApproval, "{plan:#?}");
+    assert_eq!(hits(&s.pool, "careful").await, 0);
+
+    let out = std::process::Command::new(crate::world::warden_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["approve", &plan_id, "--by", "bob", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let real_id = v["run"]["id"].as_str().unwrap().to_string();
+    let real = agent.api.settled(&real_id, Duration::from_secs(30)).await;
+    assert_eq!(real.status, RunStatus::Succeeded, "{real:#?}");
+    assert_eq!(real.approval.unwrap().decided_by.as_deref(), Some("bob"));
+    assert_eq!(hits(&s.pool, "careful").await, 1);
+
+    // A second approval is refused with exit code 2 and a reason.
+    let out = std::process::Command::new(crate::world::warden_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["approve", &plan_id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not awaiting approval"));
+}
