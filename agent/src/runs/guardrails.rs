@@ -402,3 +402,95 @@ impl Guardrails {
         g
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::policy::PolicySet;
+
+    fn rules() -> Vec<Rule> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.toml"),
+            r#"
+[[grant]]
+plugin = "noop"
+targets = ["app"]
+capabilities = ["read"]
+
+[[rule]]
+name = "r"
+match = ['alertname="A"']
+plugin = "noop"
+target = "app"
+cooldown = "1h"
+"#,
+        )
+        .unwrap();
+        PolicySet::load_dir(dir.path(), &["app"]).unwrap().rules
+    }
+
+    fn key(fp: &str) -> AlertKey {
+        AlertKey {
+            rule: "r".into(),
+            fingerprint: fp.into(),
+            starts_at: "2026-01-01T00:00:00Z".into(),
+            status: "firing".into(),
+        }
+    }
+
+    #[test]
+    fn a_restart_remembers_dedup_and_cooldown() {
+        let rules = rules();
+        let rule = &rules[0];
+        let labels = BTreeMap::from([("alertname".to_string(), "A".to_string())]);
+        let now = Utc::now();
+        let mut g = Guardrails::default();
+        assert_eq!(
+            g.admit(rule, "app", &key("f1"), &labels, "run-1", now),
+            Verdict::Run
+        );
+
+        // What the state database would hold: the admitted run.
+        let mut rec = RunRecord::new(
+            "noop",
+            "app",
+            Trigger::Alert {
+                rule: "r".into(),
+                status: "firing".into(),
+                labels: labels.clone(),
+                annotations: BTreeMap::new(),
+                fingerprint: "f1".into(),
+                starts_at: "2026-01-01T00:00:00Z".into(),
+            },
+            BTreeMap::new(),
+            false,
+        );
+        rec.id = "run-1".into();
+        rec.requested_at = now;
+        let mut restored = Guardrails::restore(BTreeMap::new(), &[rec], &rules);
+        let later = now + chrono::Duration::seconds(5);
+        match restored.admit(rule, "app", &key("f1"), &labels, "run-2", later) {
+            Verdict::Skip {
+                kind: DecisionKind::Deduplicated,
+                related_run,
+                ..
+            } => assert_eq!(related_run.as_deref(), Some("run-1")),
+            other => panic!("{other:?}"),
+        }
+        match restored.admit(rule, "app", &key("f2"), &labels, "run-3", later) {
+            Verdict::Skip {
+                kind: DecisionKind::Cooldown,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        // After the cooldown, a new alert runs.
+        let much_later = now + chrono::Duration::hours(2);
+        assert_eq!(
+            restored.admit(rule, "app", &key("f3"), &labels, "run-4", much_later),
+            Verdict::Run
+        );
+    }
+}
