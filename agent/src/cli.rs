@@ -442,10 +442,14 @@ async fn check(config_path: &Path) -> ExitCode {
         eprintln!("warning: {w}");
     }
     if found.errors.is_empty() {
+        let count =
+            |f: fn(&crate::policy::PolicySet) -> usize| found.policies.as_ref().map_or(0, f);
         println!(
-            "ok: {} target(s), {} grant(s), {} plugin(s) in {}",
+            "ok: {} target(s), {} grant(s), {} schedule(s), {} rule(s), {} plugin(s) in {}",
             found.config.targets.len(),
-            found.policies.map_or(0, |p| p.grants.len()),
+            count(|p| p.grants.len()),
+            count(|p| p.schedules.len()),
+            count(|p| p.rules.len()),
             found.plugins.len(),
             config_path.display()
         );

@@ -37,7 +37,7 @@ fn check_plugins_invoke_and_runs() {
     let o = warden(&config, &["check"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("1 target(s), 2 grant(s), 2 plugin(s)"),
+        text(&o).contains("1 target(s), 2 grant(s), 0 schedule(s), 0 rule(s), 2 plugin(s)"),
         "{}",
         text(&o)
     );
