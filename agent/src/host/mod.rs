@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod log;
+pub mod mongo;
 pub mod permission;
 pub mod sql;
 pub mod state;
