@@ -23,6 +23,7 @@
 //! ```
 
 pub mod agent;
+pub mod artifacts;
 pub mod capability;
 pub mod cli;
 pub mod config;
