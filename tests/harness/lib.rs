@@ -6,6 +6,7 @@
 //! - [`wait_for`] / [`wait_for_value`]: poll a condition instead of sleeping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod mongo;
 pub mod monitoring;
 pub mod otlp;
 pub mod pg;

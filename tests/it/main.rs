@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod guardrails;
 mod hostile;
+mod mongo_harness;
 mod monitoring;
 mod pg_harness;
 mod reload;

@@ -8,6 +8,7 @@
 //! - `cargo xtask bench [-- ARGS]`: the runtime and webhook benchmarks.
 
 mod cmd;
+mod mongo;
 mod plugins;
 mod quickstart;
 mod suite;

@@ -1,13 +1,14 @@
 //! `cargo xtask test`: the one command that runs everything CI runs, on a fresh
 //! Debian 12 machine with Rust installed. It stops at the first failing step.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::cmd;
+use crate::mongo;
 use crate::plugins::{self, TARGET};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -36,6 +37,11 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
 
     steps.run("postgresql packages", ensure_postgres)?;
     steps.run("monitoring packages", ensure_monitoring)?;
+    let mut mongod = PathBuf::new();
+    steps.run("mongodb test server", || {
+        mongod = mongo::ensure_test_server()?;
+        Ok(())
+    })?;
     steps.run("rust components", ensure_components)?;
     steps.run("build-plugins", || plugins::build_plugins(root).map(|_| ()))?;
     steps.run("fmt", || {
@@ -93,6 +99,8 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
         if !selects_packages {
             test.arg("--workspace");
         }
+        // warden_tests::mongo runs it.
+        test.env("WARDEN_TEST_MONGOD", &mongod);
         cmd::run(test.args(cargo_test_args))
     })?;
 
