@@ -84,45 +84,67 @@ pub struct Agent {
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
-/// diagnostic for each one that did not (or that duplicates a name).
+/// diagnostic for each one that did not (or that duplicates a name). A file
+/// that fails keeps the plugin `previous` had loaded from it, if any (hot
+/// reload: the old version stays in force); a file whose digest did not
+/// change keeps its loaded plugin.
 pub async fn load_plugins(
     runtime: &Runtime,
     dir: &Path,
-) -> (BTreeMap<String, LoadedPlugin>, Vec<Diagnostic>) {
-    let mut plugins: BTreeMap<String, LoadedPlugin> = BTreeMap::new();
+    previous: &BTreeMap<String, Arc<LoadedPlugin>>,
+) -> (BTreeMap<String, Arc<LoadedPlugin>>, Vec<Diagnostic>) {
+    let mut plugins: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "wasm")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect(),
         Err(e) => {
             problems.push(plugin_diag(
                 dir,
                 format!("cannot read the plugin folder: {e}"),
             ));
-            return (plugins, problems);
+            return (previous.clone(), problems);
         }
     };
     files.sort();
     for path in files {
-        match runtime.load_file(&path).await {
-            Ok(p) => {
-                if let Some(prev) = plugins.get(&p.manifest.name) {
-                    problems.push(plugin_diag(
-                        &path,
-                        format!(
-                            "plugin name `{}` is already used by {}",
-                            p.manifest.name,
-                            prev.path.display()
-                        ),
-                    ));
-                } else {
-                    plugins.insert(p.manifest.name.clone(), p);
+        let before = previous.values().find(|p| p.path == path);
+        let unchanged = before.filter(|p| {
+            std::fs::read(&path)
+                .is_ok_and(|bytes| crate::runtime::cache::digest(&bytes) == p.digest)
+        });
+        let plugin = match unchanged {
+            Some(p) => p.clone(),
+            None => match runtime.load_file(&path).await {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    problems.push(plugin_diag(&path, format!("{e:#}")));
+                    match before {
+                        Some(p) => p.clone(),
+                        None => continue,
+                    }
                 }
-            }
-            Err(e) => problems.push(plugin_diag(&path, format!("{e:#}"))),
+            },
+        };
+        if let Some(prev) = plugins.get(&plugin.manifest.name) {
+            problems.push(plugin_diag(
+                &path,
+                format!(
+                    "plugin name `{}` is already used by {}",
+                    plugin.manifest.name,
+                    prev.path.display()
+                ),
+            ));
+        } else {
+            plugins.insert(plugin.manifest.name.clone(), plugin);
         }
     }
     (plugins, problems)
@@ -215,7 +237,7 @@ pub struct Inspection {
     /// `None` when a policy file has errors (they are in `errors`).
     pub policies: Option<PolicySet>,
     pub runtime: Runtime,
-    pub plugins: BTreeMap<String, LoadedPlugin>,
+    pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     /// Problems that keep the agent from starting.
     pub errors: Vec<Diagnostic>,
     /// Problems worth a look that do not (a grant wider than a plugin asks for).
@@ -242,7 +264,8 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     };
     let runtime = Runtime::new(&config.cache_dir)
         .map_err(|e| Diagnostics(vec![plugin_diag(&config.cache_dir, format!("{e:#}"))]))?;
-    let (plugins, plugin_problems) = load_plugins(&runtime, &config.plugin_dir).await;
+    let (plugins, plugin_problems) =
+        load_plugins(&runtime, &config.plugin_dir, &BTreeMap::new()).await;
     errors.extend(plugin_problems);
     let mut warnings = Vec::new();
     if let Some(p) = &policies {
@@ -308,10 +331,7 @@ impl Agent {
             config: Arc::new(config),
             loaded: ArcSwap::from_pointee(Loaded {
                 policies: Arc::new(policies),
-                plugins: plugins
-                    .into_iter()
-                    .map(|(name, p)| (name, Arc::new(p)))
-                    .collect(),
+                plugins,
             }),
             runtime,
             store,

@@ -13,12 +13,10 @@
 //! The new set is swapped in at once ([`Agent::replace`]); a run in flight
 //! keeps the set it started with.
 
-use crate::agent::{Agent, Loaded, cross_check};
+use crate::agent::{Agent, Loaded, cross_check, load_plugins};
 use crate::policy::PolicySet;
-use crate::runtime::LoadedPlugin;
 use notify::{RecursiveMode, Watcher as _};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -101,7 +99,12 @@ pub async fn reload(agent: &Agent) -> bool {
             None
         }
     };
-    let plugins = load_plugins_keeping(agent, &old.plugins).await;
+    let (plugins, problems) =
+        load_plugins(&agent.runtime, &agent.config.plugin_dir, &old.plugins).await;
+    for d in &problems {
+        tracing::error!("plugin rejected, a previous version (if any) stays in force: {d}");
+        agent.metrics.reload("plugin", false);
+    }
     let candidate = policies.clone().unwrap_or_else(|| old.policies.clone());
     let problems: Vec<_> = cross_check(&candidate, &plugins)
         .into_iter()
@@ -149,61 +152,4 @@ pub async fn reload(agent: &Agent) -> bool {
     );
     agent.replace(Loaded { policies, plugins });
     true
-}
-
-/// Every `*.wasm` in the plugin folder, loaded; a file that fails keeps the
-/// plugin previously loaded from it.
-async fn load_plugins_keeping(
-    agent: &Agent,
-    old: &BTreeMap<String, Arc<LoadedPlugin>>,
-) -> BTreeMap<String, Arc<LoadedPlugin>> {
-    let dir = &agent.config.plugin_dir;
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| relevant(p) && p.extension().is_some_and(|e| e == "wasm"))
-            .collect(),
-        Err(e) => {
-            tracing::error!(folder = %dir.display(), error = %e, "cannot read the plugin folder; plugins unchanged");
-            return old.clone();
-        }
-    };
-    files.sort();
-    let mut out: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
-    for path in files {
-        let unchanged = old.values().find(|p| p.path == path).filter(|p| {
-            std::fs::read(&path)
-                .map(|bytes| crate::runtime::cache::digest(&bytes) == p.digest)
-                .unwrap_or(false)
-        });
-        let plugin = match unchanged {
-            Some(p) => p.clone(),
-            None => match agent.runtime.load_file(&path).await {
-                Ok(p) => Arc::new(p),
-                Err(e) => {
-                    tracing::error!(file = %path.display(), error = %format!("{e:#}"), "plugin rejected");
-                    agent.metrics.reload("plugin", false);
-                    match old.values().find(|p| p.path == path) {
-                        Some(p) => {
-                            tracing::warn!(plugin = %p.manifest.name, "the previous version stays in force");
-                            p.clone()
-                        }
-                        None => continue,
-                    }
-                }
-            },
-        };
-        if let Some(prev) = out.get(&plugin.manifest.name) {
-            tracing::error!(
-                file = %path.display(),
-                "plugin name `{}` is already used by {}; this file is ignored",
-                plugin.manifest.name,
-                prev.path.display()
-            );
-            continue;
-        }
-        out.insert(plugin.manifest.name.clone(), plugin);
-    }
-    out
 }
