@@ -397,8 +397,19 @@ async fn an_uncommitted_write_is_invisible_and_removed() {
     })
     .await;
 
-    // Sweep leaves a live write alone, even with no age limit.
-    let pending = store.begin(&name("p/x"), ArtifactKind::File).await.unwrap();
+    // Sweep leaves a live write alone, even with no age limit. (The dropped
+    // write's reservation ends just after its background cleanup: retry.)
+    let mut tries = 0;
+    let pending = loop {
+        match store.begin(&name("p/x"), ArtifactKind::File).await {
+            Ok(p) => break p,
+            Err(ArtifactError::AlreadyExists(_)) if tries < 500 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     std::fs::write(pending.path(), b"live").unwrap();
     assert!(store.sweep(Duration::ZERO).await.unwrap().is_empty());
     // ...and a second write of the same name is refused meanwhile.
