@@ -82,3 +82,26 @@ where
         interval = (interval * 2).min(Duration::from_millis(100));
     }
 }
+
+/// The last `lines` lines of `text` (server logs in failure messages).
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A database-name piece from a test's hint: lowercase ASCII letters,
+/// digits and `_`, starting with a letter, at most 43 characters.
+pub(crate) fn sanitize(hint: &str) -> String {
+    let mut name: String = hint
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() { c } else { '_' }
+        })
+        .take(40)
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name.insert_str(0, "db_");
+    }
+    name
+}

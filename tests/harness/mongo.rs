@@ -24,6 +24,7 @@
 //! `xtask/src/mongo.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::{sanitize, tail};
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::net::TcpStream;
@@ -444,27 +445,6 @@ fn log_tail_section(dir: &Path) -> String {
         file.display(),
         tail(&log, LOG_TAIL_LINES)
     )
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A database-name piece from a test's hint: lowercase ASCII letters, digits and `_`.
-fn sanitize(hint: &str) -> String {
-    let mut name: String = hint
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() { c } else { '_' }
-        })
-        .take(40)
-        .collect();
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        name.insert_str(0, "db_");
-    }
-    name
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 //! (defaults `/usr/bin/prometheus`, `/usr/bin/prometheus-alertmanager`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::tail;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -527,9 +528,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("probing for a free port")
         .port()
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

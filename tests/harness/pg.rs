@@ -21,6 +21,7 @@
 //! `WARDEN_PG_BIN` overrides the binary directory (default `/usr/lib/postgresql/15/bin`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::{sanitize, tail};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read as _;
@@ -523,25 +524,4 @@ fn random_hex(bytes: usize) -> Result<String> {
         let _ = write!(s, "{b:02x}");
         s
     }))
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// A valid, unquoted-safe identifier piece from a test's hint.
-fn sanitize(hint: &str) -> String {
-    let mut name: String = hint
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() { c } else { '_' }
-        })
-        .take(40)
-        .collect();
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        name.insert_str(0, "db_");
-    }
-    name
 }
