@@ -256,7 +256,10 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     let mut errors = Vec::new();
     let target_names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
     let policies = match PolicySet::load_dir(&config.policy_dir, &target_names) {
-        Ok(p) => Some(p),
+        Ok(p) => {
+            errors.extend(p.check_config(&config));
+            Some(p)
+        }
         Err(d) => {
             errors.extend(d.0);
             None

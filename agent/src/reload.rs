@@ -89,7 +89,15 @@ impl Reloader {
 pub async fn reload(agent: &Agent) -> bool {
     let old = agent.loaded();
     let config = &agent.config;
-    let policies = match PolicySet::load_dir(&config.policy_dir, &config.target_names()) {
+    let loaded = PolicySet::load_dir(&config.policy_dir, &config.target_names()).and_then(|p| {
+        let problems = p.check_config(config);
+        if problems.is_empty() {
+            Ok(p)
+        } else {
+            Err(crate::diag::Diagnostics(problems))
+        }
+    });
+    let policies = match loaded {
         Ok(p) => Some(Arc::new(p)),
         Err(diags) => {
             for d in diags.iter() {

@@ -4,6 +4,7 @@
 
 mod alert_e2e;
 mod cli;
+mod compat;
 mod crash;
 mod daemon;
 mod guardrails;

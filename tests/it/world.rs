@@ -37,6 +37,12 @@ impl World {
         self
     }
 
+    /// Installs a component from any path.
+    pub fn component(mut self, path: &Path) -> World {
+        self.plugins.push(path.to_path_buf());
+        self
+    }
+
     /// Installs a shipped plugin.
     pub fn plugin(mut self, name: &str) -> World {
         self.plugins.push(plugin_wasm(name));
@@ -57,6 +63,24 @@ impl World {
         std::fs::write(self.dir.path().join(&file), url).unwrap();
         self.targets.push(format!(
             "[[target]]\nname = \"{name}\"\nkind = \"postgres\"\nurl_file = \"{file}\"\n"
+        ));
+        self
+    }
+
+    /// A MongoDB target whose URL is kept in a file.
+    pub fn mongo_target(mut self, name: &str, url: &str) -> World {
+        let file = format!("{name}.url");
+        std::fs::write(self.dir.path().join(&file), url).unwrap();
+        self.targets.push(format!(
+            "[[target]]\nname = \"{name}\"\nkind = \"mongodb\"\nurl_file = \"{file}\"\n"
+        ));
+        self
+    }
+
+    /// A local artifact store rooted at `stores/<name>` in the world's folder.
+    pub fn store(mut self, name: &str) -> World {
+        self.targets.push(format!(
+            "[[store]]\nname = \"{name}\"\nkind = \"local\"\nroot = \"stores/{name}\"\n"
         ));
         self
     }

@@ -14,6 +14,11 @@
 //! name = "quickstart"
 //! kind = "sqlite"
 //! path = "quickstart.db"
+//!
+//! [[store]]
+//! name = "local"
+//! kind = "local"
+//! root = "/var/lib/warden/artifacts"
 //! ```
 //!
 //! ```no_run
@@ -75,6 +80,11 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// OTLP trace export, if `[telemetry]` sets an endpoint.
     pub otlp: Option<OtlpConfig>,
+    /// Artifact stores (`[[store]]`), in the order of the file; names are unique.
+    pub stores: Vec<crate::artifacts::StoreConfig>,
+    /// Folder of the PostgreSQL client tools (`pg_dump`, `pg_restore`), from
+    /// `[tools] pg_bin_dir`; `None` picks the newest installed.
+    pub pg_bin_dir: Option<PathBuf>,
 }
 
 /// `[http]`: the API `warden run` serves (webhook, runs, metrics, health).
@@ -141,6 +151,36 @@ struct TelemetryFile {
     service_name: Option<String>,
 }
 
+/// One `[[store]]` table: where the host keeps artifacts (backups).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    /// The name policies (`artifacts = [...]` in a grant) and plugins use.
+    /// Same rules as a target name. Unique. Required.
+    name: Option<Spanned<String>>,
+    /// `"local"`: a folder of this host. Required.
+    kind: Option<Spanned<StoreKindFile>>,
+    /// local: the folder, dedicated to the store. Relative to the folder of
+    /// this file. Required for `local`.
+    root: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoreKindFile {
+    Local,
+}
+
+/// `[tools]`: external programs the host runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolsFile {
+    /// Folder holding `pg_dump` and `pg_restore`. Default: the newest
+    /// `/usr/lib/postgresql/<version>/bin`, else `PATH`. Relative to the
+    /// folder of this file.
+    pg_bin_dir: Option<Spanned<PathBuf>>,
+}
+
 /// How the agent writes its logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +233,12 @@ struct ConfigFile {
     /// `[telemetry]`: see `TelemetryFile` (read on its own).
     #[serde(default, rename = "telemetry")]
     _telemetry: Option<IgnoredAny>,
+    /// `[[store]]` tables: see `StoreFile` (read one at a time).
+    #[serde(default, rename = "store")]
+    _store: Option<IgnoredAny>,
+    /// `[tools]`: see `ToolsFile` (read on its own).
+    #[serde(default, rename = "tools")]
+    _tools: Option<IgnoredAny>,
 }
 
 /// One `[[target]]` table: a database plugins may work on. Give its
@@ -251,6 +297,8 @@ impl Config {
         let targets = document.take_array::<TargetFile>("target", &mut diags);
         let http = document.take_table::<HttpFile>("http", &mut diags);
         let telemetry = document.take_table::<TelemetryFile>("telemetry", &mut diags);
+        let stores = document.take_array::<StoreFile>("store", &mut diags);
+        let tools = document.take_table::<ToolsFile>("tools", &mut diags);
         let root = document.finish::<ConfigFile>(&mut diags);
 
         let resolver = Resolver {
@@ -260,11 +308,20 @@ impl Config {
         let targets = resolver.targets(&targets, &mut diags);
         let http = http.and_then(|t| resolver.http(&t, &mut diags));
         let otlp = telemetry.and_then(|t| resolver.telemetry(&t, &mut diags));
+        let stores = resolver.stores(&stores, &mut diags);
+        let pg_bin_dir = tools.and_then(|t| {
+            t.value
+                .pg_bin_dir
+                .as_ref()
+                .map(|p| resolver.dir.join(p.get_ref()))
+        });
         let config = root
             .and_then(|root| resolver.config(&root, targets, &mut diags))
             .map(|config| Config {
                 http,
                 otlp,
+                stores,
+                pg_bin_dir,
                 ..config
             });
         diags.sort_by_line();
@@ -277,6 +334,11 @@ impl Config {
     /// The target called `name`.
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The store called `name`.
+    pub fn store(&self, name: &str) -> Option<&crate::artifacts::StoreConfig> {
+        self.stores.iter().find(|s| s.name == name)
     }
 
     /// The names of the targets, in order.
@@ -346,6 +408,8 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             targets,
             http: None,
             otlp: None,
+            stores: Vec::new(),
+            pg_bin_dir: None,
         })
     }
 
@@ -541,6 +605,65 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             return None;
         }
         Some(self.dir.join(path.get_ref()))
+    }
+
+    fn stores(
+        &self,
+        tables: &[Table<'_, StoreFile>],
+        diags: &mut Diagnostics,
+    ) -> Vec<crate::artifacts::StoreConfig> {
+        use crate::artifacts::{StoreConfig, StoreKind};
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut stores = Vec::new();
+        for table in tables {
+            let file = &table.value;
+            let name = table.require("name", &file.name, diags);
+            let kind = table.require("kind", &file.kind, diags);
+            let (Some(name), Some(kind)) = (name, kind) else {
+                continue;
+            };
+            let store_kind = match kind.get_ref() {
+                StoreKindFile::Local => {
+                    let Some(root) = table.require("root", &file.root, diags) else {
+                        continue;
+                    };
+                    StoreKind::Local {
+                        root: self.dir.join(root.get_ref()),
+                    }
+                }
+            };
+            let store = StoreConfig {
+                name: name.get_ref().clone(),
+                kind: store_kind,
+            };
+            if let Err(problem) = store.validate() {
+                let field = if problem.contains("root") {
+                    "root"
+                } else {
+                    "name"
+                };
+                let span = match (field, &file.root) {
+                    ("root", Some(root)) => root.span(),
+                    _ => name.span(),
+                };
+                diags.push(table.source.error(&span, table.field(field), problem));
+                continue;
+            }
+            if let Some(line) = seen.get(&store.name) {
+                diags.push(table.source.error(
+                    &name.span(),
+                    table.field("name"),
+                    format!(
+                        "store `{}` is already defined at line {line}; store names must be unique",
+                        store.name
+                    ),
+                ));
+                continue;
+            }
+            seen.insert(store.name.clone(), table.source.line(&name.span()));
+            stores.push(store);
+        }
+        stores
     }
 
     fn targets(&self, tables: &[Table<'_, TargetFile>], diags: &mut Diagnostics) -> Vec<Target> {

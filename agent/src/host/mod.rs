@@ -6,7 +6,9 @@
 //! `match` over [`permission::HostCall`], so a new host function cannot
 //! compile until its permission is decided.
 
+pub mod artifacts;
 pub mod context;
+mod dump_stub;
 pub mod log;
 pub mod mongo;
 pub mod permission;
@@ -14,12 +16,14 @@ pub mod sql;
 pub mod state;
 
 use crate::config::Config;
+use crate::policy::Grant;
 use crate::policy::PolicySet;
 use crate::runs::{Action, RunStore};
 use crate::runtime::bindings::types;
+use crate::runtime::bindings::types::Error;
 use crate::secrets::Redactor;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -100,6 +104,7 @@ pub struct HostState {
     pub env: Option<Arc<RunEnv>>,
     pub log: log::LogSink,
     pub sql: sql::SqlSessions,
+    pub mongo: mongo::MongoSessions,
     pub state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
     pub actions: Vec<Action>,
@@ -126,6 +131,7 @@ impl HostState {
             env,
             log: log::LogSink::default(),
             sql: sql::SqlSessions::default(),
+            mongo: mongo::MongoSessions::default(),
             state: state::StateOverlay::default(),
             actions: Vec::new(),
             stderr,
@@ -168,3 +174,33 @@ pub(crate) fn invalid(msg: impl Into<String>) -> types::Error {
 
 /// `warden:plugin/types` has no functions; the linker still wants the trait.
 impl crate::runtime::bindings::types::Host for HostState {}
+
+/// Marks a host call's span failed with the error's kind (not its text).
+pub(crate) fn record_error(span: &tracing::Span, e: &Error) {
+    let kind = match e {
+        Error::AccessDenied(_) => "access-denied".to_string(),
+        Error::Timeout(_) => "timeout".to_string(),
+        Error::InvalidInput(_) => "invalid-input".to_string(),
+        Error::TargetError(d) if !d.code.is_empty() => d.code.clone(),
+        Error::TargetError(_) => "target-error".to_string(),
+        Error::Other(_) => "other".to_string(),
+    };
+    span.record("error.type", kind.as_str());
+    crate::telemetry::mark_error(span, kind);
+}
+
+/// How long one call may take: the grant's statement timeout plus a margin
+/// for the server to report it, never past the run's deadline.
+pub(crate) fn call_timeout(env: &RunEnv, grant: &Grant) -> Duration {
+    let left = env.deadline.saturating_duration_since(Instant::now());
+    (grant.statement_timeout + Duration::from_secs(2)).min(left)
+}
+
+impl HostState {
+    /// The run's environment; `denied` while `describe` runs.
+    pub(crate) fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
+        self.env
+            .clone()
+            .ok_or_else(|| denied("describe() must not call host functions"))
+    }
+}

@@ -26,6 +26,24 @@ pub enum HostCall<'a> {
         target: &'a str,
         class: CapabilityClass,
     },
+    /// `mongo.classify` (pure; touches nothing)
+    MongoClassify,
+    /// `mongo.run-command` / `mongo.open-cursor`, after the host classified the command
+    Mongo {
+        target: &'a str,
+        class: CapabilityClass,
+    },
+    /// `artifacts.dump`: reads all of `target` into `store`
+    ArtifactDump { target: &'a str, store: &'a str },
+    /// `artifacts.list` / `artifacts.verify` / `artifacts.delete` on
+    /// `target`'s artifacts in `store`
+    Artifacts { target: &'a str, store: &'a str },
+    /// `artifacts.restore` of `target`'s artifact into `destination`
+    ArtifactRestore {
+        target: &'a str,
+        store: &'a str,
+        destination: &'a str,
+    },
 }
 
 /// Decides one call. `env` is `None` during `describe`, when nothing is allowed.
@@ -35,42 +53,104 @@ pub fn check<'e>(env: Option<&'e RunEnv>, call: HostCall<'_>) -> Result<Option<&
         return Err("describe() must not call host functions".to_string());
     };
     match call {
-        HostCall::Log | HostCall::Context | HostCall::SqlClassify => Ok(None),
+        HostCall::Log | HostCall::Context | HostCall::SqlClassify | HostCall::MongoClassify => {
+            Ok(None)
+        }
         // State is the plugin's own key-value namespace: no grant needed,
         // caps are enforced by the state module.
         HostCall::StateRead | HostCall::StateWrite => Ok(None),
         HostCall::SqlQuoteIdent { target } => sql_target(env, target).map(Some),
         HostCall::Sql { target, class } => {
             let grant = sql_target(env, target)?;
-            if grant.classes.contains(&class) {
-                Ok(Some(grant))
-            } else {
-                let granted: Vec<&str> = grant.classes.iter().map(|c| c.as_str()).collect();
-                Err(format!(
-                    "plugin `{}` is not granted `{class}` on target `{target}` (granted: {}; grant at {})",
-                    env.plugin,
-                    granted.join(", "),
-                    grant.source
-                ))
+            allows(env, grant, class).map(Some)
+        }
+        HostCall::Mongo { target, class } => {
+            let grant = kind_target(env, target, "mongo", &[TargetKind::Mongodb])?;
+            allows(env, grant, class).map(Some)
+        }
+        HostCall::ArtifactDump { target, store } => {
+            let grant = store_grant(env, target, store)?;
+            allows(env, grant, CapabilityClass::Read).map(Some)
+        }
+        HostCall::Artifacts { target, store } => store_grant(env, target, store).map(Some),
+        HostCall::ArtifactRestore {
+            target,
+            store,
+            destination,
+        } => {
+            let grant = store_grant(env, target, store)?;
+            if !grant.restore_to.contains(destination) {
+                return Err(format!(
+                    "plugin `{}` may not restore artifacts of `{target}` into `{destination}`: \
+                     the grant at {} does not list it in `restore_to`",
+                    env.plugin, grant.source
+                ));
             }
+            if env.config.target(destination).is_none() {
+                return Err(format!("no target named `{destination}`"));
+            }
+            Ok(Some(grant))
         }
     }
 }
 
-/// The grant for a SQL call on `target`, if the target exists, speaks SQL and
-/// the plugin has a grant for it.
-fn sql_target<'e>(env: &'e RunEnv, target: &str) -> Result<&'e Grant, String> {
+/// The grant if it allows `class`.
+fn allows<'e>(env: &RunEnv, grant: &'e Grant, class: CapabilityClass) -> Result<&'e Grant, String> {
+    if grant.classes.contains(&class) {
+        Ok(grant)
+    } else {
+        let granted: Vec<&str> = grant.classes.iter().map(|c| c.as_str()).collect();
+        Err(format!(
+            "plugin `{}` is not granted `{class}` on target `{}` (granted: {}; grant at {})",
+            env.plugin,
+            grant.target,
+            granted.join(", "),
+            grant.source
+        ))
+    }
+}
+
+/// The grant for `target` if it lists `store` (the artifacts capability).
+fn store_grant<'e>(env: &'e RunEnv, target: &str, store: &str) -> Result<&'e Grant, String> {
+    let grant = target_grant(env, target)?;
+    if env.config.store(store).is_none() {
+        return Err(format!("no artifact store named `{store}`"));
+    }
+    if grant.artifacts.contains(store) {
+        Ok(grant)
+    } else {
+        Err(format!(
+            "plugin `{}` has no artifacts capability for target `{target}` in store `{store}` \
+             (add `artifacts = [\"{store}\"]` to the grant at {})",
+            env.plugin, grant.source
+        ))
+    }
+}
+
+/// The grant for a call of capability `capability` on `target`, if the
+/// target exists, is of one of `kinds` and the plugin has a grant for it.
+fn kind_target<'e>(
+    env: &'e RunEnv,
+    target: &str,
+    capability: &str,
+    kinds: &[TargetKind],
+) -> Result<&'e Grant, String> {
     let Some(t) = env.config.target(target) else {
         return Err(format!("no target named `{target}`"));
     };
-    match t.kind {
-        TargetKind::Sqlite | TargetKind::Postgres => {}
-        TargetKind::Mongodb => {
-            return Err(format!(
-                "target `{target}` is a {} database: the sql capability does not apply",
-                t.kind
-            ));
-        }
+    if !kinds.contains(&t.kind) {
+        return Err(format!(
+            "target `{target}` is a {} database: the {capability} capability does not apply",
+            t.kind
+        ));
+    }
+    target_grant(env, target)
+}
+
+/// The plugin's grant for `target`, which must exist.
+fn target_grant<'e>(env: &'e RunEnv, target: &str) -> Result<&'e Grant, String> {
+    if env.config.target(target).is_none() {
+        return Err(format!("no target named `{target}`"));
     }
     env.policies.grant(&env.plugin, target).ok_or_else(|| {
         format!(
@@ -78,4 +158,15 @@ fn sql_target<'e>(env: &'e RunEnv, target: &str) -> Result<&'e Grant, String> {
             env.plugin
         )
     })
+}
+
+/// The grant for a SQL call on `target`, if the target exists, speaks SQL and
+/// the plugin has a grant for it.
+fn sql_target<'e>(env: &'e RunEnv, target: &str) -> Result<&'e Grant, String> {
+    kind_target(
+        env,
+        target,
+        "sql",
+        &[TargetKind::Sqlite, TargetKind::Postgres],
+    )
 }

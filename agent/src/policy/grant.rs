@@ -51,6 +51,14 @@ pub(super) struct GrantFile {
     require_approval: Option<bool>,
     /// How long a run waits for approval, like `"1h"`. Default `"24h"`.
     approval_ttl: Option<Spanned<HumanDuration>>,
+    /// Artifact stores (`[[store]]` names in `warden.toml`) the plugin may
+    /// dump these targets into, and list, verify, restore and delete their
+    /// artifacts in. Default none: no artifacts capability.
+    artifacts: Option<Vec<Spanned<String>>>,
+    /// Targets the artifacts of these targets may be restored into (of the
+    /// same kind; a scratch database for restore tests, say). A restore
+    /// replaces what is there. Default none.
+    restore_to: Option<Vec<Spanned<String>>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -71,6 +79,10 @@ pub struct Grant {
     pub require_approval: bool,
     /// How long a run waits for approval.
     pub approval_ttl: Duration,
+    /// Stores the plugin may keep these targets' artifacts in.
+    pub artifacts: BTreeSet<String>,
+    /// Targets these targets' artifacts may be restored into.
+    pub restore_to: BTreeSet<String>,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -255,6 +267,25 @@ pub(super) fn expand(
         .as_ref()
         .map_or(Grant::default_max_result_bytes(), |size| size.get_ref().0);
     let max_rows = file.max_rows.unwrap_or(Grant::default_max_rows());
+    let artifacts: BTreeSet<String> = file
+        .artifacts
+        .iter()
+        .flatten()
+        .map(|s| s.get_ref().clone())
+        .collect();
+    let mut restore_to = BTreeSet::new();
+    for (i, dest) in file.restore_to.iter().flatten().enumerate() {
+        let name = dest.get_ref();
+        if known_targets.contains(&name.as_str()) {
+            restore_to.insert(name.clone());
+        } else {
+            diags.push(source.error(
+                &dest.span(),
+                format!("{}[{i}]", table.field("restore_to")),
+                format!("unknown target {name:?}: {}", known_list(known_targets)),
+            ));
+        }
+    }
 
     let Some(targets) = targets else {
         return Vec::new();
@@ -311,6 +342,8 @@ pub(super) fn expand(
                 max_result_bytes,
                 require_approval,
                 approval_ttl,
+                artifacts: artifacts.clone(),
+                restore_to: restore_to.clone(),
                 source: location.clone(),
             },
             span: target.span(),

@@ -185,6 +185,61 @@ impl PolicySet {
     }
 
     /// The grant for `plugin` on `target`, if any: deny by default.
+    /// What the grants name in `warden.toml` beyond target names: the
+    /// stores of `artifacts` must exist, and a `restore_to` target must be
+    /// of the same kind as the target it restores. One diagnostic per
+    /// problem, at the grant.
+    pub fn check_config(&self, config: &crate::config::Config) -> Vec<crate::diag::Diagnostic> {
+        let mut out = Vec::new();
+        let at = |g: &Grant, field: &str, message: String| crate::diag::Diagnostic {
+            file: g.source.file.clone(),
+            line: Some(g.source.line),
+            column: None,
+            field: field.to_string(),
+            message,
+        };
+        for g in &self.grants {
+            for store in &g.artifacts {
+                if config.store(store).is_none() {
+                    let known: Vec<String> = config
+                        .stores
+                        .iter()
+                        .map(|s| format!("`{}`", s.name))
+                        .collect();
+                    let known = if known.is_empty() {
+                        "the config defines no stores (add a `[[store]]` table to warden.toml)"
+                            .to_string()
+                    } else {
+                        format!("the config defines {}", known.join(", "))
+                    };
+                    out.push(at(
+                        g,
+                        "artifacts",
+                        format!("unknown store {store:?}: {known}"),
+                    ));
+                }
+            }
+            let source_kind = config.target(&g.target).map(|t| t.kind);
+            for dest in &g.restore_to {
+                let dest_kind = config.target(dest).map(|t| t.kind);
+                if let (Some(a), Some(b)) = (source_kind, dest_kind)
+                    && a != b
+                {
+                    out.push(at(
+                        g,
+                        "restore_to",
+                        format!(
+                            "target `{dest}` is a {b} database and cannot receive a restore of \
+                             `{}`, a {a} database",
+                            g.target
+                        ),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn grant(&self, plugin: &str, target: &str) -> Option<&Grant> {
         self.grants
             .iter()

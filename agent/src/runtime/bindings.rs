@@ -1,4 +1,4 @@
-//! Host bindings for the `warden:plugin@0.1.0` world, generated from `wit/`.
+//! Host bindings for the `warden:plugin@0.1.1` world, generated from `wit/`.
 //!
 //! Imports are `async` (SQL and state go to databases; `log` and `context`
 //! are plain functions) and `trappable`: a host
@@ -18,6 +18,9 @@ wasmtime::component::bindgen!({
         default: async | trappable,
     },
     exports: { default: async },
+    with: {
+        "warden:plugin/mongo.cursor": crate::host::mongo::MongoCursor,
+    },
 });
 
 pub use self::warden::plugin::types;

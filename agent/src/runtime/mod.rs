@@ -357,7 +357,7 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("linking: the component imports something the host does not provide")?;
         let pre = PluginPre::new(pre).map_err(anyhow::Error::from).context(
-            "the component does not export the warden:plugin@0.1.0 world (describe, run)",
+            "the component does not export the warden:plugin@0.1.x world (describe, run)",
         )?;
         let manifest = self.describe(&pre).await?;
         let problems = manifest.problems();
@@ -436,6 +436,7 @@ impl Runtime {
         let redactor = env.redactor.clone();
         let data = store.data_mut();
         data.sql.close().await;
+        data.mongo.close().await;
         let actions = std::mem::take(&mut data.actions);
         let logs = std::mem::take(&mut data.log.lines);
         let logs_dropped = data.log.dropped;

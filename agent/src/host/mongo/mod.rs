@@ -1,6 +1,507 @@
-//! The `mongo` capability: MongoDB commands and cursors, BSON as bytes across
-//! the boundary, classified by the host like SQL statements. So far: the
-//! classifier ([`classify`]); the host functions come with the WIT
-//! interface.
+//! `warden:plugin/mongo`: MongoDB commands and cursors, BSON as bytes
+//! across the boundary, classified by the host like SQL statements.
+//!
+//! The walls, in order (the same as for `sql`):
+//! 1. Size cap, then the bytes must be one well-formed BSON document.
+//! 2. [`classify::classify`] decides the command's class from the document
+//!    itself; server-side JavaScript, user/role/replication/server control
+//!    and unknown commands are refused for any grant.
+//! 3. [`check`] refuses a class the plugin's grant for the target lacks.
+//! 4. Dry-run: anything above `read` is recorded as a planned action and
+//!    not sent.
+//! 5. Each run has its own client per target (`appName` `warden/<plugin>`),
+//!    closed with its cursors when the run ends. Reads that take
+//!    `maxTimeMS` get the grant's `statement_timeout` unless they ask for
+//!    less; every call also has a client-side timeout.
+//!
+//! Replies and batches are capped by the grant's `max_result_bytes` and
+//! `max_rows`; database errors are redacted before the guest or a record
+//! sees them.
 
 pub mod classify;
+
+use super::permission::{HostCall, check};
+use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
+use crate::capability::CapabilityClass;
+use crate::policy::Grant;
+use crate::runs::{Action, ActionState, Origin};
+use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
+use crate::runtime::bindings::warden::plugin::mongo::{
+    Batch, CommandReply, Host, HostCursor, Outcome,
+};
+use bson::{Bson, Document, RawDocumentBuf};
+use classify::MongoClassified;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Cursor};
+use std::collections::HashMap;
+use std::time::Duration;
+use tracing::Instrument as _;
+use wasmtime::component::Resource;
+
+/// Largest command accepted (MongoDB's own document limit).
+pub const MAX_COMMAND: usize = 16 * 1024 * 1024;
+/// How much of a command an action record keeps.
+const ACTION_COMMAND_CHARS: usize = 4096;
+/// Commands that take `maxTimeMS`; the host adds the grant's
+/// `statement_timeout` when they do not ask for less.
+const TAKES_MAX_TIME: [&str; 4] = ["find", "aggregate", "count", "distinct"];
+
+/// A cursor opened by `open-cursor`, owned by the guest through the
+/// resource table.
+pub struct MongoCursor {
+    target: String,
+    cursor: Option<Cursor<RawDocumentBuf>>,
+    grant_max_rows: u32,
+    max_bytes: usize,
+}
+
+/// A run's clients, one per target, closed at the end of the run.
+#[derive(Default)]
+pub struct MongoSessions {
+    clients: HashMap<String, Client>,
+}
+
+impl MongoSessions {
+    /// Closes every client (at the end of a run), without waiting for
+    /// cursors the guest left open.
+    pub async fn close(&mut self) {
+        for (_, client) in self.clients.drain() {
+            client.shutdown().immediate(true).await;
+        }
+    }
+}
+
+/// What a command call needs after the checks passed.
+struct Checked<'e> {
+    command: Document,
+    raw: RawDocumentBuf,
+    classified: MongoClassified,
+    grant: &'e Grant,
+}
+
+/// Walls 1 to 3.
+fn check_command<'e>(env: &'e RunEnv, target: &str, command: &[u8]) -> Result<Checked<'e>, Error> {
+    let (command, raw, classified) = parse_and_classify(command)?;
+    let grant = check(
+        Some(env),
+        HostCall::Mongo {
+            target,
+            class: classified.class,
+        },
+    )
+    .map_err(denied)?
+    .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+    Ok(Checked {
+        command,
+        raw,
+        classified,
+        grant,
+    })
+}
+
+fn parse_and_classify(
+    command: &[u8],
+) -> Result<(Document, RawDocumentBuf, MongoClassified), Error> {
+    if command.len() > MAX_COMMAND {
+        return Err(invalid(format!(
+            "command is {} bytes; the limit is {MAX_COMMAND}",
+            command.len()
+        )));
+    }
+    let document = Document::from_reader(command)
+        .map_err(|e| invalid(format!("the command is not a BSON document: {e}")))?;
+    let classified = classify::classify(&document).map_err(|e| match e {
+        classify::MongoClassifyError::Forbidden(..) | classify::MongoClassifyError::Unknown(_) => {
+            denied(e.to_string())
+        }
+        other => invalid(other.to_string()),
+    })?;
+    let raw = RawDocumentBuf::from_document(&document)
+        .map_err(|e| invalid(format!("the command cannot be encoded: {e}")))?;
+    Ok((document, raw, classified))
+}
+
+/// The command with `maxTimeMS` bounded by the grant's statement timeout,
+/// for the reads that take it.
+fn with_max_time(
+    mut command: Document,
+    raw: RawDocumentBuf,
+    operation: &str,
+    grant: &Grant,
+) -> Result<RawDocumentBuf, Error> {
+    if !TAKES_MAX_TIME.contains(&operation) {
+        return Ok(raw);
+    }
+    let limit = i64::try_from(grant.statement_timeout.as_millis()).unwrap_or(i64::MAX);
+    let asked = match command.get("maxTimeMS") {
+        Some(Bson::Int32(v)) => Some(i64::from(*v)),
+        Some(Bson::Int64(v)) => Some(*v),
+        Some(Bson::Double(v)) => Some(*v as i64),
+        _ => None,
+    };
+    if asked.is_some_and(|a| a > 0 && a <= limit) {
+        return Ok(raw);
+    }
+    command.insert("maxTimeMS", Bson::Int64(limit));
+    RawDocumentBuf::from_document(&command)
+        .map_err(|e| invalid(format!("the command cannot be encoded: {e}")))
+}
+
+/// The database a call names, or the one in the target's URL.
+fn database_of(env: &RunEnv, target: &str, database: &str) -> Result<String, Error> {
+    if !database.is_empty() {
+        if database.contains(['/', '\\', '.', ' ', '"', '$', '\0']) || database.len() > 63 {
+            return Err(invalid(format!("invalid database name {database:?}")));
+        }
+        return Ok(database.to_string());
+    }
+    let t = env
+        .config
+        .target(target)
+        .ok_or_else(|| denied(format!("no target named `{target}`")))?;
+    let parsed = mongodb::options::ConnectionString::parse(t.url.expose())
+        .map_err(|e| redacted_error(env, target, &e))?;
+    parsed.default_database.ok_or_else(|| {
+        invalid(format!(
+            "no database given, and the URL of target `{target}` names none"
+        ))
+    })
+}
+
+/// The run's client for `target`, created on first use.
+async fn client<'s>(
+    sessions: &'s mut MongoSessions,
+    env: &RunEnv,
+    target: &str,
+    grant: &Grant,
+) -> Result<&'s Client, Error> {
+    if !sessions.clients.contains_key(target) {
+        let t = env
+            .config
+            .target(target)
+            .ok_or_else(|| denied(format!("no target named `{target}`")))?;
+        let mut options = ClientOptions::parse(t.url.expose())
+            .await
+            .map_err(|e| redacted_error(env, target, &e))?;
+        options.app_name = Some(format!("warden/{}", env.plugin));
+        let wait = grant.statement_timeout.min(Duration::from_secs(10));
+        options.server_selection_timeout = Some(wait);
+        options.connect_timeout = Some(wait);
+        let client = Client::with_options(options).map_err(|e| redacted_error(env, target, &e))?;
+        sessions.clients.insert(target.to_string(), client);
+    }
+    sessions
+        .clients
+        .get(target)
+        .ok_or_else(|| Error::Other("client vanished".into()))
+}
+
+/// A driver error as the WIT error: the server's code when there is one,
+/// the message redacted.
+fn redacted_error(env: &RunEnv, target: &str, e: &mongodb::error::Error) -> Error {
+    use mongodb::error::ErrorKind;
+    let message = env.redactor.redact(&e.to_string());
+    let code = match e.kind.as_ref() {
+        ErrorKind::Command(c) => c.code.to_string(),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => w.code.to_string(),
+        _ => String::new(),
+    };
+    match code.as_str() {
+        // MaxTimeMSExpired
+        "50" => Error::Timeout(format!(
+            "statement timeout reached on `{target}` ({message})"
+        )),
+        _ => Error::TargetError(DbError {
+            code,
+            message: format!("target `{target}`: {message}"),
+        }),
+    }
+}
+
+fn to_wit_class(c: CapabilityClass) -> WitClass {
+    super::sql::to_wit_class(c)
+}
+
+/// The command as relaxed extended JSON for an action record, redacted and cut.
+fn action_text(env: &RunEnv, database: &str, command: &Document) -> String {
+    let json = Bson::Document(command.clone()).into_relaxed_extjson();
+    let mut s = env.redactor.redact(&format!("db.{database}: {json}"));
+    super::log::truncate_utf8(&mut s, ACTION_COMMAND_CHARS);
+    s
+}
+
+fn span_for(checked: &Checked<'_>, call: &str, target: &str) -> tracing::Span {
+    crate::telemetry::host_call_span(
+        call,
+        "mongodb",
+        &checked.classified.operation,
+        target,
+        checked.classified.class.as_str(),
+    )
+}
+
+impl HostState {
+    /// `mongo.run-command` without the wasm boundary.
+    pub async fn mongo_run_command(
+        &mut self,
+        target: &str,
+        database: &str,
+        command: &[u8],
+    ) -> Result<CommandReply, Error> {
+        let env = self.run_env()?;
+        let checked = check_command(&env, target, command)?;
+        let database = database_of(&env, target, database)?;
+        let class = checked.classified.class;
+        let grant = checked.grant;
+        if class.is_mutating() && env.dry_run() {
+            self.actions.push(Action {
+                target: target.to_string(),
+                statement: action_text(&env, &database, &checked.command),
+                class,
+                state: ActionState::Planned,
+                origin: Origin::Host,
+                error: None,
+            });
+            let reply = bson::to_vec(&bson::doc! { "ok": 1.0, "planned": true })
+                .map_err(|e| Error::Other(e.to_string()))?;
+            return Ok(CommandReply {
+                outcome: Outcome::Planned,
+                class: to_wit_class(class),
+                reply,
+            });
+        }
+        let span = span_for(&checked, "mongo.run_command", target);
+        let timeout = call_timeout(&env, grant);
+        let action = class
+            .is_mutating()
+            .then(|| action_text(&env, &database, &checked.command));
+        let raw = with_max_time(
+            checked.command,
+            checked.raw,
+            &checked.classified.operation,
+            grant,
+        )?;
+        let max_bytes = usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX);
+        let result = async {
+            let client = client(&mut self.mongo, &env, target, grant).await?;
+            let db = client.database(&database);
+            match tokio::time::timeout(timeout, db.run_raw_command(raw)).await {
+                Err(_) => Err(Error::Timeout(format!(
+                    "the command did not finish within {}",
+                    humantime::format_duration(timeout)
+                ))),
+                Ok(Err(e)) => Err(redacted_error(&env, target, &e)),
+                Ok(Ok(reply)) => {
+                    let bytes =
+                        bson::to_vec(&reply).map_err(|e| Error::Other(e.to_string()))?;
+                    if bytes.len() > max_bytes {
+                        return Err(invalid(format!(
+                            "the reply is {} bytes, over the grant's max_result_bytes of {max_bytes}: \
+                             read large results with open-cursor",
+                            bytes.len()
+                        )));
+                    }
+                    Ok(bytes)
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            record_error(&span, e);
+        }
+        if let Some(statement) = action {
+            self.actions.push(Action {
+                target: target.to_string(),
+                statement,
+                class,
+                state: if result.is_ok() {
+                    ActionState::Executed
+                } else {
+                    ActionState::Failed
+                },
+                origin: Origin::Host,
+                error: result.as_ref().err().map(super::sql::error_text),
+            });
+        }
+        result.map(|reply| CommandReply {
+            outcome: Outcome::Executed,
+            class: to_wit_class(class),
+            reply,
+        })
+    }
+
+    /// `mongo.open-cursor` without the wasm boundary: the cursor, ready for
+    /// [`HostState::mongo_next_batch`].
+    pub async fn mongo_open_cursor(
+        &mut self,
+        target: &str,
+        database: &str,
+        command: &[u8],
+    ) -> Result<MongoCursor, Error> {
+        let env = self.run_env()?;
+        let checked = check_command(&env, target, command)?;
+        let operation = checked.classified.operation.clone();
+        if operation != "find" && operation != "aggregate" {
+            return Err(invalid(format!(
+                "open-cursor takes a `find` or `aggregate` command, not `{operation}`"
+            )));
+        }
+        if checked.classified.class != CapabilityClass::Read {
+            return Err(invalid(format!(
+                "this `{operation}` is a {} command (it writes with $out or $merge): \
+                 open-cursor runs reads only; use run-command",
+                checked.classified.class
+            )));
+        }
+        let database = database_of(&env, target, database)?;
+        let grant = checked.grant;
+        let span = span_for(&checked, "mongo.open_cursor", target);
+        let timeout = call_timeout(&env, grant);
+        let raw = with_max_time(checked.command, checked.raw, &operation, grant)?;
+        let result = async {
+            let client = client(&mut self.mongo, &env, target, grant).await?;
+            let db = client.database(&database);
+            match tokio::time::timeout(timeout, db.run_raw_cursor_command(raw)).await {
+                Err(_) => Err(Error::Timeout(format!(
+                    "the command did not finish within {}",
+                    humantime::format_duration(timeout)
+                ))),
+                Ok(Err(e)) => Err(redacted_error(&env, target, &e)),
+                Ok(Ok(cursor)) => Ok(cursor.with_type::<RawDocumentBuf>()),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        match result {
+            Ok(cursor) => Ok(MongoCursor {
+                target: target.to_string(),
+                cursor: Some(cursor),
+                grant_max_rows: grant.max_rows,
+                max_bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
+            }),
+            Err(e) => {
+                record_error(&span, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// The next batch of `cursor`: at most `max_documents` (0: the grant's
+    /// `max_rows`), at most the grant's `max_result_bytes` (but at least
+    /// one document when any is left).
+    pub async fn mongo_next_batch(
+        &mut self,
+        cursor: &mut MongoCursor,
+        max_documents: u32,
+    ) -> Result<Batch, Error> {
+        let env = self.run_env()?;
+        let Some(inner) = cursor.cursor.as_mut() else {
+            return Ok(Batch {
+                documents: Vec::new(),
+                exhausted: true,
+            });
+        };
+        let max_docs = match max_documents {
+            0 => cursor.grant_max_rows,
+            n => n.min(cursor.grant_max_rows),
+        } as usize;
+        let deadline = env.deadline;
+        let mut documents = Vec::new();
+        let mut bytes = 0usize;
+        let mut exhausted = false;
+        while documents.len() < max_docs.max(1) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match tokio::time::timeout(left, inner.advance()).await {
+                Err(_) => {
+                    cursor.cursor = None;
+                    return Err(Error::Timeout(
+                        "the run's deadline passed while reading a cursor".into(),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    cursor.cursor = None;
+                    return Err(redacted_error(&env, &cursor.target, &e));
+                }
+                Ok(Ok(false)) => {
+                    exhausted = true;
+                    break;
+                }
+                Ok(Ok(true)) => {
+                    let doc = inner.current().as_bytes().to_vec();
+                    bytes += doc.len();
+                    documents.push(doc);
+                    if bytes >= cursor.max_bytes {
+                        break;
+                    }
+                }
+            }
+        }
+        if exhausted {
+            cursor.cursor = None;
+        }
+        Ok(Batch {
+            documents,
+            exhausted,
+        })
+    }
+}
+
+impl Host for HostState {
+    async fn run_command(
+        &mut self,
+        target: String,
+        database: String,
+        command: Vec<u8>,
+    ) -> wasmtime::Result<Result<CommandReply, Error>> {
+        Ok(self.mongo_run_command(&target, &database, &command).await)
+    }
+
+    async fn open_cursor(
+        &mut self,
+        target: String,
+        database: String,
+        command: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<MongoCursor>, Error>> {
+        match self.mongo_open_cursor(&target, &database, &command).await {
+            Ok(cursor) => Ok(Ok(self.table.push(cursor)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn classify(&mut self, command: Vec<u8>) -> wasmtime::Result<Result<WitClass, Error>> {
+        let env = self.env.clone();
+        if let Err(e) = check(env.as_deref(), HostCall::MongoClassify) {
+            return Ok(Err(denied(e)));
+        }
+        Ok(parse_and_classify(&command).map(|(_, _, c)| to_wit_class(c.class)))
+    }
+}
+
+impl HostCursor for HostState {
+    async fn next_batch(
+        &mut self,
+        cursor: Resource<MongoCursor>,
+        max_documents: u32,
+    ) -> wasmtime::Result<Result<Batch, Error>> {
+        // Take the cursor out of the table for the await, then put it back.
+        let mut state = std::mem::replace(
+            self.table.get_mut(&cursor)?,
+            MongoCursor {
+                target: String::new(),
+                cursor: None,
+                grant_max_rows: 0,
+                max_bytes: 0,
+            },
+        );
+        let result = self.mongo_next_batch(&mut state, max_documents).await;
+        *self.table.get_mut(&cursor)? = state;
+        Ok(result)
+    }
+
+    async fn drop(&mut self, cursor: Resource<MongoCursor>) -> wasmtime::Result<()> {
+        // Dropping the driver's cursor sends killCursors in the background.
+        self.table.delete(cursor)?;
+        Ok(())
+    }
+}

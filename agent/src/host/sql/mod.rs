@@ -22,7 +22,7 @@
 pub mod classify;
 
 use super::permission::{HostCall, check};
-use super::{HostState, RunEnv, denied, invalid};
+use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::policy::Grant;
 use crate::runs::{Action, ActionState, Origin};
@@ -38,7 +38,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnection, Sqli
 use sqlx::{Arguments, Column as _, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::Instrument as _;
 
 /// Longest statement accepted.
@@ -583,12 +583,6 @@ fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, sqlx::Error> {
 }
 
 impl HostState {
-    fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
-        self.env
-            .clone()
-            .ok_or_else(|| denied("describe() must not call host functions"))
-    }
-
     /// `sql.query` without the wasm boundary (also used by tests).
     pub async fn sql_query(
         &mut self,
@@ -726,33 +720,12 @@ fn call_span(call: &str, checked: &Checked<'_>, target: &str) -> tracing::Span {
     )
 }
 
-/// Marks a host call's span failed with the error's kind (not its text).
-fn record_error(span: &tracing::Span, e: &Error) {
-    let kind = match e {
-        Error::AccessDenied(_) => "access-denied".to_string(),
-        Error::Timeout(_) => "timeout".to_string(),
-        Error::InvalidInput(_) => "invalid-input".to_string(),
-        Error::TargetError(d) if !d.code.is_empty() => d.code.clone(),
-        Error::TargetError(_) => "target-error".to_string(),
-        Error::Other(_) => "other".to_string(),
-    };
-    span.record("error.type", kind.as_str());
-    crate::telemetry::mark_error(span, kind);
-}
-
-fn system_name(kind: TargetKind) -> &'static str {
+pub(crate) fn system_name(kind: TargetKind) -> &'static str {
     match kind {
         TargetKind::Postgres => "postgresql",
         TargetKind::Sqlite => "sqlite",
         TargetKind::Mongodb => "mongodb",
     }
-}
-
-/// How long one call may take: the grant's statement timeout plus a margin
-/// for the server to report it, never past the run's deadline.
-fn call_timeout(env: &RunEnv, grant: &Grant) -> Duration {
-    let left = env.deadline.saturating_duration_since(Instant::now());
-    (grant.statement_timeout + Duration::from_secs(2)).min(left)
 }
 
 impl Host for HostState {
