@@ -10,6 +10,7 @@ mod daemon;
 mod guardrails;
 mod hostile;
 mod mongo_harness;
+mod mongo_capability;
 mod monitoring;
 mod pg_harness;
 mod reload;

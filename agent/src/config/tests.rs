@@ -462,3 +462,54 @@ fn password_fragments_of_a_target() {
     let fragments = config.targets[0].url.password_fragments();
     assert_eq!(fragments, ["postgres://u:p%2Fw@h/db", "p%2Fw", "p/w"]);
 }
+
+#[test]
+fn stores_and_tools() {
+    let fixture = Fixture::new();
+    let config = fixture
+        .load(&format!(
+            "{DIRS}\n[[store]]\nname = \"local\"\nkind = \"local\"\nroot = \"artifacts\"\n\n\
+             [[store]]\nname = \"offsite\"\nkind = \"local\"\nroot = \"/srv/backups\"\n\n\
+             [tools]\npg_bin_dir = \"/usr/lib/postgresql/15/bin\"\n"
+        ))
+        .unwrap();
+    let dir = fixture.dir.path();
+    assert_eq!(config.stores.len(), 2);
+    assert_eq!(
+        config.store("local").unwrap().kind,
+        crate::artifacts::StoreKind::Local {
+            root: dir.join("artifacts")
+        }
+    );
+    assert_eq!(
+        config.store("offsite").unwrap().kind,
+        crate::artifacts::StoreKind::Local {
+            root: "/srv/backups".into()
+        }
+    );
+    assert!(config.store("nope").is_none());
+    assert_eq!(
+        config.pg_bin_dir.as_deref(),
+        Some(Path::new("/usr/lib/postgresql/15/bin"))
+    );
+}
+
+#[test]
+fn bad_stores_name_file_line_and_field() {
+    let fixture = Fixture::new();
+    let diags = fixture.errors(&format!(
+        "{DIRS}\n[[store]]\nname = \"local\"\nkind = \"local\"\nroot = \"a\"\n\n\
+         [[store]]\nname = \"local\"\nkind = \"local\"\nroot = \"b\"\n\n\
+         [[store]]\nname = \"Bad Name\"\nkind = \"local\"\nroot = \"c\"\n\n\
+         [[store]]\nname = \"s3\"\nkind = \"s3\"\nroot = \"d\"\n\n\
+         [[store]]\nname = \"noroot\"\nkind = \"local\"\n\n\
+         [[store]]\nname = \"slash\"\nkind = \"local\"\nroot = \"/\"\n"
+    ));
+    let dup = about(&diags, "store[1].name");
+    assert_eq!(dup.line, Some(10));
+    assert!(dup.message.contains("already defined at line 5"), "{dup}");
+    assert!(about(&diags, "store[2].name").message.contains("invalid store name"));
+    assert!(about(&diags, "store[3].kind").message.contains("s3"));
+    assert!(about(&diags, "store[4].root").message.contains("missing field"));
+    assert!(about(&diags, "store[5].root").message.contains("not `/`"));
+}

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::capability::CapabilityClass;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const TARGETS: &[&str] = &["app", "quickstart"];
@@ -1830,4 +1830,31 @@ fn documented_examples_load() {
         ),
         (1, 1, 1, 1)
     );
+}
+
+#[test]
+fn artifacts_and_restore_to() {
+    let policies = Policies::new();
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"backup\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         artifacts = [\"local\"]\nrestore_to = [\"quickstart\"]\n\n\
+         [[grant]]\nplugin = \"vacuum\"\ntargets = [\"app\"]\ncapabilities = [\"maintenance\"]\n",
+    );
+    let set = policies.load().unwrap();
+    let backup = set.grant("backup", "app").unwrap();
+    assert_eq!(backup.artifacts, BTreeSet::from(["local".to_owned()]));
+    assert_eq!(backup.restore_to, BTreeSet::from(["quickstart".to_owned()]));
+    let vacuum = set.grant("vacuum", "app").unwrap();
+    assert!(vacuum.artifacts.is_empty() && vacuum.restore_to.is_empty());
+
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"backup\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         artifacts = [\"local\"]\nrestore_to = [\"quickstart\", \"scratch\"]\n",
+    );
+    let diags = policies.errors();
+    let d = about(&diags, &policies.path("a.toml"), "grant[0].restore_to[1]");
+    assert_eq!(d.line, Some(6));
+    assert!(d.message.contains("unknown target \"scratch\""), "{d}");
 }

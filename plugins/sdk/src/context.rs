@@ -1,8 +1,10 @@
 //! The run's [`Context`]: the invocation, typed parameters, the deadline and
-//! the way to the target's SQL.
+//! the way to the target's SQL, MongoDB and artifact stores.
 
 use std::time::Duration;
 
+use crate::artifacts::Artifacts;
+use crate::mongo::Mongo;
 use crate::sql::Sql;
 use crate::{Alert, Error, Invocation, Param, TargetKind, Trigger};
 
@@ -70,6 +72,27 @@ impl Context {
     /// SQL against another target (the grant must allow it).
     pub fn sql_on<'t>(&self, target: &'t str) -> Sql<'t> {
         Sql::new(target)
+    }
+
+    /// MongoDB commands against the invocation's target.
+    pub fn mongo(&self) -> Mongo<'_> {
+        Mongo::new(self.target())
+    }
+
+    /// MongoDB commands against another target (the grant must allow it).
+    pub fn mongo_on<'t>(&self, target: &'t str) -> Mongo<'t> {
+        Mongo::new(target)
+    }
+
+    /// The invocation's target's artifacts in `store` (the grant for the
+    /// target must list the store).
+    pub fn artifacts<'s>(&'s self, store: &'s str) -> Artifacts<'s> {
+        Artifacts::new(self.target(), store)
+    }
+
+    /// Another target's artifacts in `store`.
+    pub fn artifacts_on<'t>(&self, target: &'t str, store: &'t str) -> Artifacts<'t> {
+        Artifacts::new(target, store)
     }
 
     /// All parameters, as the host passed them (defaults filled in).

@@ -71,6 +71,16 @@ impl Error {
         matches!(self, Error::AccessDenied(_))
     }
 
+    /// True for `invalid-input`.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidInput(_))
+    }
+
+    /// True for `target-error`.
+    pub fn is_target_error(&self) -> bool {
+        matches!(self, Error::TargetError(_))
+    }
+
     /// True for `timeout`.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_))

@@ -1,16 +1,22 @@
 //! Guest SDK for Warden plugins.
 //!
 //! A Warden plugin is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that
-//! implements the `warden:plugin@0.1.0` world from `wit/plugin.wit`: it
+//! implements the `warden:plugin@0.1.1` world from `wit/plugin.wit`: it
 //! exports `describe` and `run`, and reaches its target only through the host
-//! (`log`, `context`, `sql`, `state`). This crate generates the bindings once
-//! and wraps them in typed Rust:
+//! (`log`, `context`, `sql`, `mongo`, `artifacts`, `state`). This crate
+//! generates the bindings once and wraps them in typed Rust:
 //!
 //! - [`Plugin`] + [`export_plugin!`]: the two exports, as a trait;
 //! - [`Context`]: the invocation, typed parameters (`param_f64("dead_ratio")`,
 //!   errors that name the parameter), the deadline, and [`Sql`] on the
 //!   invocation's target (`ctx.sql()`) or another one (`ctx.sql_on(name)`);
 //! - [`Rows`]/[`Row`]: results with tolerant typed getters by column name;
+//! - [`Mongo`] (`ctx.mongo()`, `ctx.mongo_on(name)`): commands and
+//!   [`Cursor`]s, as BSON bytes or, with the crate feature `bson`, as
+//!   `mongo::Document`s;
+//! - [`Artifacts`] (`ctx.artifacts("store")`): host-side dump, restore, list,
+//!   verify and delete of backups, with option builders
+//!   ([`PgDumpOptions`], [`MongoDumpOptions`], [`RestoreOptions`]);
 //! - [`log`] functions and the [`info!`]-style macros, [`state`] helpers;
 //! - builders for [`Manifest`], [`ParamSpec`], [`Report`], [`Finding`];
 //! - [`Error`]: the contract's error variant, with constructors
@@ -60,9 +66,11 @@
 //! Build with `cargo build --release --target wasm32-wasip2`; the `cdylib`
 //! output `target/wasm32-wasip2/release/<crate>.wasm` is the component.
 
+pub mod artifacts;
 mod context;
 mod error;
 pub mod log;
+pub mod mongo;
 mod names;
 mod report;
 pub mod sql;
@@ -80,6 +88,10 @@ pub mod bindings {
     });
 }
 
+pub use artifacts::{
+    Artifact, Artifacts, DumpOptions, DumpResult, MongoDumpOptions, ObjectCount, PgDumpOptions,
+    PgFormat, RestoreOptions, RestoreResult, VerifyResult,
+};
 pub use bindings::warden::plugin::types::{
     Action, ActionState, Alert, CapabilityClass, DbError, Error, Finding, Invocation, Label,
     Manifest, Metric, Param, ParamSpec, ParamType, Report, ReportStatus, Severity, TargetKind,
@@ -88,6 +100,9 @@ pub use bindings::warden::plugin::types::{
 pub use context::{Context, parse_duration};
 pub use error::ResultExt;
 pub use log::Level;
+pub use mongo::{Cursor, Mongo};
+// `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
+// interfaces' own (same cases).
 pub use sql::{Column, Execution, Outcome, Row, Rows, Sql, Value};
 
 /// A Warden plugin: what it is, and what it does. Export it with

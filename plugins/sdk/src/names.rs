@@ -1,7 +1,11 @@
 //! The WIT names of the contract's enums (the generated `Debug` prints Rust
 //! paths such as `CapabilityClass::Read`).
 
-use crate::{ActionState, CapabilityClass, Level, Outcome, ReportStatus, Severity, TargetKind};
+use crate::artifacts::Outcome as ArtifactOutcome;
+use crate::mongo::Outcome as MongoOutcome;
+use crate::{
+    ActionState, CapabilityClass, Level, Outcome, PgFormat, ReportStatus, Severity, TargetKind,
+};
 
 macro_rules! wit_names {
     ($($ty:ident { $($case:ident => $name:literal),* $(,)? })*) => {$(
@@ -29,5 +33,8 @@ wit_names! {
     ReportStatus { Ok => "ok", Warning => "warning", Critical => "critical" }
     ActionState { Executed => "executed", Planned => "planned", Failed => "failed" }
     Outcome { Executed => "executed", Planned => "planned" }
+    MongoOutcome { Executed => "executed", Planned => "planned" }
+    ArtifactOutcome { Executed => "executed", Planned => "planned" }
+    PgFormat { Custom => "custom", Directory => "directory" }
     Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" }
 }

@@ -1,0 +1,278 @@
+//! Warden plugin `backup`: dumps the invocation's target (PostgreSQL,
+//! MongoDB or SQLite) into an artifact store through the host, verifies the
+//! new backup, and applies a grandfather-father-son retention to the
+//! plugin's earlier backups.
+//!
+//! A run, in order:
+//!
+//! 1. **dump** the target into `store` as `<prefix><UTC stamp><extension>`
+//!    (`nightly/2026-11-22T10-15-00Z.dump`; see [`naming`]), with options
+//!    by the target's kind: `pg_dump` format, compression, jobs and
+//!    schema/table filters for PostgreSQL; database, collection filters and
+//!    gzip for MongoDB; an online backup copy for SQLite. A failed dump
+//!    fails the run (`Err`), and the host leaves no artifact behind;
+//! 2. **verify** the new artifact's checksums against its manifest; then,
+//!    when `verify` is true, restore it into the scratch target
+//!    `verify_target` (dropping what is there first) and compare the
+//!    restored per-table (or per-collection) counts with those the host
+//!    recorded at dump time ([`verify`]). A failed check is a critical
+//!    finding, and the artifact is remembered (in the plugin's state) as not
+//!    good;
+//! 3. **retention** over the plugin's artifacts under `prefix`
+//!    ([`retention`], a pure function): keep the last `keep_last`, the
+//!    newest of each of the last `keep_daily` days, `keep_weekly` ISO weeks
+//!    and `keep_monthly` months that have backups, and always the newest
+//!    good backup; delete the rest (unless `prune` is false). Other
+//!    artifacts in the store are left alone. A failed deletion is a warning.
+//!
+//! In dry-run the host plans the dump instead of running it; the report says
+//! what would be backed up, and what retention would delete among the
+//! existing artifacts (plus the one a real run would add). Nothing is
+//! deleted: the plugin does not even ask.
+//!
+//! Report status: `ok` when the backup was made and verified and retention
+//! went through (or in a dry-run); `warning` when a deletion failed or was
+//! deferred, retention could not list the store, or the restore check was
+//! skipped for lack of time; `critical` when verification failed.
+
+mod clock;
+mod naming;
+mod retention;
+mod run;
+mod settings;
+mod verify;
+
+use warden_sdk::{
+    CapabilityClass, Context, Error, Manifest, ParamSpec, Plugin, Report, TargetKind,
+};
+
+use crate::settings::Settings;
+
+struct Backup;
+
+impl Plugin for Backup {
+    fn manifest() -> Manifest {
+        Manifest::new(
+            "backup",
+            env!("CARGO_PKG_VERSION"),
+            "Dumps a PostgreSQL, MongoDB or SQLite target into an artifact store, verifies the backup (checksums, optionally a restore into a scratch target), and keeps a grandfather-father-son retention.",
+        )
+        .capability(CapabilityClass::Read)
+        .target_kinds([TargetKind::Postgres, TargetKind::Mongodb, TargetKind::Sqlite])
+        .param(
+            ParamSpec::string(
+                "store",
+                "The artifact store to back up into, as named in warden.toml (the grant must list it in `artifacts`).",
+            )
+            .required(),
+        )
+        .param(
+            ParamSpec::string(
+                "prefix",
+                "Artifact names are `<prefix><UTC time><extension>`, e.g. `nightly/` gives `nightly/2026-11-22T10-15-00Z.dump`; retention only touches names of that shape under this prefix.",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "format",
+                "PostgreSQL: `custom` (one `.dump` file) or `directory` (a folder, and the only format that dumps with several jobs).",
+            )
+            .with_default("custom"),
+        )
+        .param(
+            ParamSpec::integer("compression", "PostgreSQL: compression level, 0 (none) to 9.")
+                .with_default(6),
+        )
+        .param(
+            ParamSpec::integer(
+                "jobs",
+                "PostgreSQL: parallel jobs for pg_dump (directory format only) and for the verification restore (0 and 1 mean one).",
+            )
+            .with_default(1),
+        )
+        .param(
+            ParamSpec::string(
+                "schemas",
+                "PostgreSQL: dump only these schemas (comma-separated; pg_dump patterns, `*` and `?` allowed). Empty: all.",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "exclude_schemas",
+                "PostgreSQL: leave these schemas out (comma-separated patterns).",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "tables",
+                "PostgreSQL: dump only these tables (comma-separated; `table` or `schema.table`, `*` and `?` allowed). Empty: all.",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "exclude_tables",
+                "PostgreSQL: leave these tables out (comma-separated patterns).",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "database",
+                "MongoDB: the database to dump; empty means the one named in the target's URL.",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "collections",
+                "MongoDB: dump only these collections (comma-separated). Empty: all (views and system.* never).",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::string(
+                "exclude_collections",
+                "MongoDB: leave these collections out (comma-separated).",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::boolean("gzip", "MongoDB: gzip each collection's .bson file.")
+                .with_default(true),
+        )
+        .param(
+            ParamSpec::integer("keep_last", "Retention: keep the newest N good backups.")
+                .with_default(7),
+        )
+        .param(
+            ParamSpec::integer(
+                "keep_daily",
+                "Retention: keep the newest backup of each of the last N UTC days that have backups.",
+            )
+            .with_default(7),
+        )
+        .param(
+            ParamSpec::integer(
+                "keep_weekly",
+                "Retention: keep the newest backup of each of the last N ISO weeks that have backups.",
+            )
+            .with_default(4),
+        )
+        .param(
+            ParamSpec::integer(
+                "keep_monthly",
+                "Retention: keep the newest backup of each of the last N months that have backups.",
+            )
+            .with_default(6),
+        )
+        .param(
+            ParamSpec::boolean(
+                "verify",
+                "Restore the new backup into `verify_target` and compare its per-table or per-collection counts with those recorded at dump time (the checksums are always verified).",
+            )
+            .with_default(false),
+        )
+        .param(
+            ParamSpec::string(
+                "verify_target",
+                "A scratch target of the same kind to restore into when `verify` is true; what is there is dropped first. Must be listed in the grant's `restore_to`, and must not be the target itself.",
+            )
+            .with_default(""),
+        )
+        .param(
+            ParamSpec::boolean(
+                "prune",
+                "Delete the backups retention does not keep; false only reports what it would delete.",
+            )
+            .with_default(true),
+        )
+    }
+
+    fn run(ctx: &Context) -> Result<Report, Error> {
+        let settings = Settings::from_context(ctx)?;
+        run::run(ctx, &settings)
+    }
+}
+
+warden_sdk::export_plugin!(Backup);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_sdk::{Invocation, Param, Trigger};
+
+    /// The manifest's defaults (as the host fills them in) plus `store` make
+    /// valid settings with the documented values.
+    #[test]
+    fn manifest_defaults_make_valid_settings() {
+        let manifest = Backup::manifest();
+        let mut names: Vec<&str> = manifest.params.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), manifest.params.len(), "duplicate parameter");
+        let without_default: Vec<&str> = manifest
+            .params
+            .iter()
+            .filter(|p| p.default.is_none())
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(without_default, ["store"]);
+        assert!(
+            manifest
+                .params
+                .iter()
+                .all(|p| p.required == (p.name == "store"))
+        );
+
+        let mut params: Vec<Param> = manifest
+            .params
+            .iter()
+            .filter_map(|p| {
+                Some(Param {
+                    name: p.name.clone(),
+                    value: p.default.clone()?,
+                })
+            })
+            .collect();
+        params.push(Param {
+            name: "store".into(),
+            value: "local".into(),
+        });
+        for kind in [
+            TargetKind::Postgres,
+            TargetKind::Mongodb,
+            TargetKind::Sqlite,
+        ] {
+            let ctx = Context::new(Invocation {
+                run_id: "r".into(),
+                trigger: Trigger::Schedule("nightly".into()),
+                target: "main".into(),
+                target_kind: kind,
+                params: params.clone(),
+                dry_run: false,
+            });
+            let s = Settings::from_context(&ctx).unwrap();
+            assert_eq!(s.prefix, "");
+            assert_eq!(s.compression, 6);
+            assert!(s.gzip && s.prune && !s.verify);
+            assert_eq!(
+                (
+                    s.policy.keep_last,
+                    s.policy.keep_daily,
+                    s.policy.keep_weekly,
+                    s.policy.keep_monthly
+                ),
+                (7, 7, 4, 6)
+            );
+            assert!(
+                s.ignored_params.is_empty(),
+                "{kind:?}: {:?}",
+                s.ignored_params
+            );
+        }
+    }
+}

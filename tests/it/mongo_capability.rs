@@ -1,0 +1,220 @@
+//! The `mongo` capability through a real plugin (`mongoprobe`) against the
+//! MongoDB-wire test server: classification against the grant, dry-run,
+//! cursors in capped batches, the target URL's default database, and
+//! secrets kept out of records.
+
+use crate::world::{World, error_of, invoke};
+use bson::doc;
+use warden::runs::{ActionState, RunRecord, RunStatus};
+use warden_tests::mongo;
+
+fn metric(rec: &RunRecord, name: &str) -> f64 {
+    let report = rec.report.as_ref().expect("a report");
+    report
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics))
+        .value
+}
+
+fn finding<'r>(rec: &'r RunRecord, title: &str) -> &'r str {
+    let report = rec.report.as_ref().expect("a report");
+    &report
+        .findings
+        .iter()
+        .find(|f| f.title == title)
+        .unwrap_or_else(|| panic!("no finding {title} in {:?}", report.findings))
+        .detail
+}
+
+async fn seeded(hint: &str, docs: i64) -> mongo::TestMongoDb {
+    let db = mongo::server().create_database(hint).await;
+    let client = mongo::server().client().await;
+    let items = client
+        .database(&db.name)
+        .collection::<bson::Document>("items");
+    let batch: Vec<bson::Document> = (0..docs)
+        .map(|n| doc! { "n": n, "pad": "x".repeat(200) })
+        .collect();
+    if !batch.is_empty() {
+        items.insert_many(batch).await.unwrap();
+    }
+    db
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_classified_against_the_grant_and_dry_run_plans_writes() {
+    let db = seeded("mongo_cap_grant", 10).await;
+    let w = World::new()
+        .fixture("mongoprobe")
+        .mongo_target("docs", &db.url)
+        .mongo_target("other", &db.url)
+        .grant("mongoprobe", "docs", &["read"], "");
+    let agent = w.agent().await;
+
+    // A read runs, on the URL's database.
+    let count = r#"{"count": "items", "query": {"n": {"$gte": 5}}}"#;
+    let rec = invoke(&agent, "mongoprobe", "docs", &[("command", count)], false).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    assert_eq!(finding(&rec, "class"), "read");
+    assert!(
+        finding(&rec, "reply").contains("\"n\":5"),
+        "{}",
+        finding(&rec, "reply")
+    );
+
+    // A write without a `write` grant is denied before it reaches the server.
+    let insert = r#"{"insert": "items", "documents": [{"n": 100}]}"#;
+    let rec = invoke(&agent, "mongoprobe", "docs", &[("command", insert)], false).await;
+    assert_eq!(rec.status, RunStatus::Denied);
+    assert!(
+        error_of(&rec).contains("not granted `write`"),
+        "{}",
+        error_of(&rec)
+    );
+    // Server-side JavaScript and unknown commands: refused whatever the grant.
+    let js = r#"{"find": "items", "filter": {"$where": "this.n > 1"}}"#;
+    let rec = invoke(&agent, "mongoprobe", "docs", &[("command", js)], false).await;
+    assert_eq!(rec.status, RunStatus::Denied);
+    assert!(error_of(&rec).contains("$where"), "{}", error_of(&rec));
+    let shutdown = r#"{"shutdown": 1}"#;
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", shutdown)],
+        false,
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Denied);
+    // No grant for the other target.
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", count), ("target", "other")],
+        false,
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Denied);
+    assert!(
+        error_of(&rec).contains("no grant for target `other`"),
+        "{}",
+        error_of(&rec)
+    );
+    let client = mongo::server().client().await;
+    let items = client
+        .database(&db.name)
+        .collection::<bson::Document>("items");
+    assert_eq!(items.count_documents(doc! {}).await.unwrap(), 10);
+
+    // With a write grant: dry-run plans, a real run inserts once.
+    let w = World::new()
+        .fixture("mongoprobe")
+        .mongo_target("docs", &db.url)
+        .grant("mongoprobe", "docs", &["read", "write"], "");
+    let agent = w.agent().await;
+    let rec = invoke(&agent, "mongoprobe", "docs", &[("command", insert)], true).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    assert_eq!(metric(&rec, "planned"), 1.0);
+    assert_eq!(rec.actions.len(), 1, "{:?}", rec.actions);
+    assert_eq!(rec.actions[0].state, ActionState::Planned);
+    assert!(
+        rec.actions[0].statement.contains("insert"),
+        "{:?}",
+        rec.actions
+    );
+    assert_eq!(items.count_documents(doc! {}).await.unwrap(), 10);
+
+    let rec = invoke(&agent, "mongoprobe", "docs", &[("command", insert)], false).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    assert_eq!(metric(&rec, "planned"), 0.0);
+    assert_eq!(rec.actions[0].state, ActionState::Executed);
+    assert_eq!(items.count_documents(doc! {}).await.unwrap(), 11);
+
+    // An aggregation that writes with $out is a write, and not a cursor read.
+    let out =
+        r#"{"aggregate": "items", "pipeline": [{"$match": {}}, {"$out": "copy"}], "cursor": {}}"#;
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", out), ("mode", "classify")],
+        false,
+    )
+    .await;
+    assert_eq!(finding(&rec, "class"), "write");
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", out), ("mode", "cursor")],
+        false,
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Failed);
+    assert!(
+        error_of(&rec).contains("open-cursor runs reads only"),
+        "{}",
+        error_of(&rec)
+    );
+
+    // Nothing secret in the records.
+    let text = serde_json::to_string(&rec).unwrap();
+    assert!(!text.contains(&db.url), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_read_everything_in_capped_batches() {
+    let db = seeded("mongo_cap_cursor", 2_500).await;
+    let w = World::new()
+        .fixture("mongoprobe")
+        .mongo_target("docs", &db.url)
+        // 300 documents per batch at most, whatever the plugin asks.
+        .grant("mongoprobe", "docs", &["read"], "max_rows = 300");
+    let agent = w.agent().await;
+    let find = r#"{"find": "items", "filter": {}, "sort": {"n": 1}, "batchSize": 1000}"#;
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", find), ("mode", "cursor"), ("batch", "1000")],
+        false,
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    assert_eq!(metric(&rec, "documents"), 2_500.0);
+    assert_eq!(metric(&rec, "max_batch_size"), 300.0);
+    assert_eq!(metric(&rec, "exhausted"), 1.0);
+    assert!(
+        finding(&rec, "first").contains("\"n\":0"),
+        "{}",
+        finding(&rec, "first")
+    );
+
+    // A byte cap smaller than a batch: batches shrink, nothing is lost.
+    let w = World::new()
+        .fixture("mongoprobe")
+        .mongo_target("docs", &db.url)
+        .grant(
+            "mongoprobe",
+            "docs",
+            &["read"],
+            "max_result_bytes = \"10KiB\"",
+        );
+    let agent = w.agent().await;
+    let agg =
+        r#"{"aggregate": "items", "pipeline": [{"$match": {"n": {"$lt": 1000}}}], "cursor": {}}"#;
+    let rec = invoke(
+        &agent,
+        "mongoprobe",
+        "docs",
+        &[("command", agg), ("mode", "cursor")],
+        false,
+    )
+    .await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    assert_eq!(metric(&rec, "documents"), 1_000.0);
+    assert!(metric(&rec, "max_batch_size") <= 50.0, "{:?}", rec.report);
+}
