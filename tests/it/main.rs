@@ -3,14 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alert_e2e;
+mod backup;
+mod backup_data;
 mod cli;
 mod compat;
 mod crash;
 mod daemon;
+mod dump;
 mod guardrails;
 mod hostile;
-mod mongo_harness;
 mod mongo_capability;
+mod mongo_harness;
 mod monitoring;
 mod pg_harness;
 mod reload;

@@ -57,6 +57,22 @@ pub fn quickstart(root: &Path, reset_state: bool) -> Result<()> {
     ]))
     .context("the agent's vacuum run failed")?;
 
+    cmd::run(cmd::cargo(root).args([
+        "run",
+        "-p",
+        "warden",
+        "--",
+        "--config",
+        CONFIG,
+        "invoke",
+        "backup",
+        "--target",
+        "quickstart",
+        "--param",
+        "store=local",
+    ]))
+    .context("the agent's backup run failed")?;
+
     let after = runtime.block_on(page_stats(&db))?;
     println!(
         "\n{} after the run: {} pages, {} on the freelist (before: {} pages, {} free)",

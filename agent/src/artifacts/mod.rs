@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod dump;
 mod local;
 mod store;
 

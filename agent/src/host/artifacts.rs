@@ -17,9 +17,9 @@
 //! - Every call has a span (`artifacts.*`), and a dump or restore may run
 //!   until the run's deadline (not the statement timeout).
 
-use super::dump_stub::{self as dump, Counts, DumpContext, DumpError, Tools};
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, denied, invalid, record_error};
+use crate::artifacts::dump::{self, Counts, DumpContext, DumpError, Tools};
 use crate::artifacts::{ArtifactError, ArtifactName, ArtifactStore, Manifest};
 use crate::capability::CapabilityClass;
 use crate::runs::{Action, ActionState, Origin};
@@ -141,6 +141,27 @@ fn to_wit(target: &str, m: &Manifest) -> wit::Artifact {
     }
 }
 
+/// The engines' futures, boxed where their lifetimes are concrete (sqlx's
+/// executors otherwise trip the `Send` check of the async host trait).
+fn dump_boxed<'a>(
+    source: &'a crate::config::Target,
+    options: &'a dump::DumpOptions,
+    out: &'a std::path::Path,
+    ctx: &'a DumpContext<'a>,
+) -> futures_util::future::BoxFuture<'a, Result<dump::DumpOutcome, DumpError>> {
+    Box::pin(dump::dump(source, options, out, ctx))
+}
+
+fn restore_boxed<'a>(
+    destination: &'a crate::config::Target,
+    data: &'a std::path::Path,
+    metadata: &'a BTreeMap<String, String>,
+    options: &'a dump::RestoreOptions,
+    ctx: &'a DumpContext<'a>,
+) -> futures_util::future::BoxFuture<'a, Result<Counts, DumpError>> {
+    Box::pin(dump::restore(destination, data, metadata, options, ctx))
+}
+
 fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -232,7 +253,7 @@ impl HostState {
             let left = env.deadline.saturating_duration_since(Instant::now());
             let outcome = match tokio::time::timeout(
                 left,
-                dump::dump(source, &options, pending.path(), &ctx),
+                dump_boxed(source, &options, pending.path(), &ctx),
             )
             .await
             {
@@ -353,7 +374,7 @@ impl HostState {
             let left = env.deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(
                 left,
-                dump::restore(dest, &path, &manifest.metadata, &options, &ctx),
+                restore_boxed(dest, &path, &manifest.metadata, &options, &ctx),
             )
             .await
             {

@@ -8,7 +8,6 @@
 
 pub mod artifacts;
 pub mod context;
-mod dump_stub;
 pub mod log;
 pub mod mongo;
 pub mod permission;

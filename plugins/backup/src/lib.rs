@@ -185,6 +185,13 @@ impl Plugin for Backup {
         )
         .param(
             ParamSpec::boolean(
+                "audit",
+                "Also recompute the checksums of every existing backup; a corrupted one is reported as critical and no longer counts as good, so retention keeps an intact one.",
+            )
+            .with_default(false),
+        )
+        .param(
+            ParamSpec::boolean(
                 "prune",
                 "Delete the backups retention does not keep; false only reports what it would delete.",
             )

@@ -89,6 +89,7 @@ struct Tally {
     deferred: u64,
     would_delete: u64,
     kept: u64,
+    corrupted: u64,
     verified: bool,
 }
 
@@ -253,6 +254,7 @@ pub fn run(ctx: &Context, s: &Settings) -> Result<Report, Error> {
         .metric("rows_or_documents", num(tally.rows), "rows")
         .metric("deleted", num(tally.deleted), "")
         .metric("would_delete", num(tally.would_delete), "")
+        .metric("corrupted", num(tally.corrupted), "")
         .metric("kept", num(tally.kept), "")
         .metric("verified", f64::from(u8::from(tally.verified)), ""))
 }
@@ -503,6 +505,9 @@ fn apply_retention(
             good: !failed.contains(&a.name),
         })
         .collect();
+    if s.audit {
+        audit(store, &s.prefix, &mut backups, report, tally);
+    }
     backups.push(fresh);
     let plan = retention::plan(&s.prefix, &backups, &s.policy, now);
     // Without pruning every artifact stays.
@@ -727,4 +732,44 @@ fn summarize(
             s.store
         ),
     };
+}
+
+/// Recomputes the checksums of the existing backups named by this plugin;
+/// a corrupted one is reported and stops counting as good.
+fn audit(
+    store: &Artifacts<'_>,
+    prefix: &str,
+    backups: &mut [Backup],
+    report: &mut Report,
+    tally: &mut Tally,
+) {
+    for b in backups.iter_mut() {
+        if !b.good || naming::parse_artifact_name(prefix, &b.name).is_none() {
+            continue;
+        }
+        match store.verify(&b.name) {
+            Ok(v) if v.ok => {}
+            Ok(v) => {
+                b.good = false;
+                tally.corrupted += 1;
+                report.add_finding(
+                    Finding::critical(
+                        format!("corrupted backup: {}", b.name),
+                        format!(
+                            "`{}` no longer matches its manifest: {}",
+                            b.name,
+                            list_some(&v.problems, LIST_MAX)
+                        ),
+                    )
+                    .suggest("find out what changed the store; this backup cannot be trusted and retention no longer counts it"),
+                );
+            }
+            Err(e) => {
+                report.add_finding(Finding::warning(
+                    format!("could not verify {}", b.name),
+                    e.summary(),
+                ));
+            }
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct Settings {
     pub verify: bool,
     pub verify_target: Option<String>,
     pub prune: bool,
+    /// Verify the checksums of every existing backup too.
+    pub audit: bool,
     /// Parameters set for another target kind than the invocation's, for a
     /// finding (`tables` on a MongoDB target, ...).
     pub ignored_params: Vec<&'static str>,
@@ -114,6 +116,7 @@ impl Settings {
             verify,
             verify_target,
             prune: ctx.param_bool("prune")?,
+            audit: ctx.param_bool("audit")?,
             ignored_params: Vec::new(),
         };
         let ignored_params = settings.ignored_for(ctx.target_kind());
@@ -263,6 +266,7 @@ mod tests {
         ("keep_monthly", "6"),
         ("verify", "false"),
         ("prune", "true"),
+        ("audit", "false"),
     ];
 
     /// A context as the host builds it: declared defaults filled in, then
