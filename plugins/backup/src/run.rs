@@ -134,12 +134,7 @@ pub fn run(ctx: &Context, s: &Settings) -> Result<Report, Error> {
             s.store
         )
     })?;
-    report.add_action(Action::new(
-        target,
-        format!("dump into store `{}` as `{name}` ({what})", s.store),
-        CapabilityClass::Read,
-        dumped.outcome.into(),
-    ));
+    // The host records the dump (executed or planned) as its own action.
 
     let artifact = if dumped.is_planned() {
         report.add_finding(Finding::info(
@@ -586,7 +581,8 @@ fn delete_one(
     tally: &mut Tally,
 ) {
     let statement = format!("delete `{}` from store `{}`", d.name, s.store);
-    let state = match store.delete(&d.name) {
+    // The host records the deletion (executed, planned or failed) as its own action.
+    match store.delete(&d.name) {
         Ok(outcome) => {
             let state: ActionState = outcome.into();
             if state == ActionState::Executed {
@@ -611,7 +607,6 @@ fn delete_one(
                     format!("the host only planned deleting `{}`: {}", d.name, d.reason),
                 ));
             }
-            state
         }
         Err(e) => {
             tally.delete_failed += 1;
@@ -628,10 +623,8 @@ fn delete_one(
                 )
                 .suggest("check the store; a later run tries again"),
             );
-            ActionState::Failed
         }
-    };
-    report.add_action(Action::new(target, statement, CapabilityClass::Read, state));
+    }
 }
 
 fn report_kept(plan: &Plan, s: &Settings, dry_run: bool, report: &mut Report) {
