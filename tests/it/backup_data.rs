@@ -142,6 +142,11 @@ fn quote(ident: &str) -> String {
 /// Int64, Decimal128, dates, binary, ObjectId `_id`s; a compound, a unique,
 /// a TTL (dates far ahead) and a partial index), `empty` (no documents).
 pub(crate) async fn seed_mongo(url: &str, db: &str) {
+    seed_mongo_sized(url, db, MONGO_LARGE_DOCS).await;
+}
+
+/// [`seed_mongo`] with `event_docs` documents in `events` (a multiple of 5,000).
+pub(crate) async fn seed_mongo_sized(url: &str, db: &str, event_docs: u64) {
     let client = Client::with_uri_str(url).await.unwrap();
     let db = client.database(db);
 
@@ -190,7 +195,7 @@ pub(crate) async fn seed_mongo(url: &str, db: &str) {
     let events = db.collection::<Document>("events");
     let far = DateTime::from_millis(4_102_444_800_000); // 2100-01-01
     const BATCH: u64 = 5_000;
-    for batch in 0..MONGO_LARGE_DOCS / BATCH {
+    for batch in 0..event_docs / BATCH {
         let docs: Vec<Document> = (batch * BATCH..(batch + 1) * BATCH)
             .map(|seq| event(seq as i64, far))
             .collect();
