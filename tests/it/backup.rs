@@ -596,3 +596,92 @@ async fn grants_decide_who_backs_up_what_and_where() {
         "{err}"
     );
 }
+
+/// True when a write in progress under `dir` (a `.partial-` folder) holds
+/// a file whose name contains `needle` and has data.
+fn partial_with_data(dir: &Path, needle: &str, inside_partial: bool) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let partial = inside_partial || name.contains(".partial-");
+            partial && partial_with_data(&path, needle, true)
+        } else {
+            inside_partial
+                && name.contains(needle)
+                && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mongo_server_dying_mid_dump_fails_the_run_and_publishes_nothing() {
+    let mut server = mongo::start_owned();
+    let app = server.create_database("backup_mongo_dies").await;
+    crate::backup_data::seed_mongo_sized(&server.url(), &app.name, 50_000).await;
+    let w = World::new()
+        .plugin("backup")
+        .mongo_target("app", &app.url)
+        .store("local")
+        .grant(
+            "backup",
+            "app",
+            &["read"],
+            "artifacts = [\"local\"]\nstatement_timeout = \"5s\"",
+        );
+    let agent = std::sync::Arc::new(w.agent().await);
+    // A good backup first.
+    let good = invoke(
+        &agent,
+        "backup",
+        "app",
+        &[("store", "local"), ("gzip", "false")],
+        false,
+    )
+    .await;
+    assert_eq!(good.status, RunStatus::Succeeded, "{}", error_of(&good));
+    let before = artifacts(&w, "app").await;
+    assert_eq!(before.len(), 1);
+
+    // Then kill the server as soon as the next dump has written data.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let run = tokio::spawn({
+        let agent = agent.clone();
+        async move {
+            invoke(
+                &agent,
+                "backup",
+                "app",
+                &[("store", "local"), ("gzip", "false")],
+                false,
+            )
+            .await
+        }
+    });
+    let dir = store_root(&w).join("app");
+    let started = std::time::Instant::now();
+    while !partial_with_data(&dir, ".bson", false) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60) && !run.is_finished(),
+            "the dump never started writing (or finished before the kill)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.kill();
+    let rec = run.await.unwrap();
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:?}");
+    assert!(!error_of(&rec).contains(&app.url), "{}", error_of(&rec));
+    // Only the good backup: nothing new was published, no partial remains.
+    assert_eq!(artifacts(&w, "app").await, before);
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    let store = LocalStore::new(store_root(&w));
+    let name = ArtifactName::parse(&before[0].name).unwrap();
+    assert!(store.verify(&name).await.unwrap().ok);
+}

@@ -78,6 +78,8 @@ const MAX_ESCAPED_NAME: usize = 238;
 const BSON_EXT: &str = ".bson";
 const METADATA_EXT: &str = ".metadata.json";
 const GZ_EXT: &str = ".gz";
+/// How long the driver waits for an unreachable server.
+const SERVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn client(
     target: &Target,
@@ -90,6 +92,10 @@ async fn client(
         .await
         .map_err(fail)?;
     options.app_name = Some(ctx.application_name.clone());
+    // A server that goes away fails the dump within this, rather than the
+    // driver's 30 s per retry (the URL's own settings win).
+    options.server_selection_timeout = options.server_selection_timeout.or(Some(SERVER_WAIT));
+    options.connect_timeout = options.connect_timeout.or(Some(SERVER_WAIT));
     let default_db = options.default_database.clone();
     let client = Client::with_options(options).map_err(fail)?;
     Ok((client, default_db))
