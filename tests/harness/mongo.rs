@@ -6,16 +6,22 @@
 //! then takes a database name of its own from [`MongoServer::create_database`]
 //! (MongoDB creates a database on its first write).
 //!
+//! [`start_owned()`] starts a server of the caller's own, for tests that stop or kill
+//! it ([`MongoServer::kill`]: "the connection fails mid-dump"): it has its own temp
+//! dir and is stopped (SIGTERM, SIGKILL after [`STOP_GRACE`]) and removed when the
+//! value is dropped.
+//!
 //! - Storage, an empty config file (so no `secantusd.toml` is picked up from `~` or
 //!   `/etc`) and the server log (`server.log`, stdout and stderr) live in a fresh temp
 //!   dir (`$TMPDIR/warden-mongo-*`). The server binds `127.0.0.1:0` itself and the
 //!   port is read from its `listening on 127.0.0.1:PORT` line, so no port race.
 //! - It advertises a single-node replica set; the URLs carry `directConnection=true`,
 //!   which works the same against a standalone or replica-set `mongod`.
-//! - The server is stopped when the test process exits (`atexit`: SIGTERM, SIGKILL
-//!   after [`STOP_GRACE`]) and its dir removed. It is started from a thread that lives
-//!   as long as the process, with `PR_SET_PDEATHSIG` = SIGKILL, so it dies with a
-//!   killed test process too; a watchdog process then removes the dir.
+//! - The shared server is stopped when the test process exits (`atexit`: SIGTERM,
+//!   SIGKILL after [`STOP_GRACE`]) and its dir removed; an owned one when it is
+//!   dropped. Every server is started from a thread that lives as long as the server
+//!   (the process, for the shared one), with `PR_SET_PDEATHSIG` = SIGKILL, so it dies
+//!   with a killed test process too; a watchdog process then removes the dir.
 //!
 //! Which program runs: `WARDEN_TEST_MONGOD` (`cargo xtask test` sets it), else the
 //! builds `cargo xtask test` caches under `$HOME/.cache/warden/tools/`:
@@ -56,11 +62,24 @@ static SERVER: OnceLock<Result<MongoServer, String>> = OnceLock::new();
 /// calling test) with the reason, including the tail of the server log, when it
 /// cannot start.
 pub fn server() -> &'static MongoServer {
-    let started = SERVER.get_or_init(|| MongoServer::start().map_err(|err| format!("{err:#}")));
+    let started = SERVER.get_or_init(|| {
+        let server = MongoServer::start(false).map_err(|err| format!("{err:#}"))?;
+        // SAFETY: `stop_at_exit` is an `extern "C" fn()` that does not unwind.
+        if unsafe { libc::atexit(stop_at_exit) } != 0 {
+            eprintln!("warden_tests::mongo: atexit failed; the server dies with the process");
+        }
+        Ok(server)
+    });
     match started {
         Ok(server) => server,
         Err(err) => panic!("the MongoDB test server could not start: {err}"),
     }
+}
+
+/// A server of the caller's own (see [`MongoServer::start_owned`]): stopped and
+/// removed when dropped. Panics with the reason when it cannot start.
+pub fn start_owned() -> MongoServer {
+    MongoServer::start_owned()
 }
 
 /// A database name reserved for one test.
@@ -81,12 +100,56 @@ pub struct MongoServer {
     owner_pid: u32,
     counter: AtomicU64,
     child: Mutex<Child>,
-    /// The write end of the watchdog's stdin: `stopped` when the atexit handler has
-    /// done its work, EOF alone when this process died without it.
+    /// The write end of the watchdog's stdin: `stopped` when the atexit handler (or
+    /// `Drop`) has done its work, EOF alone when this process died without it.
     watchdog: Mutex<Option<ChildStdin>>,
+    /// Stopped and removed on drop (false for the shared [`server()`]).
+    owned: bool,
+    /// Keeps the thread that started the server (its `PR_SET_PDEATHSIG` parent)
+    /// alive; dropped after the server has stopped, which ends the thread.
+    _parent: mpsc::Sender<()>,
 }
 
 impl MongoServer {
+    /// Starts a server of the caller's own, in a temp dir of its own, separate from
+    /// the shared [`server()`]: stopped (SIGTERM, SIGKILL after [`STOP_GRACE`]) and
+    /// its dir removed when it is dropped. For fault tests: [`MongoServer::kill`].
+    /// Panics with the reason, including the tail of the server log, when it cannot
+    /// start. It blocks until the server listens (a blocking task in async code).
+    pub fn start_owned() -> MongoServer {
+        MongoServer::try_start_owned()
+            .unwrap_or_else(|err| panic!("an owned MongoDB test server could not start: {err:#}"))
+    }
+
+    /// [`MongoServer::start_owned`], with the reason as an error.
+    pub fn try_start_owned() -> Result<MongoServer> {
+        MongoServer::start(true)
+    }
+
+    /// SIGKILL now, and reap it: the server is gone without a goodbye, and every
+    /// connection to it fails (for fault tests: "the connection fails mid-dump").
+    /// Its dir, with the log, stays until the value is dropped. Does nothing when it
+    /// is not running.
+    pub fn kill(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True while the server process runs (false after [`MongoServer::kill`], or when
+    /// it died).
+    pub fn is_running(&self) -> bool {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        matches!(child.try_wait(), Ok(None))
+    }
+
+    /// The server's temp dir (storage, config, `server.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `mongodb://127.0.0.1:PORT/?directConnection=true`.
     pub fn url(&self) -> String {
         self.url_for("")
@@ -157,7 +220,7 @@ impl MongoServer {
         }
     }
 
-    fn start() -> Result<MongoServer> {
+    fn start(owned: bool) -> Result<MongoServer> {
         let started = Instant::now();
         let (program, flavour) = find_program()?;
         let dir = tempfile::Builder::new()
@@ -165,7 +228,7 @@ impl MongoServer {
             .tempdir()
             .context("creating the server's temp dir")?
             .keep();
-        let result = Self::start_in(&dir, program, flavour, started);
+        let result = Self::start_in(&dir, program, flavour, started, owned);
         if result.is_err() {
             let _ = fs::remove_dir_all(&dir);
         }
@@ -177,6 +240,7 @@ impl MongoServer {
         program: PathBuf,
         flavour: String,
         started: Instant,
+        owned: bool,
     ) -> Result<MongoServer> {
         let config = dir.join("secantusd.toml");
         fs::write(
@@ -197,7 +261,7 @@ impl MongoServer {
             .stdout(log.try_clone().context("cloning the log file handle")?)
             .stderr(log);
         let line = format!("{cmd:?}");
-        let mut child = spawn_from_lasting_thread(cmd)
+        let (mut child, parent) = spawn_from_lasting_thread(cmd)
             .with_context(|| format!("could not start {flavour} ({line})"))?;
 
         let port = match wait_for_port(&mut child, dir) {
@@ -219,10 +283,6 @@ impl MongoServer {
                 return Err(err);
             }
         };
-        // SAFETY: `stop_at_exit` is an `extern "C" fn()` that does not unwind.
-        if unsafe { libc::atexit(stop_at_exit) } != 0 {
-            eprintln!("warden_tests::mongo: atexit failed; the server dies with the process");
-        }
         Ok(MongoServer {
             dir: dir.to_path_buf(),
             program,
@@ -233,6 +293,8 @@ impl MongoServer {
             counter: AtomicU64::new(0),
             child: Mutex::new(child),
             watchdog: Mutex::new(Some(watchdog)),
+            owned,
+            _parent: parent,
         })
     }
 
@@ -266,6 +328,17 @@ impl MongoServer {
             .take();
         if let Some(mut watchdog) = watchdog {
             let _ = watchdog.write_all(b"stopped\n");
+        }
+    }
+}
+
+impl Drop for MongoServer {
+    /// An owned server is stopped and its dir removed; the shared one lives in a
+    /// static and is stopped at exit instead.
+    fn drop(&mut self) {
+        // A forked child must not stop its parent's server.
+        if self.owned && self.owner_pid == std::process::id() {
+            self.stop();
         }
     }
 }
@@ -339,10 +412,12 @@ fn flavour_of(program: &Path) -> String {
     }
 }
 
-/// Spawns `cmd` from a thread that parks until the process exits, with
-/// `PR_SET_PDEATHSIG` = SIGKILL: the signal comes when the *thread* that forked the
-/// child ends, so a test's own thread (which ends with the test) must not fork it.
-fn spawn_from_lasting_thread(mut cmd: Command) -> Result<Child> {
+/// Spawns `cmd` from a thread of its own, with `PR_SET_PDEATHSIG` = SIGKILL: the
+/// signal comes when the *thread* that forked the child ends, so a test's own thread
+/// (which ends with the test) must not fork it. The thread waits until the returned
+/// sender is dropped (for the shared server: never; for an owned one: after it has
+/// stopped), or until the process exits.
+fn spawn_from_lasting_thread(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>)> {
     let parent = std::process::id();
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork
     // and exec.
@@ -359,19 +434,20 @@ fn spawn_from_lasting_thread(mut cmd: Command) -> Result<Child> {
         });
     }
     let (sender, receiver) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("warden-mongo-parent".into())
         .spawn(move || {
             let _ = sender.send(cmd.spawn());
-            loop {
-                std::thread::park();
-            }
+            // Returns when `release` is dropped (nothing is ever sent).
+            let _ = released.recv();
         })
         .context("starting the server's parent thread")?;
-    receiver
+    let child = receiver
         .recv()
         .context("the server's parent thread ended")?
-        .map_err(anyhow::Error::from)
+        .map_err(anyhow::Error::from)?;
+    Ok((child, release))
 }
 
 /// Waits for `listening on 127.0.0.1:PORT` in the log, then checks the port accepts.

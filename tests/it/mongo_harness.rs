@@ -1,6 +1,7 @@
 //! Smoke test of the MongoDB harness (`warden_tests::mongo`) through the official
 //! driver. Nothing here relies on SecantusDB: it passes against a real `mongod` too.
 
+use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -294,4 +295,103 @@ async fn driver_round_trip_indexes_aggregate_and_cursor() {
     );
 
     db.drop().await.unwrap();
+}
+
+/// An owned server (`mongo::start_owned`): writes work, `kill` makes the driver fail
+/// within its short server selection timeout, and dropping it removes its dir; a
+/// running owned server is stopped by drop. The shared server is not involved.
+#[tokio::test]
+async fn owned_server_kill_and_drop() {
+    let mut server = tokio::task::spawn_blocking(mongo::start_owned)
+        .await
+        .unwrap();
+    let dir = server.dir().to_path_buf();
+    assert!(dir.is_dir(), "{}", dir.display());
+    eprintln!(
+        "owned mongo test server {} on port {}: started in {:.2?}",
+        server.flavour(),
+        server.port(),
+        server.started_in()
+    );
+
+    let db = server.create_database("owned server").await;
+    let url = format!("{}&serverSelectionTimeoutMS=1000", db.url);
+    let client = Client::with_uri_str(&url).await.unwrap();
+    let coll = client
+        .default_database()
+        .expect("the URL names the database")
+        .collection::<Document>("items");
+    coll.insert_one(doc! { "n": 1_i64, "note": "before the kill" })
+        .await
+        .unwrap_or_else(|err| panic!("insert before the kill: {err}\n{}", server.log_tail()));
+    assert_eq!(coll.count_documents(doc! {}).await.unwrap(), 1);
+
+    let pid = server.pid();
+    assert!(server.is_running());
+    server.kill();
+    assert!(!server.is_running());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is still there after kill"
+    );
+    // The dir (with the log) stays until drop.
+    assert!(dir.is_dir());
+
+    // The client that was connected: a network error or, once the pool is cleared, a
+    // server selection timeout; either way an error, and soon.
+    let t = Instant::now();
+    let err = coll
+        .insert_one(doc! { "n": 2_i64 })
+        .await
+        .expect_err("a write to a killed server fails");
+    let waited = t.elapsed();
+    assert!(
+        matches!(
+            *err.kind,
+            ErrorKind::Io(_)
+                | ErrorKind::ServerSelection { .. }
+                | ErrorKind::ConnectionPoolCleared { .. }
+        ),
+        "unexpected error kind: {err:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "failed only after {waited:.2?}: {err}"
+    );
+    // A fresh client: server selection times out after ~1 s.
+    let fresh = Client::with_uri_str(&url).await.unwrap();
+    let t = Instant::now();
+    let err = fresh
+        .default_database()
+        .unwrap()
+        .run_command(doc! { "ping": 1 })
+        .await
+        .expect_err("a ping to a killed server fails");
+    let waited = t.elapsed();
+    assert!(
+        matches!(*err.kind, ErrorKind::ServerSelection { .. }),
+        "expected a server selection error, got {err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "server selection gave up after {waited:.2?}"
+    );
+    eprintln!("after kill: {err} (after {waited:.2?})");
+
+    drop(server);
+    assert!(!dir.exists(), "{} is left after drop", dir.display());
+
+    // A running owned server is stopped by drop (SIGTERM first).
+    let other = tokio::task::spawn_blocking(mongo::start_owned)
+        .await
+        .unwrap();
+    let (pid, dir) = (other.pid(), other.dir().to_path_buf());
+    let t = Instant::now();
+    drop(other);
+    eprintln!("dropped a running owned server in {:.2?}", t.elapsed());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is still there after drop"
+    );
+    assert!(!dir.exists(), "{} is left after drop", dir.display());
 }
