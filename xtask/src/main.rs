@@ -86,6 +86,16 @@ fn run(task: Task) -> Result<()> {
                         "bench", "-p", "warden", "--bench", "runtime", "--bench", "webhook",
                     ])
                     .args(&cargo_bench_args),
+            )?;
+            // The backup figures: the harness's PostgreSQL cluster and MongoDB test
+            // server (the one `cargo xtask test` uses, installed when missing), the
+            // backup plugin.
+            let mongod = mongo::ensure_test_server()?;
+            cmd::run(
+                cmd::cargo(&root)
+                    .args(["bench", "-p", "warden-tests", "--bench", "backup"])
+                    .args(&cargo_bench_args)
+                    .env("WARDEN_TEST_MONGOD", &mongod),
             )
         }
     }

@@ -78,6 +78,9 @@ const MAX_ESCAPED_NAME: usize = 238;
 const BSON_EXT: &str = ".bson";
 const METADATA_EXT: &str = ".metadata.json";
 const GZ_EXT: &str = ".gz";
+/// Documents asked for per batch (the server also caps a batch at 16 MiB);
+/// the driver's default first batch of 101 makes small round trips.
+const FIND_BATCH: u32 = 10_000;
 /// How long the driver waits for an unreachable server.
 const SERVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -456,7 +459,7 @@ async fn dump_pass(
 }
 
 async fn read_plain(coll: &Collection<RawDocumentBuf>, sink: &mut Sink) -> Result<(), MongoError> {
-    let mut cursor = coll.find(doc! {}).await?;
+    let mut cursor = coll.find(doc! {}).batch_size(FIND_BATCH).await?;
     while cursor.advance().await? {
         if !sink.push(cursor.current()).await {
             break;
@@ -470,7 +473,11 @@ async fn read_in_session(
     session: &mut ClientSession,
     sink: &mut Sink,
 ) -> Result<(), MongoError> {
-    let mut cursor = coll.find(doc! {}).session(&mut *session).await?;
+    let mut cursor = coll
+        .find(doc! {})
+        .batch_size(FIND_BATCH)
+        .session(&mut *session)
+        .await?;
     while cursor.advance(&mut *session).await? {
         if !sink.push(cursor.current()).await {
             break;

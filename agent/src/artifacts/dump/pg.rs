@@ -636,6 +636,20 @@ fn tables_by_oid(
     })
 }
 
+/// Every ordinary and partitioned table outside the system schemas.
+fn user_tables(conn: &mut PgConnection) -> BoxFuture<'_, Result<Vec<NamedOid>, sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::query_as(
+            "SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+    })
+}
+
 fn all_tables(
     conn: &mut PgConnection,
 ) -> BoxFuture<'_, Result<Vec<(String, String)>, sqlx::Error>> {
@@ -739,21 +753,41 @@ pub(super) fn dump<'a>(
         args.push("-f".to_owned());
         args.push(out.to_string_lossy().into_owned());
         let env = params.env(&ctx.application_name);
-        run_checked(
-            &pg_dump,
-            &args,
-            &env,
-            false,
-            &format!("dumping target `{}`", source.name),
-        )
-        .await?;
+        let doing = format!("dumping target `{}`", source.name);
+        let dumping = run_checked(&pg_dump, &args, &env, false, &doing);
+        // Without filters every user table is dumped: count them in the
+        // snapshot while pg_dump runs. With filters, count after, only what
+        // the archive holds (a filtered dump of a small table must not scan
+        // the big ones).
+        let unfiltered = options.include_schemas.is_empty()
+            && options.exclude_schemas.is_empty()
+            && options.include_tables.is_empty()
+            && options.exclude_tables.is_empty();
+        let early = if unfiltered {
+            let all = user_tables(&mut conn)
+                .await
+                .map_err(|e| query_failed(source, "listing the tables", e))?;
+            let pairs: Vec<(String, String)> =
+                all.iter().map(|(_, s, n)| (s.clone(), n.clone())).collect();
+            let (dumped, counted) = tokio::join!(dumping, count_tables(&mut conn, source, &pairs));
+            dumped?;
+            Some((all, counted?))
+        } else {
+            dumping.await?;
+            None
+        };
 
         let list = list_archive(&pg_restore, out, options.format).await?;
         let entries = parse_table_data(&list);
-        let oids: Vec<i64> = entries.iter().map(|e| i64::from(e.oid)).collect();
-        let rows: Vec<(i64, String, String)> = tables_by_oid(&mut conn, oids)
-            .await
-            .map_err(|e| query_failed(source, "naming the dumped tables", e))?;
+        let rows: Vec<NamedOid> = match &early {
+            Some((all, _)) => all.clone(),
+            None => {
+                let oids: Vec<i64> = entries.iter().map(|e| i64::from(e.oid)).collect();
+                tables_by_oid(&mut conn, oids)
+                    .await
+                    .map_err(|e| query_failed(source, "naming the dumped tables", e))?
+            }
+        };
         let by_oid: BTreeMap<i64, (String, String)> = rows
             .into_iter()
             .map(|(oid, schema, name)| (oid, (schema, name)))
@@ -771,7 +805,16 @@ pub(super) fn dump<'a>(
             })?;
             tables.push(table.clone());
         }
-        let counts = count_tables(&mut conn, source, &tables).await?;
+        let counts = match early {
+            Some((_, all_counts)) => tables
+                .iter()
+                .filter_map(|(schema, name)| {
+                    let key = format!("{schema}.{name}");
+                    all_counts.get(&key).map(|n| (key, *n))
+                })
+                .collect(),
+            None => count_tables(&mut conn, source, &tables).await?,
+        };
         exec(&mut conn, "COMMIT")
             .await
             .map_err(|e| query_failed(source, "ending the snapshot transaction", e))?;
