@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 pub use local::LocalStore;
 pub use store::{
-    ArtifactError, ArtifactKind, ArtifactName, ArtifactStore, BoxFuture, FileEntry,
+    ArtifactError, ArtifactKind, ArtifactName, ArtifactStore, BoxFuture, FileEntry, KnownDigests,
     MANIFEST_SUFFIX, MAX_NAME_LEN, MAX_SEGMENT_LEN, Manifest, PendingArtifact, VerifyReport,
     directory_digest,
 };

@@ -215,6 +215,10 @@ pub fn directory_digest(files: &[FileEntry]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Sizes and SHA-256 digests (lowercase hex) a writer computed, by path
+/// inside the artifact.
+pub type KnownDigests = BTreeMap<String, (u64, String)>;
+
 /// The outcome of [`ArtifactStore::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -317,6 +321,7 @@ pub(super) trait PendingWrite: Send + fmt::Debug {
     fn commit(
         self: Box<Self>,
         metadata: BTreeMap<String, String>,
+        known: KnownDigests,
     ) -> BoxFuture<'static, Result<Manifest, ArtifactError>>;
 
     fn abort(self: Box<Self>) -> BoxFuture<'static, ()>;
@@ -373,7 +378,20 @@ impl PendingArtifact {
         self,
         metadata: BTreeMap<String, String>,
     ) -> Result<Manifest, ArtifactError> {
-        self.inner.commit(metadata).await
+        self.inner.commit(metadata, KnownDigests::new()).await
+    }
+
+    /// [`commit`](PendingArtifact::commit) with the SHA-256 of files the
+    /// writer hashed while writing them (by path inside the artifact, as in
+    /// [`FileEntry::path`]; for a file artifact, its last name segment). A
+    /// file whose size still matches is not read again; any other file is
+    /// hashed as usual. Only for digests the host computed itself.
+    pub async fn commit_with_digests(
+        self,
+        metadata: BTreeMap<String, String>,
+        known: KnownDigests,
+    ) -> Result<Manifest, ArtifactError> {
+        self.inner.commit(metadata, known).await
     }
 
     /// Removes what was written. Errors are logged.

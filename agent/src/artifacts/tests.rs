@@ -736,3 +736,33 @@ fn drop_outside_a_runtime_cleans_up_at_once() {
     drop(pending);
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn a_writers_digest_is_used_only_for_a_file_of_its_size() {
+    let (_dir, store) = store();
+    let pending = store
+        .begin(&name("mongo/app/run1"), ArtifactKind::Directory)
+        .await
+        .unwrap();
+    std::fs::create_dir(pending.path().join("db")).unwrap();
+    std::fs::write(pending.path().join("db/a.bson"), b"aaaa").unwrap();
+    std::fs::write(pending.path().join("db/b.bson"), b"bbbb").unwrap();
+    let known = KnownDigests::from([
+        // The writer hashed a.bson while writing it: not read again.
+        ("db/a.bson".to_owned(), (4, sha256(b"aaaa"))),
+        // A stale digest (the size differs): ignored, the file is hashed.
+        ("db/b.bson".to_owned(), (3, sha256(b"bbb"))),
+    ]);
+    let manifest = pending
+        .commit_with_digests(BTreeMap::new(), known)
+        .await
+        .unwrap();
+    let by_path: BTreeMap<&str, &str> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.sha256.as_str()))
+        .collect();
+    assert_eq!(by_path["db/a.bson"], sha256(b"aaaa"));
+    assert_eq!(by_path["db/b.bson"], sha256(b"bbbb"));
+    assert!(store.verify(&name("mongo/app/run1")).await.unwrap().ok);
+}

@@ -275,7 +275,7 @@ impl HostState {
                 metadata.insert(format!("{COUNT_PREFIX}{object}"), count.to_string());
             }
             pending
-                .commit(metadata)
+                .commit_with_digests(metadata, outcome.digests)
                 .await
                 .map_err(|e| artifact_error(&env, e))
         }

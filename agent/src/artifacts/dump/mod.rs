@@ -125,6 +125,9 @@ pub struct DumpOutcome {
     /// Facts for the manifest: `source-kind`, `format`, `compression`,
     /// `database`, `tool-version`, ... (see each engine).
     pub metadata: BTreeMap<String, String>,
+    /// Sizes and SHA-256 of the files the engine hashed while writing them
+    /// (for [`crate::artifacts::PendingArtifact::commit_with_digests`]).
+    pub digests: crate::artifacts::KnownDigests,
 }
 
 /// Why a dump or restore failed. Texts are redacted.

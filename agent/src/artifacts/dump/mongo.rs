@@ -59,6 +59,7 @@ use super::{
     Counts, DumpContext, DumpError, DumpOutcome, META_SOURCE_KIND, MongoDumpOptions,
     RestoreOptions, blocking, check_mongo_database, shown,
 };
+use crate::artifacts::KnownDigests;
 use crate::config::Target;
 
 /// Bytes handed from the reading task to the writing one at a time.
@@ -289,7 +290,12 @@ pub(super) async fn dump(
     if let Some(version) = server_version {
         metadata.insert("server-version".to_owned(), version);
     }
-    Ok(DumpOutcome { counts, metadata })
+    let (counts, digests) = counts;
+    Ok(DumpOutcome {
+        counts,
+        metadata,
+        digests,
+    })
 }
 
 /// The server's version (if it tells) and whether it can read in a
@@ -400,12 +406,19 @@ async fn dump_pass(
     folder: &Path,
     gzip: bool,
     mut session: Option<&mut ClientSession>,
-) -> Result<Counts, PassError> {
+) -> Result<(Counts, KnownDigests), PassError> {
     let mut counts = Counts::new();
+    let mut digests = KnownDigests::new();
+    // Paths in the artifact are `<database folder>/<file>`.
+    let db_folder = folder
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let suffix = if gzip { GZ_EXT } else { "" };
     for spec in specs {
         let stem = escape_collection_name(&spec.name);
-        let data_path = folder.join(format!("{stem}{BSON_EXT}{suffix}"));
+        let file_name = format!("{stem}{BSON_EXT}{suffix}");
+        let data_path = folder.join(&file_name);
         let coll: Collection<RawDocumentBuf> = db.collection(&spec.name);
         let mut sink = Sink::start(data_path, gzip);
         let doing = format!("reading collection {}", shown(&spec.name));
@@ -426,8 +439,9 @@ async fn dump_pass(
                 PassError::Other(error)
             });
         }
-        let written = sink.finish().await?;
+        let (written, digest) = sink.finish().await?;
         counts.insert(spec.name.clone(), written);
+        digests.insert(format!("{db_folder}/{file_name}"), digest);
 
         let indexes = list_indexes(db, source, &spec.name).await?;
         let mut meta = Document::new();
@@ -455,7 +469,7 @@ async fn dump_pass(
         })
         .await?;
     }
-    Ok(counts)
+    Ok((counts, digests))
 }
 
 async fn read_plain(coll: &Collection<RawDocumentBuf>, sink: &mut Sink) -> Result<(), MongoError> {
@@ -492,7 +506,7 @@ struct Sink {
     buffer: Vec<u8>,
     count: u64,
     tx: Option<mpsc::Sender<Vec<u8>>>,
-    task: tokio::task::JoinHandle<io::Result<()>>,
+    task: tokio::task::JoinHandle<io::Result<(u64, String)>>,
 }
 
 impl Sink {
@@ -535,8 +549,9 @@ impl Sink {
         }
     }
 
-    /// Writes what is left and waits for the file; the documents written.
-    async fn finish(mut self) -> Result<u64, DumpError> {
+    /// Writes what is left and waits for the file; the documents written
+    /// and the file's size and SHA-256.
+    async fn finish(mut self) -> Result<(u64, (u64, String)), DumpError> {
         if !self.buffer.is_empty() {
             self.flush().await;
         }
@@ -544,22 +559,48 @@ impl Sink {
         let path = self.path.clone();
         let fail = |e: String| DumpError::Failed(format!("writing {}: {e}", path.display()));
         match (&mut self.task).await {
-            Ok(Ok(())) => Ok(self.count),
+            Ok(Ok(digest)) => Ok((self.count, digest)),
             Ok(Err(e)) => Err(fail(e.to_string())),
             Err(e) => Err(fail(e.to_string())),
         }
     }
 }
 
+/// A file that hashes what is written to it, so the store need not read
+/// it again at commit.
+struct Hashing {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// A plain or gzipped file.
 enum Output {
-    Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Plain(BufWriter<Hashing>),
+    Gzip(GzEncoder<BufWriter<Hashing>>),
 }
 
 impl Output {
     fn new(file: File, gzip: bool) -> Output {
-        let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let hashing = Hashing {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
         if gzip {
             Output::Gzip(GzEncoder::new(buffered, Compression::fast()))
         } else {
@@ -574,12 +615,16 @@ impl Output {
         }
     }
 
-    fn finish(self) -> io::Result<()> {
-        let mut buffered = match self {
+    /// Flushes and syncs the file (here, on the writer's thread, rather
+    /// than at commit); its size and SHA-256.
+    fn finish(self) -> io::Result<(u64, String)> {
+        let buffered = match self {
             Output::Plain(w) => w,
             Output::Gzip(w) => w.finish()?,
         };
-        buffered.flush()
+        let hashing = buffered.into_inner().map_err(|e| e.into_error())?;
+        hashing.file.sync_all()?;
+        Ok((hashing.size, hex::encode(hashing.hasher.finalize())))
     }
 }
 
@@ -594,7 +639,7 @@ fn create_private(path: &Path) -> io::Result<File> {
 fn write_file(path: &Path, bytes: &[u8], gzip: bool) -> io::Result<()> {
     let mut out = Output::new(create_private(path)?, gzip);
     out.write_all(bytes)?;
-    out.finish()
+    out.finish().map(|_| ())
 }
 
 /// A collection found in a dump folder.

@@ -829,7 +829,11 @@ pub(super) fn dump<'a>(
             ("server-version".to_owned(), server_version),
             ("tool-version".to_owned(), pg_dump.version.clone()),
         ]);
-        Ok(DumpOutcome { counts, metadata })
+        Ok(DumpOutcome {
+            counts,
+            metadata,
+            digests: Default::default(),
+        })
     })
 }
 

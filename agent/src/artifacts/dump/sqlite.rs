@@ -127,7 +127,11 @@ pub(super) async fn dump(source: &Target, out: &Path) -> Result<DumpOutcome, Dum
         ("format".to_owned(), "sqlite3".to_owned()),
         ("tool-version".to_owned(), format!("sqlite {version}")),
     ]);
-    Ok(DumpOutcome { counts, metadata })
+    Ok(DumpOutcome {
+        counts,
+        metadata,
+        digests: Default::default(),
+    })
 }
 
 /// See the [module docs](self).
