@@ -5,7 +5,7 @@
 //! - `cargo xtask test [-- ARGS]`: everything CI runs, in order, stopping at the first
 //!   failing step.
 //! - `cargo xtask quickstart`: seed a churned SQLite database and vacuum it with the agent.
-//! - `cargo xtask bench [-- ARGS]`: the runtime and webhook benchmarks.
+//! - `cargo xtask bench [-- ARGS]`: the runtime, webhook and backup benchmarks.
 
 mod cmd;
 mod mongo;
@@ -53,7 +53,7 @@ enum Task {
         #[arg(long)]
         reset_state: bool,
     },
-    /// Build the plugins, then run `cargo bench -p warden --bench runtime --bench webhook`.
+    /// Build the plugins, then run the runtime and webhook benches (`-p warden`) and the backup bench (`-p warden-tests`).
     Bench {
         /// Extra arguments for `cargo bench`.
         #[arg(last = true)]
