@@ -508,8 +508,16 @@ fn bad_stores_name_file_line_and_field() {
     let dup = about(&diags, "store[1].name");
     assert_eq!(dup.line, Some(10));
     assert!(dup.message.contains("already defined at line 5"), "{dup}");
-    assert!(about(&diags, "store[2].name").message.contains("invalid store name"));
+    assert!(
+        about(&diags, "store[2].name")
+            .message
+            .contains("invalid store name")
+    );
     assert!(about(&diags, "store[3].kind").message.contains("s3"));
-    assert!(about(&diags, "store[4].root").message.contains("missing field"));
+    assert!(
+        about(&diags, "store[4].root")
+            .message
+            .contains("missing field")
+    );
     assert!(about(&diags, "store[5].root").message.contains("not `/`"));
 }
