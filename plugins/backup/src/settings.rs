@@ -247,7 +247,7 @@ mod tests {
     use super::*;
     use warden_sdk::{Invocation, Param, Trigger};
 
-    const DEFAULTS: [(&str, &str); 18] = [
+    const DEFAULTS: [(&str, &str); 19] = [
         ("prefix", ""),
         ("format", "custom"),
         ("compression", "6"),
