@@ -1818,9 +1818,11 @@ fn documented_examples_load() {
         (2, 1, 1, 1)
     );
 
-    // The shipped examples, together (they target `app`).
+    // The shipped examples, together (they target `app`, and the backup
+    // example restores into `app-scratch`).
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples");
-    let set = PolicySet::load_dir(&examples, TARGETS).unwrap_or_else(|e| panic!("{e}"));
+    let set = PolicySet::load_dir(&examples, &["app", "quickstart", "app-scratch"])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (
             set.grants.len(),
@@ -1828,8 +1830,10 @@ fn documented_examples_load() {
             set.rules.len(),
             set.concurrency.len()
         ),
-        (1, 1, 1, 1)
+        (2, 2, 1, 1)
     );
+    let backup = set.grant("backup", "app").unwrap();
+    assert!(backup.artifacts.contains("local") && backup.restore_to.contains("app-scratch"));
 }
 
 #[test]
