@@ -685,3 +685,52 @@ async fn a_mongo_server_dying_mid_dump_fails_the_run_and_publishes_nothing() {
     let name = ArtifactName::parse(&before[0].name).unwrap();
     assert!(store.verify(&name).await.unwrap().ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_artifact_names_stay_inside_the_targets_folder() {
+    let w = World::new()
+        .plugin("backup")
+        .sqlite_target("db", "db.sqlite")
+        .sqlite_target("other", "other.sqlite")
+        .store("local")
+        .grant("backup", "db", &["read"], "artifacts = [\"local\"]");
+    seed_sqlite(&w.path("db.sqlite")).await;
+    // Something of `other` already in the store.
+    backdated(
+        &store_root(&w),
+        "other",
+        "keep.sqlite",
+        "2026-01-01T00:00:00Z",
+    )
+    .await;
+    let agent = w.agent().await;
+    for prefix in ["../other/", "/etc/", "a/../../other/", "x\n", "..", "a//b"] {
+        let rec = invoke(
+            &agent,
+            "backup",
+            "db",
+            &[("store", "local"), ("prefix", prefix)],
+            false,
+        )
+        .await;
+        assert_ne!(
+            rec.status,
+            RunStatus::Succeeded,
+            "prefix {prefix:?} was accepted"
+        );
+        assert!(
+            matches!(rec.status, RunStatus::Failed | RunStatus::Rejected),
+            "{prefix:?}: {:?} {}",
+            rec.status,
+            error_of(&rec)
+        );
+    }
+    assert!(artifacts(&w, "db").await.is_empty());
+    let other: Vec<String> = artifacts(&w, "other")
+        .await
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(other, ["other/keep.sqlite"]);
+    assert!(!w.path("stores/other").exists() && !Path::new("/etc/2026").exists());
+}
