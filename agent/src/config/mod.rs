@@ -53,7 +53,7 @@ use crate::capability::TargetKind;
 use crate::diag::{Diagnostic, Diagnostics};
 use document::{Document, Table};
 pub use secret::Secret;
-use secret::percent_decode;
+pub(crate) use secret::percent_decode;
 
 /// Default `state_db`, relative to the config file's folder.
 pub const DEFAULT_STATE_DB: &str = "state/warden.db";

@@ -34,7 +34,7 @@ use super::{
     Counts, DumpContext, DumpError, DumpOutcome, META_SOURCE_KIND, PgDumpOptions, PgFormat,
     RestoreOptions, Tools, shown,
 };
-use crate::config::Target;
+use crate::config::{Target, percent_decode};
 
 /// Where Debian installs each PostgreSQL version's programs.
 const DEBIAN_PG_LIB: &str = "/usr/lib/postgresql";
@@ -520,32 +520,6 @@ pub(crate) fn match_entry<'t>(
                     .is_some_and(|after| after.starts_with(' '))
         })
         .max_by_key(|(schema, name)| schema.len() + name.len())
-}
-
-/// Decodes `%XX` escapes (libpq URIs use no `+` for spaces); invalid
-/// escapes are kept as they are and invalid UTF-8 is replaced.
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let escaped = (byte == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(decoded) => {
-                out.push(decoded);
-                i += 3;
-            }
-            None => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `"name"`, with inner quotes doubled.
