@@ -12,6 +12,7 @@ mod daemon;
 mod dump;
 mod guardrails;
 mod hostile;
+mod index_advisor;
 mod mongo_capability;
 mod mongo_harness;
 mod monitoring;

@@ -77,7 +77,8 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
         let host = host_triple()?;
         cmd::run(
             cmd::cargo(&plugins_dir)
-                .args(["test", "-p", "vacuum", "-p", "backup", "-p", "warden-sdk"])
+                .args(["test", "-p", "vacuum", "-p", "backup"])
+                .args(["-p", "index-advisor", "-p", "warden-sdk"])
                 .args(["--features", "warden-sdk/bson", "--target"])
                 .arg(host)
                 .arg("--manifest-path")
