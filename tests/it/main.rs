@@ -17,6 +17,7 @@ mod mongo_capability;
 mod mongo_harness;
 mod monitoring;
 mod pg_harness;
+mod planner;
 mod reload;
 mod secrets;
 mod sql_guard;

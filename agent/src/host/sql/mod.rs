@@ -20,6 +20,7 @@
 //! record sees them.
 
 pub mod classify;
+pub mod whatif;
 
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
@@ -58,7 +59,7 @@ pub enum Conn {
 /// switched only when the class of statement changes, so a run of reads
 /// costs no extra round trips.
 pub struct Session {
-    conn: Conn,
+    pub(crate) conn: Conn,
     read_only: bool,
 }
 
@@ -74,7 +75,7 @@ impl Session {
     /// `default_transaction_read_only`, SQLite `PRAGMA query_only`), so a
     /// write the classifier missed still fails. The guest cannot undo it:
     /// `SET` and writable PRAGMAs are refused by the classifier.
-    async fn set_read_only(&mut self, on: bool) -> Result<(), sqlx::Error> {
+    pub(crate) async fn set_read_only(&mut self, on: bool) -> Result<(), sqlx::Error> {
         if self.read_only == on {
             return Ok(());
         }
@@ -110,7 +111,7 @@ pub struct SqlSessions {
 impl SqlSessions {
     /// A call on `target` outlived `timeout`: its connection may be mid-statement,
     /// so it is dropped (a later call opens a fresh one).
-    fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
+    pub(crate) fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
         self.sessions.remove(target);
         Error::Timeout(format!(
             "statement did not finish within {}",
@@ -148,14 +149,14 @@ fn dialect_of(kind: TargetKind) -> Option<Dialect> {
 }
 
 /// What a statement call needs after the checks passed.
-struct Checked<'e> {
-    classified: Classified,
-    grant: &'e Grant,
-    kind: TargetKind,
+pub(crate) struct Checked<'e> {
+    pub(crate) classified: Classified,
+    pub(crate) grant: &'e Grant,
+    pub(crate) kind: TargetKind,
 }
 
 /// Walls 1 and 2: size caps, classification and the grant.
-fn check_statement<'e>(
+pub(crate) fn check_statement<'e>(
     env: &'e RunEnv,
     target: &str,
     statement: &str,
@@ -209,7 +210,7 @@ fn action_text(env: &RunEnv, statement: &str) -> String {
 }
 
 /// Maps a database error to the WIT error, redacting it.
-fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
+pub(crate) fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
@@ -234,7 +235,7 @@ fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
 }
 
 /// The connection for `target`, opened with the grant's session settings on first use.
-async fn session<'s>(
+pub(crate) async fn session<'s>(
     sessions: &'s mut SqlSessions,
     env: &RunEnv,
     target: &str,

@@ -1,0 +1,353 @@
+//! `warden:plugin/planner`: what-if costs with HypoPG on the run's own
+//! PostgreSQL session.
+//!
+//! The plugin never gets `SET`, `PREPARE` or HypoPG's functions: the host
+//! runs the whole sequence itself, on the session that already has the
+//! grant's timeouts, after classifying the statement as a read:
+//! `hypopg_reset()`, one `hypopg_create_index` per requested index (built
+//! here from checked identifiers), `SET plan_cache_mode =
+//! force_generic_plan`, `PREPARE`, `EXPLAIN (FORMAT JSON) EXECUTE` with one
+//! NULL per placeholder, `DEALLOCATE` (a cached generic plan would ignore
+//! indexes added later), `RESET plan_cache_mode`, `hypopg_reset()`. The
+//! clean-up runs whether the planning worked or not.
+
+use super::{Conn, HostState, check_statement, db_error};
+use crate::capability::CapabilityClass;
+use crate::host::{call_timeout, invalid, record_error};
+use crate::runtime::bindings::types::Error;
+use crate::runtime::bindings::warden::plugin::planner::{
+    Estimate, Host, HypotheticalIndex, IndexSpec,
+};
+use futures_util::future::BoxFuture;
+use sqlx::postgres::PgConnection;
+use tracing::Instrument as _;
+
+/// Most hypothetical indexes per call.
+pub const MAX_HYPOTHETICAL: usize = 64;
+/// Most columns per hypothetical index.
+const MAX_COLUMNS: usize = 32;
+/// The prepared statement's name (one at a time per session).
+const PREPARED: &str = "warden_whatif";
+
+/// `"name"` with inner quotes doubled, for a checked identifier.
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// An identifier as a plugin may name it: 1 to 63 bytes, no NUL.
+fn checked_ident<'a>(what: &str, ident: &'a str) -> Result<&'a str, Error> {
+    if ident.is_empty() || ident.len() > 63 || ident.contains('\0') {
+        return Err(invalid(format!(
+            "{what} {ident:?} is not an identifier (1 to 63 bytes, no NUL)"
+        )));
+    }
+    Ok(ident)
+}
+
+/// The `CREATE INDEX` text HypoPG is given for `spec`.
+fn index_sql(spec: &IndexSpec) -> Result<String, Error> {
+    let table = match spec.table.split_once('.') {
+        Some((schema, table)) => format!(
+            "{}.{}",
+            quote(checked_ident("schema", schema)?),
+            quote(checked_ident("table", table)?)
+        ),
+        None => quote(checked_ident("table", &spec.table)?),
+    };
+    if spec.columns.is_empty() || spec.columns.len() > MAX_COLUMNS {
+        return Err(invalid(format!(
+            "an index on {} needs 1 to {MAX_COLUMNS} columns, got {}",
+            spec.table,
+            spec.columns.len()
+        )));
+    }
+    let columns: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| checked_ident("column", c).map(quote))
+        .collect::<Result<_, _>>()?;
+    Ok(format!(
+        "CREATE INDEX ON {table} USING btree ({})",
+        columns.join(", ")
+    ))
+}
+
+/// The highest `$n` in `statement` (outside quotes is good enough: a `$n`
+/// inside a literal only adds a NULL argument the server then refuses).
+fn placeholders(statement: &str) -> usize {
+    let bytes = statement.as_bytes();
+    let mut max = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes.get(i) == Some(&b'$') {
+            let digits: String = bytes
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|b| char::from(*b))
+                .collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                max = max.max(n);
+            }
+            i += 1 + digits.len();
+        } else {
+            i += 1;
+        }
+    }
+    max
+}
+
+/// Index names anywhere in an EXPLAIN JSON plan.
+fn indexes_used(plan: &serde_json::Value, out: &mut Vec<String>) {
+    match plan {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                if k == "Index Name"
+                    && let Some(name) = v.as_str()
+                    && !out.iter().any(|n| n == name)
+                {
+                    out.push(name.to_string());
+                }
+                indexes_used(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| indexes_used(v, out)),
+        _ => {}
+    }
+}
+
+/// One statement without results, boxed where its lifetimes are named.
+fn exec<'c>(conn: &'c mut PgConnection, sql: &'c str) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::Executor::execute(&mut *conn, sql).await?;
+        Ok(())
+    })
+}
+
+/// Creates a hypothetical index; its relid and name.
+fn create_hypothetical<'c>(
+    conn: &'c mut PgConnection,
+    sql: String,
+) -> BoxFuture<'c, Result<(i64, String, i64), sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::query_as(
+            "SELECT indexrelid::int8, indexname::text, \
+             hypopg_relation_size(indexrelid)::int8 FROM hypopg_create_index($1)",
+        )
+        .bind(sql)
+        .fetch_one(&mut *conn)
+        .await
+    })
+}
+
+fn explain<'c>(
+    conn: &'c mut PgConnection,
+    sql: String,
+) -> BoxFuture<'c, Result<serde_json::Value, sqlx::Error>> {
+    Box::pin(async move {
+        let (plan,): (serde_json::Value,) = sqlx::query_as(&sql).fetch_one(&mut *conn).await?;
+        Ok(plan)
+    })
+}
+
+/// The planning itself; the caller cleans up whatever the outcome.
+async fn plan(
+    conn: &mut PgConnection,
+    statement: &str,
+    specs: &[IndexSpec],
+) -> Result<Result<Estimate, Error>, sqlx::Error> {
+    exec(conn, "SELECT hypopg_reset()").await?;
+    let mut hypothetical = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let sql = match index_sql(spec) {
+            Ok(sql) => sql,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (_, name, size) = create_hypothetical(conn, sql).await?;
+        hypothetical.push(HypotheticalIndex {
+            spec: spec.clone(),
+            name,
+            size_bytes: u64::try_from(size).unwrap_or(0),
+        });
+    }
+    exec(conn, "SET plan_cache_mode = force_generic_plan").await?;
+    exec(conn, &format!("PREPARE {PREPARED} AS {statement}")).await?;
+    let nulls = vec!["NULL"; placeholders(statement)].join(", ");
+    let execute = if nulls.is_empty() {
+        format!("EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}")
+    } else {
+        format!("EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}({nulls})")
+    };
+    let json = explain(conn, execute).await?;
+    let top = json
+        .get(0)
+        .and_then(|p| p.get("Plan"))
+        .cloned()
+        .unwrap_or_default();
+    let number = |key: &str| {
+        top.get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let mut used = Vec::new();
+    indexes_used(&top, &mut used);
+    Ok(Ok(Estimate {
+        total_cost: number("Total Cost"),
+        startup_cost: number("Startup Cost"),
+        plan_rows: number("Plan Rows"),
+        indexes_used: used,
+        plan_json: json.to_string(),
+        hypothetical,
+    }))
+}
+
+/// Leaves the session as it was: no prepared statement, the default plan
+/// cache mode, no hypothetical index. Errors are ignored (a broken session
+/// is dropped by the caller).
+async fn clean_up(conn: &mut PgConnection) {
+    let _ = exec(conn, &format!("DEALLOCATE {PREPARED}")).await;
+    let _ = exec(conn, "RESET plan_cache_mode").await;
+    let _ = exec(conn, "SELECT hypopg_reset()").await;
+}
+
+impl HostState {
+    /// `planner.explain-generic` without the wasm boundary.
+    pub async fn planner_explain_generic(
+        &mut self,
+        target: &str,
+        statement: &str,
+        specs: Vec<IndexSpec>,
+    ) -> Result<Estimate, Error> {
+        let env = self.run_env()?;
+        let checked = check_statement(&env, target, statement, &[])?;
+        if checked.kind != crate::capability::TargetKind::Postgres {
+            return Err(invalid(format!(
+                "target `{target}` is a {} database: what-if planning needs PostgreSQL with HypoPG",
+                checked.kind
+            )));
+        }
+        if checked.classified.class != CapabilityClass::Read {
+            return Err(invalid(format!(
+                "`{}` is a {} statement: only reads are planned",
+                checked.classified.operation, checked.classified.class
+            )));
+        }
+        if specs.len() > MAX_HYPOTHETICAL {
+            return Err(invalid(format!(
+                "{} hypothetical indexes; the limit is {MAX_HYPOTHETICAL}",
+                specs.len()
+            )));
+        }
+        let grant = checked.grant;
+        let span = crate::telemetry::host_call_span(
+            "planner.explain_generic",
+            "postgresql",
+            &checked.classified.operation,
+            target,
+            CapabilityClass::Read.as_str(),
+        );
+        let timeout = call_timeout(&env, grant);
+        let result = async {
+            let session = super::session(&mut self.sql, &env, target, grant).await?;
+            session
+                .set_read_only(true)
+                .await
+                .map_err(|e| db_error(&env, grant, e))?;
+            let Conn::Postgres(conn) = &mut session.conn else {
+                return Err(invalid("what-if planning needs a PostgreSQL target"));
+            };
+            let outcome = tokio::time::timeout(timeout, plan(conn, statement, &specs)).await;
+            clean_up(conn).await;
+            match outcome {
+                Ok(Ok(estimate)) => estimate,
+                Ok(Err(e)) => {
+                    let missing = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42883"));
+                    let e = db_error(&env, grant, e);
+                    if missing {
+                        Err(Error::Other(format!(
+                            "{}: is the hypopg extension installed in the target's database? \
+                             (CREATE EXTENSION hypopg)",
+                            super::error_text(&e)
+                        )))
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(_) => Err(self.sql.timed_out(target, timeout)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &result {
+            record_error(&span, e);
+        }
+        result
+    }
+}
+
+impl Host for HostState {
+    async fn explain_generic(
+        &mut self,
+        target: String,
+        statement: String,
+        hypothetical: Vec<IndexSpec>,
+    ) -> wasmtime::Result<Result<Estimate, Error>> {
+        Ok(self
+            .planner_explain_generic(&target, &statement, hypothetical)
+            .await)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn spec(table: &str, columns: &[&str]) -> IndexSpec {
+        IndexSpec {
+            table: table.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn index_text_quotes_every_identifier() {
+        assert_eq!(
+            index_sql(&spec("public.orders", &["customer_id", "created_at"])).unwrap(),
+            "CREATE INDEX ON \"public\".\"orders\" USING btree (\"customer_id\", \"created_at\")"
+        );
+        // Hostile names stay identifiers.
+        assert_eq!(
+            index_sql(&spec("t", &["a\"); DROP TABLE t; --"])).unwrap(),
+            "CREATE INDEX ON \"t\" USING btree (\"a\"\"); DROP TABLE t; --\")"
+        );
+        assert!(index_sql(&spec("t", &[])).is_err());
+        assert!(index_sql(&spec("", &["a"])).is_err());
+        assert!(index_sql(&spec("t", &["a\0b"])).is_err());
+        assert!(index_sql(&spec("t", &[&"x".repeat(64)])).is_err());
+    }
+
+    #[test]
+    fn placeholders_are_counted() {
+        assert_eq!(placeholders("SELECT 1"), 0);
+        assert_eq!(placeholders("SELECT * FROM t WHERE a = $1 AND b > $3"), 3);
+        assert_eq!(placeholders("SELECT $12, $2"), 12);
+        assert_eq!(placeholders("SELECT '$' || x FROM t"), 0);
+    }
+
+    #[test]
+    fn index_names_are_found_anywhere_in_a_plan() {
+        let plan = serde_json::json!({
+            "Node Type": "Nested Loop",
+            "Plans": [
+                {"Node Type": "Index Scan", "Index Name": "<13543>btree_t_a"},
+                {"Node Type": "Bitmap Heap Scan", "Plans": [{"Index Name": "t_pkey"}]},
+                {"Node Type": "Index Scan", "Index Name": "t_pkey"}
+            ]
+        });
+        let mut used = Vec::new();
+        indexes_used(&plan, &mut used);
+        assert_eq!(used, ["<13543>btree_t_a", "t_pkey"]);
+    }
+}
