@@ -22,7 +22,13 @@
 //! functions with unit tests; the SQL is in [`postgres`].
 
 mod analysis;
+// Wired into the run in the next step.
+#[allow(dead_code)]
+mod candidates;
 mod postgres;
+// Wired into the run in the next step.
+#[allow(dead_code)]
+mod selection;
 
 use warden_sdk::{
     CapabilityClass, Context, Error, Manifest, ParamSpec, Plugin, Report, TargetKind,
