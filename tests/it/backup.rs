@@ -9,23 +9,13 @@ use crate::backup_data::{
     MONGO_LARGE_DOCS, PG_LARGE_ROWS, mongo_fingerprints, mongo_index_definitions,
     pg_table_fingerprints, seed_mongo, seed_pg, seed_sqlite, sqlite_fingerprints,
 };
-use crate::world::{World, error_of, invoke};
+use crate::world::{World, error_of, invoke, metric};
 use chrono::Datelike as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use warden::artifacts::{ArtifactKind, ArtifactName, ArtifactStore, LocalStore, Manifest};
 use warden::runs::{ActionState, RunRecord, RunStatus};
 use warden_tests::{mongo, pg};
-
-fn metric(rec: &RunRecord, name: &str) -> f64 {
-    let report = rec.report.as_ref().expect("a report");
-    report
-        .metrics
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics))
-        .value
-}
 
 fn findings(rec: &RunRecord) -> String {
     let report = rec.report.as_ref().expect("a report");

@@ -3,30 +3,10 @@
 //! cursors in capped batches, the target URL's default database, and
 //! secrets kept out of records.
 
-use crate::world::{World, error_of, invoke};
+use crate::world::{World, error_of, finding, invoke, metric};
 use bson::doc;
-use warden::runs::{ActionState, RunRecord, RunStatus};
+use warden::runs::{ActionState, RunStatus};
 use warden_tests::mongo;
-
-fn metric(rec: &RunRecord, name: &str) -> f64 {
-    let report = rec.report.as_ref().expect("a report");
-    report
-        .metrics
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics))
-        .value
-}
-
-fn finding<'r>(rec: &'r RunRecord, title: &str) -> &'r str {
-    let report = rec.report.as_ref().expect("a report");
-    &report
-        .findings
-        .iter()
-        .find(|f| f.title == title)
-        .unwrap_or_else(|| panic!("no finding {title} in {:?}", report.findings))
-        .detail
-}
 
 async fn seeded(hint: &str, docs: i64) -> mongo::TestMongoDb {
     let db = mongo::server().create_database(hint).await;

@@ -3,30 +3,10 @@
 //! the generic plan and its cost, nothing is created, and only reads are
 //! planned.
 
-use crate::world::{World, error_of, invoke};
+use crate::world::{World, error_of, finding, invoke, metric};
 use sqlx::Connection as _;
-use warden::runs::{RunRecord, RunStatus};
+use warden::runs::RunStatus;
 use warden_tests::pg;
-
-fn metric(rec: &RunRecord, name: &str) -> f64 {
-    let report = rec.report.as_ref().expect("a report");
-    report
-        .metrics
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap()
-        .value
-}
-
-fn finding<'r>(rec: &'r RunRecord, title: &str) -> &'r str {
-    let report = rec.report.as_ref().expect("a report");
-    &report
-        .findings
-        .iter()
-        .find(|f| f.title == title)
-        .unwrap()
-        .detail
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hypothetical_indexes_change_the_generic_plan_and_nothing_is_created() {

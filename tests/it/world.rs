@@ -190,3 +190,26 @@ pub fn error_of(r: &RunRecord) -> String {
         .map(|e| e.message.clone())
         .unwrap_or_default()
 }
+
+/// The value of metric `name` in a run's report; panics naming the metrics
+/// there are when it is missing.
+pub fn metric(rec: &RunRecord, name: &str) -> f64 {
+    let report = rec.report.as_ref().expect("a report");
+    report
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {:?}", report.metrics))
+        .value
+}
+
+/// The detail of the finding titled `title` in a run's report.
+pub fn finding<'r>(rec: &'r RunRecord, title: &str) -> &'r str {
+    let report = rec.report.as_ref().expect("a report");
+    &report
+        .findings
+        .iter()
+        .find(|f| f.title == title)
+        .unwrap_or_else(|| panic!("no finding {title} in {:?}", report.findings))
+        .detail
+}
