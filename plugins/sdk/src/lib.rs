@@ -76,6 +76,7 @@ pub mod planner;
 mod report;
 pub mod sql;
 pub mod state;
+pub mod units;
 
 /// The raw `wit-bindgen` bindings of the `plugin` world (generated once here).
 pub mod bindings {

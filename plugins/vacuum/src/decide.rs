@@ -442,23 +442,8 @@ pub fn pct(fraction: f64) -> String {
     }
 }
 
-/// Binary units with one decimal: `512 B`, `3.2 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = as_f64(n);
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
-}
+/// Binary units with one decimal: `512 B`, `3.2 MiB` (the SDK's).
+pub use warden_sdk::units::bytes;
 
 #[cfg(test)]
 mod tests {
