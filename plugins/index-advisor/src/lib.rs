@@ -25,6 +25,9 @@ mod analysis;
 // Wired into the run in the next step.
 #[allow(dead_code)]
 mod candidates;
+// Wired into the run in a later step.
+#[allow(dead_code)]
+mod mongo_advice;
 mod postgres;
 // Wired into the run in the next step.
 #[allow(dead_code)]

@@ -1,0 +1,1 @@
+//! MongoDB index advice as pure functions (being written).
