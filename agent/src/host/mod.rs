@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod context;
 pub mod log;
+pub mod logs;
 pub mod mongo;
 pub mod permission;
 pub mod sql;

@@ -5,6 +5,7 @@
 use super::RunEnv;
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::policy::Grant;
+use std::path::Path;
 
 /// A host call, with what its permission depends on.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,13 @@ pub enum HostCall<'a> {
         store: &'a str,
         destination: &'a str,
     },
+    /// `logs.read` / `logs.read-back` of `path` through `target`'s grant.
+    /// `path` is absolute and normalized; the caller checks it twice: as
+    /// the plugin wrote it (before touching the filesystem, so a plugin
+    /// cannot probe for files outside its grant) and resolved (symlinks,
+    /// so no link leads out of a granted directory). Deciding stats the
+    /// granted paths: call it off the async executor.
+    LogRead { target: &'a str, path: &'a Path },
 }
 
 /// Decides one call. `env` is `None` during `describe`, when nothing is allowed.
@@ -90,6 +98,26 @@ pub fn check<'e>(env: Option<&'e RunEnv>, call: HostCall<'_>) -> Result<Option<&
                 return Err(format!("no target named `{destination}`"));
             }
             Ok(Some(grant))
+        }
+        HostCall::LogRead { target, path } => {
+            let grant = target_grant(env, target)?;
+            if grant.log_files.iter().any(|entry| entry.covers(path)) {
+                return Ok(Some(grant));
+            }
+            let granted = if grant.log_files.is_empty() {
+                "it grants no log files".to_string()
+            } else {
+                let entries: Vec<String> =
+                    grant.log_files.iter().map(|e| format!("`{e}`")).collect();
+                format!("it grants {}", entries.join(", "))
+            };
+            Err(format!(
+                "plugin `{}` may not read the log file `{}` through target `{target}`: {granted} \
+                 (add the path to the grant's `log_files` at {})",
+                env.plugin,
+                path.display(),
+                grant.source
+            ))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -59,6 +60,11 @@ pub(super) struct GrantFile {
     /// same kind; a scratch database for restore tests, say). A restore
     /// replaces what is there. Default none.
     restore_to: Option<Vec<Spanned<String>>>,
+    /// Server log files on this host the plugin may read through these
+    /// targets (`warden:plugin/logs`): absolute paths of files, or of
+    /// directories ending in `/` (the files directly in them, not in
+    /// subdirectories). Default none: no log file is readable.
+    log_files: Option<Vec<Spanned<String>>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -83,6 +89,8 @@ pub struct Grant {
     pub artifacts: BTreeSet<String>,
     /// Targets these targets' artifacts may be restored into.
     pub restore_to: BTreeSet<String>,
+    /// Log files (and directories of them) the plugin may read.
+    pub log_files: BTreeSet<LogPath>,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -131,6 +139,96 @@ impl Grant {
     /// True if the grant allows `class`.
     pub fn allows(&self, class: CapabilityClass) -> bool {
         self.classes.contains(&class)
+    }
+}
+
+/// One entry of a grant's `log_files`: an absolute, normalized path (no
+/// `.` or `..` segments, no empty segment), as written.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogPath {
+    /// This file (`"/var/log/mongodb/mongod.log"`).
+    File(PathBuf),
+    /// Every file directly in this directory, written with a trailing `/`
+    /// (`"/var/log/mongodb/"`); not the files of its subdirectories.
+    Dir(PathBuf),
+}
+
+impl LogPath {
+    /// Parses one entry; the error says what is wrong with it.
+    pub fn parse(entry: &str) -> Result<LogPath, String> {
+        if !entry.starts_with('/') {
+            return Err(format!(
+                "{entry:?} is not an absolute path: log files are named from the root, like \
+                 \"/var/log/mongodb/mongod.log\" (or a directory, \"/var/log/mongodb/\")"
+            ));
+        }
+        if entry.contains('\0') {
+            return Err(format!("{entry:?} contains a NUL byte"));
+        }
+        let dir = entry.len() > 1 && entry.ends_with('/');
+        let body = entry.trim_end_matches('/');
+        if body
+            .split('/')
+            .skip(1)
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+        {
+            return Err(format!(
+                "{entry:?} is not a normalized path: no empty, `.` or `..` segments"
+            ));
+        }
+        if body.is_empty() {
+            // `/`: the files directly in the root directory.
+            return Ok(LogPath::Dir(PathBuf::from("/")));
+        }
+        Ok(if dir {
+            LogPath::Dir(PathBuf::from(body))
+        } else {
+            LogPath::File(PathBuf::from(body))
+        })
+    }
+
+    /// The path as written (without the directory's trailing `/`).
+    pub fn path(&self) -> &Path {
+        match self {
+            LogPath::File(p) | LogPath::Dir(p) => p,
+        }
+    }
+
+    /// True when `path` (absolute and normalized) is this file, or a file
+    /// directly in this directory, comparing paths as they are written
+    /// (see [`LogPath::covers`] for resolved paths).
+    pub fn covers_as_written(&self, path: &Path) -> bool {
+        match self {
+            LogPath::File(file) => path == file,
+            LogPath::Dir(dir) => path.parent() == Some(dir.as_path()),
+        }
+    }
+
+    /// True when `path` is covered by this entry as written or by this
+    /// entry with its symlinks resolved (a granted `/var/log/mongodb/`
+    /// that is a link to `/data/log/` also covers `/data/log/mongod.log`).
+    /// Resolving stats the granted path: call it off the async executor.
+    pub fn covers(&self, path: &Path) -> bool {
+        if self.covers_as_written(path) {
+            return true;
+        }
+        let Ok(real) = std::fs::canonicalize(self.path()) else {
+            return false;
+        };
+        match self {
+            LogPath::File(_) => path == real,
+            LogPath::Dir(_) => path.parent() == Some(real.as_path()),
+        }
+    }
+}
+
+impl std::fmt::Display for LogPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogPath::File(p) => write!(f, "{}", p.display()),
+            LogPath::Dir(p) if p.as_os_str() == "/" => f.write_str("/"),
+            LogPath::Dir(p) => write!(f, "{}/", p.display()),
+        }
     }
 }
 
@@ -286,6 +384,19 @@ pub(super) fn expand(
             ));
         }
     }
+    let mut log_files = BTreeSet::new();
+    for (i, entry) in file.log_files.iter().flatten().enumerate() {
+        match LogPath::parse(entry.get_ref()) {
+            Ok(path) => {
+                log_files.insert(path);
+            }
+            Err(message) => diags.push(source.error(
+                &entry.span(),
+                format!("{}[{i}]", table.field("log_files")),
+                message,
+            )),
+        }
+    }
 
     let Some(targets) = targets else {
         return Vec::new();
@@ -344,6 +455,7 @@ pub(super) fn expand(
                 approval_ttl,
                 artifacts: artifacts.clone(),
                 restore_to: restore_to.clone(),
+                log_files: log_files.clone(),
                 source: location.clone(),
             },
             span: target.span(),

@@ -112,7 +112,7 @@ use rule::RuleFile;
 use schedule::ScheduleFile;
 
 pub use concurrency::{ConcurrencyLimit, OnLimit, Scope};
-pub use grant::{Grant, is_valid_plugin_name};
+pub use grant::{Grant, LogPath, is_valid_plugin_name};
 pub use matcher::{MatchOp, Matcher};
 pub use rule::{AlertContext, CircuitBreaker, OnResolved, Retry, Rule, RuleTarget, Throttle};
 pub use schedule::Schedule;

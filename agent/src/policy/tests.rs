@@ -1862,3 +1862,77 @@ fn artifacts_and_restore_to() {
     assert_eq!(d.line, Some(6));
     assert!(d.message.contains("unknown target \"scratch\""), "{d}");
 }
+
+#[test]
+fn log_files() {
+    let policies = Policies::new();
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"index-advisor\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         log_files = [\"/var/log/mongodb/mongod.log\", \"/var/log/postgresql/\", \"/\"]\n\n\
+         [[grant]]\nplugin = \"vacuum\"\ntargets = [\"app\"]\ncapabilities = [\"maintenance\"]\n",
+    );
+    let set = policies.load().unwrap();
+    let advisor = set.grant("index-advisor", "app").unwrap();
+    assert_eq!(
+        advisor.log_files,
+        BTreeSet::from([
+            LogPath::File(PathBuf::from("/var/log/mongodb/mongod.log")),
+            LogPath::Dir(PathBuf::from("/var/log/postgresql")),
+            LogPath::Dir(PathBuf::from("/")),
+        ])
+    );
+    let shown: Vec<String> = advisor.log_files.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["/var/log/mongodb/mongod.log", "/", "/var/log/postgresql/"]
+    );
+    assert!(set.grant("vacuum", "app").unwrap().log_files.is_empty());
+
+    // Relative, `..`, `.`, empty segments, NUL: each reported with its
+    // file, line and field.
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"index-advisor\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         log_files = [\n  \"/ok.log\",\n  \"mongod.log\",\n  \"/var/log/../etc/passwd\",\n  \
+         \"/var/./log/\",\n  \"/var//log\",\n  \"\",\n  \"/a\\u0000b\",\n]\n",
+    );
+    let diags = policies.errors();
+    let file = policies.path("a.toml");
+    let d = about(&diags, &file, "grant[0].log_files[1]");
+    assert_eq!(d.line, Some(7));
+    assert!(d.message.contains("not an absolute path"), "{d}");
+    for (i, line) in [(2, 8), (3, 9), (4, 10)] {
+        let d = about(&diags, &file, &format!("grant[0].log_files[{i}]"));
+        assert_eq!(d.line, Some(line));
+        assert!(d.message.contains("not a normalized path"), "{d}");
+    }
+    let d = about(&diags, &file, "grant[0].log_files[5]");
+    assert!(d.message.contains("not an absolute path"), "{d}");
+    let d = about(&diags, &file, "grant[0].log_files[6]");
+    assert!(d.message.contains("NUL"), "{d}");
+    assert_eq!(diags.iter().count(), 6, "{diags}");
+}
+
+#[test]
+fn log_paths_cover_files_directly_in_a_granted_directory() {
+    let file = LogPath::parse("/var/log/mongodb/mongod.log").unwrap();
+    let dir = LogPath::parse("/var/log/mongodb/").unwrap();
+    assert!(file.covers_as_written(Path::new("/var/log/mongodb/mongod.log")));
+    assert!(!file.covers_as_written(Path::new("/var/log/mongodb/mongod.log.1")));
+    assert!(dir.covers_as_written(Path::new("/var/log/mongodb/mongod.log.1")));
+    assert!(!dir.covers_as_written(Path::new("/var/log/mongodb/old/mongod.log")));
+    assert!(!dir.covers_as_written(Path::new("/var/log/mongodb")));
+    assert!(!dir.covers_as_written(Path::new("/var/log/mongodb2/x.log")));
+
+    // A granted directory that is a symlink also covers the files of its
+    // real directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, tmp.path().join("link")).unwrap();
+    let linked = LogPath::parse(&format!("{}/link/", tmp.path().display())).unwrap();
+    let real = fs::canonicalize(&real).unwrap();
+    assert!(linked.covers(&real.join("mongod.log")));
+    assert!(!linked.covers(&real.join("sub/mongod.log")));
+}

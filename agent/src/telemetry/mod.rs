@@ -299,5 +299,24 @@ pub fn host_call_span(
     )
 }
 
+/// A child span for one read of a file on this host (`logs.read`), at
+/// INFO, kind `client`, with `warden.target` (the target whose grant
+/// allowed it), `file.path` (as the plugin asked for it) and
+/// `warden.capability.class` = `read`. Declares `warden.logs.bytes` (bytes
+/// returned), `error.type` and `otel.status_code` for later `record`s.
+pub fn file_read_span(call: &str, target: &str, path: &str) -> tracing::Span {
+    tracing::info_span!(
+        "host_call",
+        otel.name = call,
+        otel.kind = "client",
+        warden.target = target,
+        file.path = path,
+        warden.capability.class = "read",
+        warden.logs.bytes = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
 //! Guest SDK for Warden plugins.
 //!
 //! A Warden plugin is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that
-//! implements the `warden:plugin@0.1.2` world from `wit/plugin.wit`: it
+//! implements the `warden:plugin@0.1.3` world from `wit/plugin.wit`: it
 //! exports `describe` and `run`, and reaches its target only through the host
-//! (`log`, `context`, `sql`, `mongo`, `artifacts`, `state`). This crate
-//! generates the bindings once and wraps them in typed Rust:
+//! (`log`, `context`, `sql`, `mongo`, `artifacts`, `planner`, `logs`,
+//! `state`). This crate generates the bindings once and wraps them in typed
+//! Rust:
 //!
 //! - [`Plugin`] + [`export_plugin!`]: the two exports, as a trait;
 //! - [`Context`]: the invocation, typed parameters (`param_f64("dead_ratio")`,
@@ -17,6 +18,9 @@
 //! - [`Artifacts`] (`ctx.artifacts("store")`): host-side dump, restore, list,
 //!   verify and delete of backups, with option builders
 //!   ([`PgDumpOptions`], [`MongoDumpOptions`], [`RestoreOptions`]);
+//! - [`planner`]: what-if costs with hypothetical indexes (PostgreSQL);
+//! - [`logs`]: granted server log files, read-only, in chunks cut at line
+//!   ends, with a forward line iterator and a tail;
 //! - [`log`] functions and the [`info!`]-style macros, [`state`] helpers;
 //! - builders for [`Manifest`], [`ParamSpec`], [`Report`], [`Finding`];
 //! - [`Error`]: the contract's error variant, with constructors
@@ -70,6 +74,7 @@ pub mod artifacts;
 mod context;
 mod error;
 pub mod log;
+pub mod logs;
 pub mod mongo;
 mod names;
 pub mod planner;
