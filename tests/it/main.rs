@@ -13,6 +13,8 @@ mod dump;
 mod guardrails;
 mod hostile;
 mod index_advisor;
+mod index_workload;
+mod logs_capability;
 mod mongo_capability;
 mod mongo_harness;
 mod monitoring;

@@ -73,6 +73,7 @@ pub struct Candidate {
 
 impl Candidate {
     /// `table(a, b)`.
+    #[cfg(test)]
     pub fn label(&self) -> String {
         format!("{}({})", self.table, self.columns.join(", "))
     }
@@ -122,6 +123,7 @@ pub fn extract(statement: &str) -> Result<Usage, String> {
 }
 
 /// [`extract`] then [`candidates`].
+#[cfg(test)]
 pub fn analyze(statement: &str, existing: &Existing) -> Result<(Usage, Candidates), String> {
     let usage = extract(statement)?;
     let found = candidates(&usage, existing);

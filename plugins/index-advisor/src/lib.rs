@@ -22,16 +22,13 @@
 //! functions with unit tests; the SQL is in [`postgres`].
 
 mod analysis;
-// Wired into the run in the next step.
-#[allow(dead_code)]
 mod candidates;
 // Wired into the run in a later step.
 #[allow(dead_code)]
 mod mongo_advice;
 mod postgres;
-// Wired into the run in the next step.
-#[allow(dead_code)]
 mod selection;
+mod workload;
 
 use warden_sdk::{
     CapabilityClass, Context, Error, Manifest, ParamSpec, Plugin, Report, TargetKind,
@@ -42,14 +39,40 @@ use warden_sdk::{
 struct Settings {
     min_stats_age_secs: u64,
     include_schemas: Option<Vec<String>>,
+    workload: workload::Options,
 }
 
 impl Settings {
     fn from_context(ctx: &Context) -> Result<Self, Error> {
+        let defaults = selection::Model::default();
+        let model = selection::Model {
+            write_cost: non_negative(ctx, "write_cost")?,
+            size_factor: defaults.size_factor,
+            min_benefit: non_negative(ctx, "min_benefit")?,
+            min_improvement_pct: non_negative(ctx, "min_improvement_pct")?,
+            max_indexes: usize::try_from(ctx.param_u64("max_indexes")?).unwrap_or(usize::MAX),
+        };
         Ok(Settings {
             min_stats_age_secs: ctx.param_duration("min_stats_age")?.as_secs(),
             include_schemas: analysis::schema_list(ctx.param_opt_str("include_schemas")),
+            workload: workload::Options {
+                max_statements: ctx.param_u64("max_statements")?,
+                min_calls: ctx.param_u64("min_calls")?,
+                model,
+                apply: ctx.param_bool("apply")?,
+            },
         })
+    }
+}
+
+fn non_negative(ctx: &Context, name: &str) -> Result<f64, Error> {
+    let value = ctx.param_f64(name)?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid_input(format!(
+            "parameter `{name}` must be a number ≥ 0, got {value}"
+        )))
     }
 }
 
@@ -60,9 +83,10 @@ impl Plugin for IndexAdvisor {
         Manifest::new(
             "index-advisor",
             env!("CARGO_PKG_VERSION"),
-            "Report unused, duplicate, prefix-redundant and invalid PostgreSQL indexes, with the statement to fix each (read only).",
+            "Suggest PostgreSQL indexes from the workload (pg_stat_statements, HypoPG what-if costs weighed by calls against write overhead), and report unused, duplicate, prefix-redundant and invalid ones; creates the suggestions only with apply=true and a ddl grant.",
         )
         .capability(CapabilityClass::Read)
+        .capability(CapabilityClass::Ddl)
         .target_kind(TargetKind::Postgres)
         .param(
             ParamSpec::duration(
@@ -75,6 +99,52 @@ impl Plugin for IndexAdvisor {
             "include_schemas",
             "Only look at indexes in these schemas (comma-separated); default: every non-system schema.",
         ))
+        .param(
+            ParamSpec::integer(
+                "max_statements",
+                "Analyse at most this many reads of pg_stat_statements, by total execution time.",
+            )
+            .with_default(1000),
+        )
+        .param(
+            ParamSpec::integer(
+                "min_calls",
+                "Only statements called at least this often count.",
+            )
+            .with_default(1),
+        )
+        .param(
+            ParamSpec::float(
+                "min_benefit",
+                "Suggest an index only when its net benefit (calls × planner-cost saved, minus write overhead) over the statistics window is at least this.",
+            )
+            .with_default(selection::Model::default().min_benefit),
+        )
+        .param(
+            ParamSpec::float(
+                "min_improvement_pct",
+                "A statement counts as helped only when its planned cost drops by at least this percentage.",
+            )
+            .with_default(selection::Model::default().min_improvement_pct),
+        )
+        .param(
+            ParamSpec::float(
+                "write_cost",
+                "Planner cost units one insert, update or delete spends maintaining one more index.",
+            )
+            .with_default(selection::Model::default().write_cost),
+        )
+        .param(
+            ParamSpec::integer("max_indexes", "Suggest at most this many indexes per run.")
+                .with_default(selection::Model::default().max_indexes),
+        )
+        .param(
+            ParamSpec::boolean(
+                "apply",
+                "Create the suggested indexes (CREATE INDEX CONCURRENTLY, one at a time, under the grant's lock_timeout); needs a ddl grant. Dry-run and approvals apply as to any change.",
+            )
+            .with_default(false),
+        )
     }
 
     fn run(ctx: &Context) -> Result<Report, Error> {

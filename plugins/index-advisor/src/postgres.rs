@@ -177,6 +177,28 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
     if let Some(worst) = report.findings.iter().map(|f| f.severity.into()).max() {
         report.raise(worst);
     }
+    let advice = crate::workload::advise(
+        ctx,
+        &settings.workload,
+        &indexes,
+        stats.seconds,
+        &mut report,
+    )?;
+    if advice.suggested > 0 {
+        let suggested = format!(
+            "{} index suggestion{}",
+            advice.suggested,
+            if advice.suggested == 1 { "" } else { "s" }
+        );
+        report.summary = if found.is_empty() {
+            format!("{suggested}; checked {checked} existing indexes")
+        } else {
+            format!("{suggested}; {}", report.summary)
+        };
+    }
+    if let Some(worst) = report.findings.iter().map(|f| f.severity.into()).max() {
+        report.raise(worst);
+    }
     let droppable: u64 = findings
         .iter()
         .filter_map(|f| indexes.get(f.index))
@@ -188,6 +210,13 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
         report.add_metric(format!("{}_indexes", category.name()), num(n), "");
     }
     Ok(report
+        .metric("statements_analysed", num(advice.statements), "")
+        .metric("statements_skipped", num(advice.skipped), "")
+        .metric("candidates", num(advice.candidates), "")
+        .metric("candidates_covered", num(advice.covered), "")
+        .metric("whatif_plans", num(advice.whatif_calls), "")
+        .metric("suggested_indexes", num(advice.suggested), "")
+        .metric("created_indexes", num(advice.created), "")
         .metric("flagged_index_bytes", num(droppable), "bytes")
         .metric("stats_age_seconds", num(stats.seconds), "s"))
 }
