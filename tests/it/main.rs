@@ -13,6 +13,7 @@ mod dump;
 mod guardrails;
 mod hostile;
 mod index_advisor;
+mod index_mongo;
 mod index_workload;
 mod logs_capability;
 mod mongo_capability;

@@ -23,9 +23,8 @@
 
 mod analysis;
 mod candidates;
-// Wired into the run in a later step.
-#[allow(dead_code)]
 mod mongo_advice;
+mod mongodb;
 mod postgres;
 mod selection;
 mod workload;
@@ -40,6 +39,7 @@ struct Settings {
     min_stats_age_secs: u64,
     include_schemas: Option<Vec<String>>,
     workload: workload::Options,
+    mongo: mongodb::Options,
 }
 
 impl Settings {
@@ -60,6 +60,20 @@ impl Settings {
                 min_calls: ctx.param_u64("min_calls")?,
                 model,
                 apply: ctx.param_bool("apply")?,
+            },
+            mongo: mongodb::Options {
+                databases: analysis::schema_list(ctx.param_opt_str("databases")),
+                log_file: ctx.param_opt_str("log_file").map(str::to_owned),
+                log_bytes: ctx.param_u64("log_bytes")?,
+                profile_entries: u32::try_from(ctx.param_u64("profile_entries")?)
+                    .unwrap_or(u32::MAX),
+                scratch_target: ctx.param_opt_str("scratch_target").map(str::to_owned),
+                scratch_database: ctx.param_str("scratch_database")?.to_owned(),
+                sample_size: u32::try_from(ctx.param_u64("sample_size")?).unwrap_or(u32::MAX),
+                params: mongo_advice::Params {
+                    min_scan_ratio: non_negative(ctx, "min_scan_ratio")?,
+                    ..mongo_advice::Params::default()
+                },
             },
         })
     }
@@ -86,8 +100,9 @@ impl Plugin for IndexAdvisor {
             "Suggest PostgreSQL indexes from the workload (pg_stat_statements, HypoPG what-if costs weighed by calls against write overhead), and report unused, duplicate, prefix-redundant and invalid ones; creates the suggestions only with apply=true and a ddl grant.",
         )
         .capability(CapabilityClass::Read)
+        .capability(CapabilityClass::Write)
         .capability(CapabilityClass::Ddl)
-        .target_kind(TargetKind::Postgres)
+        .target_kinds([TargetKind::Postgres, TargetKind::Mongodb])
         .param(
             ParamSpec::duration(
                 "min_stats_age",
@@ -145,14 +160,53 @@ impl Plugin for IndexAdvisor {
             )
             .with_default(false),
         )
+        .param(ParamSpec::string(
+            "databases",
+            "MongoDB: only these databases (comma-separated); default: the database the target URL names, else every database but admin, local and config.",
+        ))
+        .param(ParamSpec::string(
+            "log_file",
+            "MongoDB: mongod's structured JSON log, read for \"Slow query\" entries (the grant must list it in log_files).",
+        ))
+        .param(
+            ParamSpec::integer("log_bytes", "MongoDB: read at most this many bytes from the end of log_file.")
+                .with_default(64 << 20),
+        )
+        .param(
+            ParamSpec::integer(
+                "profile_entries",
+                "MongoDB: read at most this many of the newest system.profile entries per database (0: none).",
+            )
+            .with_default(10_000),
+        )
+        .param(ParamSpec::string(
+            "scratch_target",
+            "MongoDB: check each suggestion with explain on a sample copied to this target (its own grant needs write and ddl; the analysed target stays read-only; the copy is dropped).",
+        ))
+        .param(
+            ParamSpec::string("scratch_database", "MongoDB: the database on scratch_target the sample goes to.")
+                .with_default("warden_scratch"),
+        )
+        .param(
+            ParamSpec::integer("sample_size", "MongoDB: documents copied for the explain check.")
+                .with_default(10_000),
+        )
+        .param(
+            ParamSpec::float(
+                "min_scan_ratio",
+                "MongoDB: a query shape is worth an index when it examines at least this many documents per document returned (or scans the collection, or sorts in memory).",
+            )
+            .with_default(mongo_advice::Params::default().min_scan_ratio),
+        )
     }
 
     fn run(ctx: &Context) -> Result<Report, Error> {
         let settings = Settings::from_context(ctx)?;
         match ctx.target_kind() {
             TargetKind::Postgres => postgres::run(ctx, &settings),
+            TargetKind::Mongodb => mongodb::run(ctx, &settings.mongo, settings.min_stats_age_secs),
             other => Err(Error::invalid_input(format!(
-                "index-advisor works on postgres targets; `{}` is {}",
+                "index-advisor works on postgres and mongodb targets; `{}` is {}",
                 ctx.target(),
                 other.name()
             ))),

@@ -269,18 +269,6 @@ pub fn group_shapes(observations: &[Observation]) -> Vec<ShapeStats> {
     out
 }
 
-/// Top-level operators a btree cannot bound.
-const OPAQUE: [&str; 8] = [
-    "$where",
-    "$expr",
-    "$jsonSchema",
-    "$text",
-    "$geoWithin",
-    "$geoIntersects",
-    "$near",
-    "$nearSphere",
-];
-
 /// The shape of one observation.
 pub fn shape_of(obs: &Observation) -> Shape {
     let sort = sort_keys(&obs.sort);
