@@ -439,3 +439,60 @@ async fn with_approval_nothing_is_created_until_approved() {
     assert!(index_names(&db, "items").await.contains("items_sku_idx"));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplannable_normalized_text_falls_back_to_pg_qualstats_or_is_skipped_with_a_reason() {
+    assert!(
+        cluster().has_extension("pg_qualstats"),
+        "the test cluster has no pg_qualstats"
+    );
+    let db = cluster().create_database("advisor_qualstats").await;
+    let mut conn = connect(&db).await;
+    sqlx::raw_sql(
+        "CREATE TABLE items (id int PRIMARY KEY, sku int NOT NULL, made timestamptz NOT NULL, name text);
+         INSERT INTO items SELECT g, g, now() - g * interval '1 minute', 'item ' || g
+             FROM generate_series(1, 100000) g;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("VACUUM ANALYZE items")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    reset_statistics(&mut conn).await;
+    // Literals through the simple protocol: pg_stat_statements stores
+    // `interval $2`, which does not plan; pg_qualstats keeps a real example.
+    for i in 0..20 {
+        sqlx::raw_sql(&format!(
+            "SELECT name FROM items WHERE sku = {i} AND made > now() - interval '1 day'"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    // Sent with another statement: pg_qualstats' example is the whole
+    // string, which is no single SELECT either: skipped, with the reasons.
+    for _ in 0..3 {
+        sqlx::raw_sql("SELECT name FROM items WHERE made > now() - interval '2 days' ORDER BY sku LIMIT 5; SELECT 1")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let agent = world(&db, &["read"], "").agent().await;
+    let r = invoke(&agent, "index-advisor", "app", &[], false).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    let suggested = suggested(&r);
+    assert!(
+        suggested.iter().any(|s| s.starts_with("public.items(sku")),
+        "the interval statement was planned from its example: {:#?}",
+        r.report
+    );
+    assert_eq!(metric(&r, "statements_skipped"), 1.0, "{:#?}", r.report);
+    let skipped = detail(&r, "1 statements not analysed");
+    assert!(skipped.contains("interval $"), "{skipped}");
+    assert!(skipped.contains("pg_qualstats example"), "{skipped}");
+    assert!(skipped.contains("not one SELECT"), "{skipped}");
+}

@@ -402,54 +402,46 @@ fn prepare(
     qualstats: Option<&str>,
     observed: &Observed,
 ) -> Result<Option<(Planned, f64)>, Skipped> {
-    let mut texts = vec![observed.text.clone()];
-    let mut last_reason = String::new();
-    let mut fallback_tried = false;
-    let mut i = 0;
-    while i < texts.len() {
-        let text = texts[i].clone();
-        i += 1;
-        let attempt = candidates::extract(&text)
-            .map(|usage| catalog.qualify(&usage))
-            .and_then(|usage| {
-                if usage.tables.is_empty() {
-                    return Ok(None);
-                }
-                explain_generic(ctx.target(), &text, &[])
-                    .map(|estimate| Some((usage, estimate.total_cost)))
-                    .map_err(|e| format!("does not plan: {}", e.message()))
-            });
-        match attempt {
-            Ok(None) => return Ok(None),
-            Ok(Some((usage, cost))) => {
-                return Ok(Some((
-                    Planned {
-                        display: observed.text.clone(),
-                        text,
-                        usage,
-                        total_ms: observed.total_ms,
-                    },
-                    cost,
-                )));
-            }
-            Err(reason) => last_reason = reason,
+    let attempt = |text: &str| -> Result<Option<(Planned, f64)>, String> {
+        let usage = catalog.qualify(&candidates::extract(text)?);
+        if usage.tables.is_empty() {
+            return Ok(None);
         }
-        if !fallback_tried {
-            fallback_tried = true;
-            if let Some(example) = qualstats.and_then(|s| example_query(ctx, s, &observed.queryid))
-            {
-                texts.push(example);
-            } else if qualstats.is_none() {
-                last_reason
-                    .push_str(" (pg_qualstats is not installed: no example query to plan instead)");
-            } else {
-                last_reason.push_str(" (pg_qualstats has no example query for it)");
-            }
-        }
-    }
-    Err(Skipped {
+        let estimate = explain_generic(ctx.target(), text, &[])
+            .map_err(|e| format!("does not plan: {}", e.message()))?;
+        Ok(Some((
+            Planned {
+                display: observed.text.clone(),
+                text: text.to_owned(),
+                usage,
+                total_ms: observed.total_ms,
+            },
+            estimate.total_cost,
+        )))
+    };
+    let skipped = |reason: String| Skipped {
         statement: observed.text.clone(),
-        reason: last_reason,
+        reason,
+    };
+    let reason = match attempt(&observed.text) {
+        Ok(done) => return Ok(done),
+        Err(reason) => reason,
+    };
+    let Some(schema) = qualstats else {
+        return Err(skipped(format!(
+            "{reason} (pg_qualstats is not installed: no example query to plan instead)"
+        )));
+    };
+    let Some(example) = example_query(ctx, schema, &observed.queryid) else {
+        return Err(skipped(format!(
+            "{reason} (pg_qualstats has no example query for it)"
+        )));
+    };
+    attempt(&example).map_err(|again| {
+        skipped(format!(
+            "{reason}; its pg_qualstats example `{}` was no help: {again}",
+            short(&example)
+        ))
     })
 }
 
