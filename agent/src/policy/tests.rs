@@ -1830,8 +1830,10 @@ fn documented_examples_load() {
             set.rules.len(),
             set.concurrency.len()
         ),
-        (2, 2, 1, 1)
+        (3, 3, 1, 1)
     );
+    let advisor = set.grant("index-advisor", "app").unwrap();
+    assert!(advisor.require_approval && advisor.classes.contains(&CapabilityClass::Ddl));
     let backup = set.grant("backup", "app").unwrap();
     assert!(backup.artifacts.contains("local") && backup.restore_to.contains("app-scratch"));
 }
