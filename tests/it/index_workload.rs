@@ -496,3 +496,53 @@ async fn unplannable_normalized_text_falls_back_to_pg_qualstats_or_is_skipped_wi
     assert!(skipped.contains("pg_qualstats example"), "{skipped}");
     assert!(skipped.contains("not one SELECT"), "{skipped}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_of_excluded_roles_are_not_workload() {
+    let db = one_suggestion_database("advisor_roles").await;
+    let role = format!("reporting_{}", db.name);
+    let mut conn = connect(&db).await;
+    sqlx::raw_sql(&format!(
+        r#"CREATE ROLE "{role}"; GRANT SELECT ON items TO "{role}"; SET ROLE "{role}";"#
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for i in 0..20 {
+        sqlx::query("SELECT id FROM items WHERE name = $1")
+            .bind(format!("item {i}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql("RESET ROLE")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let agent = world(&db, &["read"], "").agent().await;
+    let r = invoke(&agent, "index-advisor", "app", &[], false).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    assert_eq!(
+        suggested(&r),
+        labels(&["public.items(name)", "public.items(sku)"]),
+        "{:#?}",
+        r.report
+    );
+    let r = invoke(
+        &agent,
+        "index-advisor",
+        "app",
+        &[("exclude_roles", &format!("nobody, {role}"))],
+        false,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    assert_eq!(
+        suggested(&r),
+        labels(&["public.items(sku)"]),
+        "{:#?}",
+        r.report
+    );
+}

@@ -225,9 +225,9 @@ pub struct IndexFinding {
     pub action: String,
 }
 
-/// Splits the `include_schemas` parameter (`public, app`) into names;
-/// `None` when it is absent or lists nothing (all non-system schemas).
-pub fn schema_list(param: Option<&str>) -> Option<Vec<String>> {
+/// Splits a comma-separated parameter (`public, app`) into names; `None`
+/// when it is absent or lists nothing.
+pub fn name_list(param: Option<&str>) -> Option<Vec<String>> {
     let names: Vec<String> = param?
         .split(',')
         .map(str::trim)
@@ -1104,10 +1104,10 @@ mod tests {
 
     #[test]
     fn schema_parameter() {
-        assert_eq!(schema_list(None), None);
-        assert_eq!(schema_list(Some(" , ")), None);
+        assert_eq!(name_list(None), None);
+        assert_eq!(name_list(Some(" , ")), None);
         assert_eq!(
-            schema_list(Some("public, app ,")),
+            name_list(Some("public, app ,")),
             Some(vec!["public".to_owned(), "app".to_owned()])
         );
         assert!(schema_included("public", None));

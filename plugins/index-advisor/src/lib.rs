@@ -54,15 +54,17 @@ impl Settings {
         };
         Ok(Settings {
             min_stats_age_secs: ctx.param_duration("min_stats_age")?.as_secs(),
-            include_schemas: analysis::schema_list(ctx.param_opt_str("include_schemas")),
+            include_schemas: analysis::name_list(ctx.param_opt_str("include_schemas")),
             workload: workload::Options {
                 max_statements: ctx.param_u64("max_statements")?,
                 min_calls: ctx.param_u64("min_calls")?,
+                exclude_roles: analysis::name_list(ctx.param_opt_str("exclude_roles"))
+                    .unwrap_or_default(),
                 model,
                 apply: ctx.param_bool("apply")?,
             },
             mongo: mongodb::Options {
-                databases: analysis::schema_list(ctx.param_opt_str("databases")),
+                databases: analysis::name_list(ctx.param_opt_str("databases")),
                 log_file: ctx.param_opt_str("log_file").map(str::to_owned),
                 log_bytes: ctx.param_u64("log_bytes")?,
                 profile_entries: u32::try_from(ctx.param_u64("profile_entries")?)
@@ -128,6 +130,10 @@ impl Plugin for IndexAdvisor {
             )
             .with_default(1),
         )
+        .param(ParamSpec::string(
+            "exclude_roles",
+            "Statements these roles ran are not workload (comma-separated): run the agent as its own role and list it here, with any reporting or batch roles.",
+        ))
         .param(
             ParamSpec::float(
                 "min_benefit",

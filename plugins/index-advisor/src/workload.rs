@@ -2,7 +2,8 @@
 //! server and the pure [`crate::candidates`] and [`crate::selection`].
 //!
 //! 1. The workload: this database's reads in `pg_stat_statements`, by total
-//!    time (`max_statements`, at least `min_calls` calls). A normalized
+//!    time (`max_statements`, at least `min_calls` calls, not run by one of
+//!    `exclude_roles`: run the agent as its own role and list it). A normalized
 //!    text that does not parse or plan is replaced by
 //!    `pg_qualstats_example_query(queryid)` when `pg_qualstats` is
 //!    installed; otherwise it is skipped, and the report says why. The
@@ -42,6 +43,9 @@ use crate::selection::{self, Model, Selection, Workload};
 pub struct Options {
     pub max_statements: u64,
     pub min_calls: u64,
+    /// Statements run by these roles are not workload (the agent's own
+    /// role, reporting jobs).
+    pub exclude_roles: Vec<String>,
     pub model: Model,
     pub apply: bool,
 }
@@ -325,6 +329,8 @@ fn observed(
          JOIN pg_database d ON d.oid = s.dbid \
          WHERE d.datname = current_database() AND s.calls >= $1 \
          AND s.query ~* '^[[:space:](]*(select|with)[[:space:]]' \
+         AND s.userid NOT IN (SELECT r.oid FROM pg_roles r \
+             WHERE r.rolname = ANY (string_to_array($3, ','))) \
          ORDER BY s.total_exec_time DESC LIMIT $2"
     );
     let rows = ctx
@@ -334,6 +340,7 @@ fn observed(
             &[
                 Value::Integer(i64::try_from(options.min_calls).unwrap_or(i64::MAX)),
                 Value::Integer(i64::try_from(options.max_statements).unwrap_or(i64::MAX)),
+                Value::Text(options.exclude_roles.join(",")),
             ],
         )
         .context("reading pg_stat_statements")?;
