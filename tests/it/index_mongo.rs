@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use warden::runs::{RunRecord, RunStatus, Severity};
 use warden_tests::mongo;
 
-/// 20,000 orders and 20,000 events; orders' indexes: `customer_1` (a prefix of `customer_1_qty_1`),
+/// 5,000 orders and 5,000 events; orders' indexes: `customer_1` (a prefix of `customer_1_qty_1`),
 /// `customer_1_qty_1`, `pad_1` (never used).
 async fn seeded(hint: &str) -> mongo::TestMongoDb {
     let db = mongo::server().create_database(hint).await;
@@ -17,7 +17,7 @@ async fn seeded(hint: &str) -> mongo::TestMongoDb {
     let database = client.database(&db.name);
     let orders = database.collection::<bson::Document>("orders");
     let statuses = ["A", "B", "C", "D", "E"];
-    let docs: Vec<bson::Document> = (0..20_000i64)
+    let docs: Vec<bson::Document> = (0..5_000i64)
         .map(|n| {
             doc! {
                 "status": statuses[(n % 5) as usize],
@@ -29,7 +29,7 @@ async fn seeded(hint: &str) -> mongo::TestMongoDb {
         })
         .collect();
     orders.insert_many(docs).await.unwrap();
-    let events: Vec<bson::Document> = (0..20_000i64)
+    let events: Vec<bson::Document> = (0..5_000i64)
         .map(|n| doc! {"kind": n % 20, "n": n})
         .collect();
     database
@@ -124,7 +124,7 @@ fn write_log(world: &World, db: &str) -> String {
     for i in 0..10 {
         lines.push(slow_query(
             db,
-            serde_json::json!({"find": "events", "filter": {"kind": i, "n": {"$gte": 15_000}}}),
+            serde_json::json!({"find": "events", "filter": {"kind": i, "n": {"$gte": 4_000}}}),
             "COLLSCAN",
             20_000,
             250,
@@ -171,9 +171,14 @@ async fn slow_query_log_gives_esr_suggestions_checked_by_explain() {
             "index-advisor",
             "shop",
             &["read"],
-            &format!("log_files = [{log:?}]"),
+            &format!("log_files = [{log:?}]\nmax_runtime = \"5m\""),
         )
-        .grant("index-advisor", "scratch", &["read", "write", "ddl"], "");
+        .grant(
+            "index-advisor",
+            "scratch",
+            &["read", "write", "ddl"],
+            "max_runtime = \"5m\"",
+        );
     let agent = w.agent().await;
     let ns = format!("{}.orders", db.name);
 
@@ -249,7 +254,7 @@ async fn slow_query_log_gives_esr_suggestions_checked_by_explain() {
         &[
             ("log_file", &log),
             ("scratch_target", "scratch"),
-            ("sample_size", "5000"),
+            ("sample_size", "2000"),
         ],
         false,
     )
@@ -260,12 +265,12 @@ async fn slow_query_log_gives_esr_suggestions_checked_by_explain() {
     // key in the middle, which a real mongod uses).
     let detail = finding(&r, &title);
     assert!(
-        detail.contains("explain on a 5000-document sample: COLLSCAN, 5000 docs"),
+        detail.contains("explain on a 2000-document sample: COLLSCAN, 2000 docs"),
         "{detail}"
     );
     let kind = finding(&r, &format!("suggested index {events} {{kind: 1, n: 1}}"));
     assert!(
-        kind.contains("explain on a 5000-document sample: COLLSCAN, 5000 docs"),
+        kind.contains("explain on a 2000-document sample: COLLSCAN, 2000 docs"),
         "{kind}"
     );
     assert!(kind.contains("→ IXSCAN warden_kind_1_n_1"), "{kind}");

@@ -214,6 +214,7 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
         .metric("statements_skipped", num(advice.skipped), "")
         .metric("candidates", num(advice.candidates), "")
         .metric("candidates_covered", num(advice.covered), "")
+        .metric("candidates_pruned", num(advice.pruned), "")
         .metric("whatif_plans", num(advice.whatif_calls), "")
         .metric("suggested_indexes", num(advice.suggested), "")
         .metric("created_indexes", num(advice.created), "")

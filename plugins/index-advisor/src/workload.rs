@@ -14,9 +14,12 @@
 //!    `schema.table` as the search path does and columns checked against
 //!    the catalog; those an existing valid btree index already leads with
 //!    are set aside.
-//! 3. What-if costs (`warden:plugin/planner`, HypoPG on the run's session):
-//!    every statement's generic plan as it is, then with each candidate
-//!    alone, for the statements that use the candidate's leading column.
+//! 3. What-if costs (`warden:plugin/planner`, HypoPG on the run's session,
+//!    in batches: one call plans many statements with one hypothetical
+//!    index): every statement's generic plan as it is, then each candidate
+//!    alone with the statements that gave it; a candidate that helps none
+//!    of them by `min_improvement_pct` is dropped, and the others are
+//!    planned with every other statement that uses their leading column.
 //! 4. [`crate::selection::select`] weighs benefit × calls against the write
 //!    overhead (the table's inserts + updates + deletes, brought to
 //!    `pg_stat_statements`' window) and redundancy.
@@ -31,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use warden_sdk::planner::{IndexSpec, explain_generic};
+use warden_sdk::planner::{Estimate, IndexSpec, explain_generic_batch};
 use warden_sdk::{Context, Error, Finding, Report, ResultExt, Row, Value, units};
 
 use crate::analysis::{IndexInfo, count, quote_ident};
@@ -400,56 +403,129 @@ struct Skipped {
     reason: String,
 }
 
-/// Parses and plans one observed statement (falling back to
-/// `pg_qualstats`' example): its usage and baseline cost. `Ok(None)` when it
-/// names no user table (nothing to advise, e.g. the agent's catalog reads).
+/// Plans `texts` with `hypothetical` in place, in batches: one result per
+/// text.
+fn plan_batch(
+    ctx: &Context,
+    texts: &[String],
+    hypothetical: &[IndexSpec],
+) -> Result<Vec<Result<Estimate, Error>>, Error> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(BATCH) {
+        out.extend(explain_generic_batch(
+            ctx.target(),
+            chunk,
+            hypothetical,
+            false,
+        )?);
+    }
+    Ok(out)
+}
+
+/// What [`prepare`] gives: (index into the observed statements, the
+/// statement, its baseline cost), and the skipped statements.
+type Prepared = (Vec<(usize, Planned, f64)>, Vec<Skipped>);
+
+/// Statements per planner call.
+const BATCH: usize = 1000;
+
+/// Parses and plans the observed statements (falling back to
+/// `pg_qualstats`' example for those whose normalized text fails): each
+/// planned one with its baseline cost, and the skipped ones with the
+/// reasons. A statement naming no user table (the agent's catalog reads)
+/// is neither.
 fn prepare(
     ctx: &Context,
     catalog: &Catalog,
     qualstats: Option<&str>,
-    observed: &Observed,
-) -> Result<Option<(Planned, f64)>, Skipped> {
-    let attempt = |text: &str| -> Result<Option<(Planned, f64)>, String> {
+    observed: &[Observed],
+) -> Result<Prepared, Error> {
+    let parse = |text: &str| -> Result<Option<Usage>, String> {
         let usage = catalog.qualify(&candidates::extract(text)?);
-        if usage.tables.is_empty() {
-            return Ok(None);
+        Ok((!usage.tables.is_empty()).then_some(usage))
+    };
+    // First the normalized texts.
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut ready: Vec<(usize, String, Usage)> = Vec::new();
+    for (i, obs) in observed.iter().enumerate() {
+        match parse(&obs.text) {
+            Ok(Some(usage)) => ready.push((i, obs.text.clone(), usage)),
+            Ok(None) => {}
+            Err(reason) => failed.push((i, reason)),
         }
-        let estimate = explain_generic(ctx.target(), text, &[])
-            .map_err(|e| format!("does not plan: {}", e.message()))?;
-        Ok(Some((
-            Planned {
-                display: observed.text.clone(),
-                text: text.to_owned(),
-                usage,
-                total_ms: observed.total_ms,
-            },
-            estimate.total_cost,
-        )))
-    };
-    let skipped = |reason: String| Skipped {
-        statement: observed.text.clone(),
-        reason,
-    };
-    let reason = match attempt(&observed.text) {
-        Ok(done) => return Ok(done),
-        Err(reason) => reason,
-    };
-    let Some(schema) = qualstats else {
-        return Err(skipped(format!(
-            "{reason} (pg_qualstats is not installed: no example query to plan instead)"
-        )));
-    };
-    let Some(example) = example_query(ctx, schema, &observed.queryid) else {
-        return Err(skipped(format!(
-            "{reason} (pg_qualstats has no example query for it)"
-        )));
-    };
-    attempt(&example).map_err(|again| {
-        skipped(format!(
-            "{reason}; its pg_qualstats example `{}` was no help: {again}",
-            short(&example)
-        ))
-    })
+    }
+    let mut planned = Vec::new();
+    let texts: Vec<String> = ready.iter().map(|(_, t, _)| t.clone()).collect();
+    for ((i, text, usage), estimate) in ready.into_iter().zip(plan_batch(ctx, &texts, &[])?) {
+        match estimate {
+            Ok(e) => planned.push((i, text, usage, e.total_cost)),
+            Err(e) => failed.push((i, format!("does not plan: {}", e.message()))),
+        }
+    }
+    // Then pg_qualstats' examples for those that failed.
+    let mut skipped = Vec::new();
+    let mut retry: Vec<(usize, String, String, Usage)> = Vec::new();
+    for (i, reason) in failed {
+        let obs = &observed[i];
+        let skip = |reason: String| Skipped {
+            statement: obs.text.clone(),
+            reason,
+        };
+        let Some(schema) = qualstats else {
+            skipped.push(skip(format!(
+                "{reason} (pg_qualstats is not installed: no example query to plan instead)"
+            )));
+            continue;
+        };
+        let Some(example) = example_query(ctx, schema, &obs.queryid) else {
+            skipped.push(skip(format!(
+                "{reason} (pg_qualstats has no example query for it)"
+            )));
+            continue;
+        };
+        match parse(&example) {
+            Ok(Some(usage)) => retry.push((i, reason, example, usage)),
+            Ok(None) => {}
+            Err(again) => skipped.push(skip(format!(
+                "{reason}; its pg_qualstats example `{}` was no help: {again}",
+                short(&example)
+            ))),
+        }
+    }
+    let texts: Vec<String> = retry.iter().map(|(_, _, t, _)| t.clone()).collect();
+    for ((i, reason, example, usage), estimate) in
+        retry.into_iter().zip(plan_batch(ctx, &texts, &[])?)
+    {
+        match estimate {
+            Ok(e) => planned.push((i, example, usage, e.total_cost)),
+            Err(e) => skipped.push(Skipped {
+                statement: observed[i].text.clone(),
+                reason: format!(
+                    "{reason}; its pg_qualstats example `{}` was no help: does not plan: {}",
+                    short(&example),
+                    e.message()
+                ),
+            }),
+        }
+    }
+    planned.sort_by_key(|(i, ..)| *i);
+    let planned = planned
+        .into_iter()
+        .map(|(i, text, usage, cost)| {
+            let obs = &observed[i];
+            (
+                i,
+                Planned {
+                    display: obs.text.clone(),
+                    text,
+                    usage,
+                    total_ms: obs.total_ms,
+                },
+                cost,
+            )
+        })
+        .collect();
+    Ok((planned, skipped))
 }
 
 /// Counts for the report's metrics.
@@ -460,6 +536,9 @@ pub struct Tally {
     pub candidates: u64,
     pub covered: u64,
     pub whatif_calls: u64,
+    /// Candidates dropped after the first round (no help to the
+    /// statements that gave them).
+    pub pruned: u64,
     pub suggested: u64,
     pub created: u64,
 }
@@ -509,26 +588,16 @@ pub fn advise(
 
     // Statements, their usage and baseline costs.
     let mut workload = Workload::default();
-    let mut planned: Vec<Planned> = Vec::new();
-    let mut skipped: Vec<Skipped> = Vec::new();
-    for obs in &observed {
-        if deadline_near(ctx) {
-            report.add_finding(deadline_finding("analysing statements"));
-            break;
-        }
-        tally.whatif_calls += 1;
-        match prepare(ctx, &catalog, ext.qualstats.as_deref(), obs) {
-            Ok(None) => {}
-            Ok(Some((p, cost))) => {
-                workload.statements.push(selection::Statement {
-                    id: obs.queryid.clone(),
-                    calls: obs.calls,
-                    baseline_cost: cost,
-                });
-                planned.push(p);
-            }
-            Err(s) => skipped.push(s),
-        }
+    let (prepared, skipped) = prepare(ctx, &catalog, ext.qualstats.as_deref(), &observed)?;
+    tally.whatif_calls += (prepared.len() + skipped.len()) as u64;
+    let mut planned: Vec<Planned> = Vec::with_capacity(prepared.len());
+    for (i, p, cost) in prepared {
+        workload.statements.push(selection::Statement {
+            id: observed[i].queryid.clone(),
+            calls: observed[i].calls,
+            baseline_cost: cost,
+        });
+        planned.push(p);
     }
     tally.statements = planned.len() as u64;
     tally.skipped = skipped.len() as u64;
@@ -553,16 +622,22 @@ pub fn advise(
         ));
     }
 
-    // Candidates, deduplicated across statements.
+    // Candidates, deduplicated across statements, with the statements
+    // that gave each.
     let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+    let mut origins: Vec<BTreeSet<usize>> = Vec::new();
+    let mut key_index: BTreeMap<(String, Vec<String>), usize> = BTreeMap::new();
     let mut covered = BTreeSet::new();
-    for p in &planned {
+    for (s, p) in planned.iter().enumerate() {
         let found = candidates::candidates(&p.usage, &existing);
         for c in found.candidates {
             let key = (c.table, c.columns);
-            if !keys.contains(&key) {
+            let k = *key_index.entry(key.clone()).or_insert_with(|| {
                 keys.push(key);
-            }
+                origins.push(BTreeSet::new());
+                keys.len() - 1
+            });
+            origins[k].insert(s);
         }
         for c in found.covered {
             covered.insert((c.candidate.table, c.candidate.columns));
@@ -571,49 +646,85 @@ pub fn advise(
     tally.covered = covered.len() as u64;
     tally.candidates = keys.len() as u64;
 
-    // What-if costs: each candidate with each statement using its leading
-    // column.
-    let mut stopped = false;
-    for (table, columns) in &keys {
-        let spec = IndexSpec {
-            table: table.clone(),
-            columns: columns.clone(),
-        };
-        let mut candidate = selection::Candidate {
+    // What-if costs, in two rounds. First each candidate with the
+    // statements that gave it: one that helps none of them by
+    // `min_improvement_pct` is dropped. Then each remaining candidate with
+    // every other statement that uses its leading column.
+    let min_gain = options.model.min_improvement_pct / 100.0;
+    let mut candidates: Vec<selection::Candidate> = keys
+        .iter()
+        .map(|(table, columns)| selection::Candidate {
             table: table.clone(),
             columns: columns.clone(),
             size_bytes: 0,
             costs: vec![None; planned.len()],
-        };
-        for (i, p) in planned.iter().enumerate() {
-            let relevant = p
-                .usage
-                .tables
-                .get(table)
-                .is_some_and(|u| all_columns(u).contains(columns[0].as_str()));
-            if !relevant || stopped {
+        })
+        .collect();
+    let mut alive = vec![true; keys.len()];
+    let mut stopped = false;
+    for round in 0..2 {
+        for (k, (table, columns)) in keys.iter().enumerate() {
+            if !alive[k] {
+                continue;
+            }
+            let statements: Vec<usize> = if round == 0 {
+                origins[k].iter().copied().collect()
+            } else {
+                (0..planned.len())
+                    .filter(|s| !origins[k].contains(s))
+                    .filter(|s| {
+                        planned[*s]
+                            .usage
+                            .tables
+                            .get(table)
+                            .is_some_and(|u| all_columns(u).contains(columns[0].as_str()))
+                    })
+                    .collect()
+            };
+            if statements.is_empty() {
                 continue;
             }
             if deadline_near(ctx) {
-                report.add_finding(deadline_finding("costing candidates"));
-                stopped = true;
-                continue;
+                if !stopped {
+                    report.add_finding(deadline_finding("costing candidates"));
+                    stopped = true;
+                }
+                break;
             }
-            tally.whatif_calls += 1;
-            match explain_generic(ctx.target(), &p.text, std::slice::from_ref(&spec)) {
-                Ok(estimate) => {
-                    if let Some(h) = estimate.hypothetical.first() {
-                        candidate.size_bytes = h.size_bytes;
+            let spec = IndexSpec {
+                table: table.clone(),
+                columns: columns.clone(),
+            };
+            let texts: Vec<String> = statements
+                .iter()
+                .map(|s| planned[*s].text.clone())
+                .collect();
+            tally.whatif_calls += texts.len() as u64;
+            let estimates = plan_batch(ctx, &texts, std::slice::from_ref(&spec))
+                .context(format!("what-if plans with {}", candidates[k].label()))?;
+            for (s, estimate) in statements.iter().zip(estimates) {
+                // A statement that planned alone plans with one more index;
+                // if not, it counts as not helped.
+                if let Ok(e) = estimate {
+                    if let Some(h) = e.hypothetical.first() {
+                        candidates[k].size_bytes = h.size_bytes;
                     }
-                    candidate.costs[i] = Some(estimate.total_cost);
+                    candidates[k].costs[*s] = Some(e.total_cost);
                 }
-                Err(e) => {
-                    return Err(e).context(format!("what-if plan of {}", candidate.label()));
-                }
+            }
+            if round == 0 {
+                alive[k] = statements.iter().any(|s| {
+                    let before = workload.statements[*s].baseline_cost;
+                    candidates[k].costs[*s].is_some_and(|after| before - after >= min_gain * before)
+                });
             }
         }
-        workload.candidates.push(candidate);
+        if stopped {
+            break;
+        }
     }
+    tally.pruned = alive.iter().filter(|a| !**a).count() as u64;
+    workload.candidates = candidates;
 
     // Write overhead, over pg_stat_statements' window.
     let ratio = window_ratio(statements_age(ctx, &pss), tables_age);
@@ -690,14 +801,23 @@ fn report_selection(
             .cloned()
             .collect();
         let mut lines = Vec::new();
-        for h in &c.helped {
+        let texts: Vec<String> = c
+            .helped
+            .iter()
+            .map(|h| planned[h.statement].text.clone())
+            .collect();
+        let replanned = if deadline_near(ctx) {
+            Vec::new()
+        } else {
+            tally.whatif_calls += texts.len() as u64;
+            plan_batch(ctx, &texts, &together).unwrap_or_default()
+        };
+        for (n, h) in c.helped.iter().enumerate() {
             let p = &planned[h.statement];
             let baseline = workload.statements[h.statement].baseline_cost;
-            let after = if deadline_near(ctx) {
-                h.after
-            } else {
-                tally.whatif_calls += 1;
-                explain_generic(ctx.target(), &p.text, &together).map_or(h.after, |e| e.total_cost)
+            let after = match replanned.get(n) {
+                Some(Ok(e)) => e.total_cost,
+                _ => h.after,
             };
             lines.push(format!(
                 "`{}` ({} calls, {:.0} ms in all): cost {:.1} → {:.1}",

@@ -36,3 +36,20 @@ pub fn explain_generic(
 ) -> Result<Estimate, Error> {
     crate::bindings::warden::plugin::planner::explain_generic(target, statement, hypothetical)
 }
+
+/// Plans each of `statements` generically with the same `hypothetical`
+/// indexes, created once for the call (since 0.1.4): one result per
+/// statement, in order. `plan_json` is empty unless `with_plans`.
+pub fn explain_generic_batch(
+    target: &str,
+    statements: &[String],
+    hypothetical: &[IndexSpec],
+    with_plans: bool,
+) -> Result<Vec<Result<Estimate, Error>>, Error> {
+    crate::bindings::warden::plugin::planner::explain_generic_batch(
+        target,
+        statements,
+        hypothetical,
+        with_plans,
+    )
+}

@@ -9,7 +9,9 @@
 //! force_generic_plan`, `PREPARE`, `EXPLAIN (FORMAT JSON) EXECUTE` with one
 //! NULL per placeholder, `DEALLOCATE` (a cached generic plan would ignore
 //! indexes added later), `RESET plan_cache_mode`, `hypopg_reset()`. The
-//! clean-up runs whether the planning worked or not.
+//! clean-up runs whether the planning worked or not. A batch creates the
+//! hypothetical indexes once and repeats `PREPARE` / `EXPLAIN EXECUTE` /
+//! `DEALLOCATE` per statement, each statement checked on its own.
 
 use super::{Conn, HostState, check_statement, db_error};
 use crate::capability::CapabilityClass;
@@ -151,12 +153,12 @@ fn explain<'c>(
     })
 }
 
-/// The planning itself; the caller cleans up whatever the outcome.
-async fn plan(
+/// Puts the hypothetical indexes in place (after a reset) and forces
+/// generic plans; the caller cleans up whatever the outcome.
+async fn set_up(
     conn: &mut PgConnection,
-    statement: &str,
     specs: &[IndexSpec],
-) -> Result<Result<Estimate, Error>, sqlx::Error> {
+) -> Result<Result<Vec<HypotheticalIndex>, Error>, sqlx::Error> {
     exec(conn, "SELECT hypopg_reset()").await?;
     let mut hypothetical = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -172,6 +174,19 @@ async fn plan(
         });
     }
     exec(conn, "SET plan_cache_mode = force_generic_plan").await?;
+    Ok(Ok(hypothetical))
+}
+
+/// Plans one statement with what [`set_up`] put in place: `PREPARE`,
+/// `EXPLAIN EXECUTE` with NULLs, `DEALLOCATE` (also after a failure).
+/// Each is its own extended-protocol statement, so the statement's text
+/// can never carry a second command.
+async fn plan_one(
+    conn: &mut PgConnection,
+    statement: &str,
+    hypothetical: &[HypotheticalIndex],
+    with_plan: bool,
+) -> Result<Estimate, sqlx::Error> {
     exec(conn, &format!("PREPARE {PREPARED} AS {statement}")).await?;
     let nulls = vec!["NULL"; placeholders(statement)].join(", ");
     let execute = if nulls.is_empty() {
@@ -179,7 +194,10 @@ async fn plan(
     } else {
         format!("EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}({nulls})")
     };
-    let json = explain(conn, execute).await?;
+    let explained = explain(conn, execute).await;
+    let deallocated = exec(conn, &format!("DEALLOCATE {PREPARED}")).await;
+    let json = explained?;
+    deallocated?;
     let top = json
         .get(0)
         .and_then(|p| p.get("Plan"))
@@ -192,14 +210,18 @@ async fn plan(
     };
     let mut used = Vec::new();
     indexes_used(&top, &mut used);
-    Ok(Ok(Estimate {
+    Ok(Estimate {
         total_cost: number("Total Cost"),
         startup_cost: number("Startup Cost"),
         plan_rows: number("Plan Rows"),
         indexes_used: used,
-        plan_json: json.to_string(),
-        hypothetical,
-    }))
+        plan_json: if with_plan {
+            json.to_string()
+        } else {
+            String::new()
+        },
+        hypothetical: hypothetical.to_vec(),
+    })
 }
 
 /// Leaves the session as it was: no prepared statement, the default plan
@@ -211,6 +233,13 @@ async fn clean_up(conn: &mut PgConnection) {
     let _ = exec(conn, "SELECT hypopg_reset()").await;
 }
 
+/// Most statements per batch call.
+pub const MAX_BATCH: usize = 2_000;
+
+/// A statement that passed the checks (with its operation), or why it did
+/// not.
+type Prepared<'s> = Result<(&'s str, String), Error>;
+
 impl HostState {
     /// `planner.explain-generic` without the wasm boundary.
     pub async fn planner_explain_generic(
@@ -219,18 +248,31 @@ impl HostState {
         statement: &str,
         specs: Vec<IndexSpec>,
     ) -> Result<Estimate, Error> {
+        let mut out = self
+            .planner_explain_batch(target, &[statement.to_owned()], specs, true)
+            .await?;
+        out.pop()
+            .unwrap_or_else(|| Err(Error::Other("no estimate".into())))
+    }
+
+    /// `planner.explain-generic-batch` without the wasm boundary: the
+    /// hypothetical indexes are created once, then each statement is
+    /// checked (a read, granted) and planned on its own; a statement's
+    /// failure is its own result. The call fails as a whole only for what
+    /// concerns every statement (target, grant, limits, the session, the
+    /// deadline).
+    pub async fn planner_explain_batch(
+        &mut self,
+        target: &str,
+        statements: &[String],
+        specs: Vec<IndexSpec>,
+        with_plans: bool,
+    ) -> Result<Vec<Result<Estimate, Error>>, Error> {
         let env = self.run_env()?;
-        let checked = check_statement(&env, target, statement, &[])?;
-        if checked.kind != crate::capability::TargetKind::Postgres {
+        if statements.len() > MAX_BATCH {
             return Err(invalid(format!(
-                "target `{target}` is a {} database: what-if planning needs PostgreSQL with HypoPG",
-                checked.kind
-            )));
-        }
-        if checked.classified.class != CapabilityClass::Read {
-            return Err(invalid(format!(
-                "`{}` is a {} statement: only reads are planned",
-                checked.classified.operation, checked.classified.class
+                "{} statements; the limit per call is {MAX_BATCH}",
+                statements.len()
             )));
         }
         if specs.len() > MAX_HYPOTHETICAL {
@@ -239,11 +281,41 @@ impl HostState {
                 specs.len()
             )));
         }
-        let grant = checked.grant;
+        // The target and its grant, through the checks of a trivial read.
+        let base = check_statement(&env, target, "SELECT 1", &[])?;
+        if base.kind != crate::capability::TargetKind::Postgres {
+            return Err(invalid(format!(
+                "target `{target}` is a {} database: what-if planning needs PostgreSQL with HypoPG",
+                base.kind
+            )));
+        }
+        let grant = base.grant;
+        let checked: Vec<Prepared<'_>> = statements
+            .iter()
+            .map(|statement| {
+                let c = check_statement(&env, target, statement, &[])?;
+                if c.classified.class != CapabilityClass::Read {
+                    return Err(invalid(format!(
+                        "`{}` is a {} statement: only reads are planned",
+                        c.classified.operation, c.classified.class
+                    )));
+                }
+                Ok((statement.as_str(), c.classified.operation))
+            })
+            .collect();
+        let operation = match checked.as_slice() {
+            [Ok((_, operation))] => operation.clone(),
+            [Err(e)] => return Err(e.clone()),
+            _ => format!("{} statements", statements.len()),
+        };
         let span = crate::telemetry::host_call_span(
-            "planner.explain_generic",
+            if statements.len() == 1 {
+                "planner.explain_generic"
+            } else {
+                "planner.explain_generic_batch"
+            },
             "postgresql",
-            &checked.classified.operation,
+            &operation,
             target,
             CapabilityClass::Read.as_str(),
         );
@@ -257,23 +329,30 @@ impl HostState {
             let Conn::Postgres(conn) = &mut session.conn else {
                 return Err(invalid("what-if planning needs a PostgreSQL target"));
             };
-            let outcome = tokio::time::timeout(timeout, plan(conn, statement, &specs)).await;
+            let work = async {
+                let hypothetical = match set_up(conn, &specs).await? {
+                    Ok(h) => h,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let mut out = Vec::with_capacity(checked.len());
+                for statement in &checked {
+                    out.push(match statement {
+                        Err(e) => Err(e.clone()),
+                        Ok((text, _)) => {
+                            match plan_one(conn, text, &hypothetical, with_plans).await {
+                                Ok(estimate) => Ok(estimate),
+                                Err(e) => Err(planning_error(&env, grant, e)),
+                            }
+                        }
+                    });
+                }
+                Ok(Ok(out))
+            };
+            let outcome = tokio::time::timeout(timeout, work).await;
             clean_up(conn).await;
             match outcome {
-                Ok(Ok(estimate)) => estimate,
-                Ok(Err(e)) => {
-                    let missing = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42883"));
-                    let e = db_error(&env, grant, e);
-                    if missing {
-                        Err(Error::Other(format!(
-                            "{}: is the hypopg extension installed in the target's database? \
-                             (CREATE EXTENSION hypopg)",
-                            super::error_text(&e)
-                        )))
-                    } else {
-                        Err(e)
-                    }
-                }
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Err(planning_error(&env, grant, e)),
                 Err(_) => Err(self.sql.timed_out(target, timeout)),
             }
         }
@@ -286,6 +365,26 @@ impl HostState {
     }
 }
 
+/// A database error of the what-if sequence, with a hint when HypoPG is
+/// missing.
+fn planning_error(
+    env: &crate::host::RunEnv,
+    grant: &crate::policy::Grant,
+    e: sqlx::Error,
+) -> Error {
+    let missing = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42883"));
+    let e = db_error(env, grant, e);
+    if missing {
+        Error::Other(format!(
+            "{}: is the hypopg extension installed in the target's database? \
+             (CREATE EXTENSION hypopg)",
+            super::error_text(&e)
+        ))
+    } else {
+        e
+    }
+}
+
 impl Host for HostState {
     async fn explain_generic(
         &mut self,
@@ -295,6 +394,18 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<Estimate, Error>> {
         Ok(self
             .planner_explain_generic(&target, &statement, hypothetical)
+            .await)
+    }
+
+    async fn explain_generic_batch(
+        &mut self,
+        target: String,
+        statements: Vec<String>,
+        hypothetical: Vec<IndexSpec>,
+        with_plans: bool,
+    ) -> wasmtime::Result<Result<Vec<Result<Estimate, Error>>, Error>> {
+        Ok(self
+            .planner_explain_batch(&target, &statements, hypothetical, with_plans)
             .await)
     }
 }
