@@ -5,7 +5,8 @@
 //! - `cargo xtask test [-- ARGS]`: everything CI runs, in order, stopping at the first
 //!   failing step.
 //! - `cargo xtask quickstart`: seed a churned SQLite database and vacuum it with the agent.
-//! - `cargo xtask bench [-- ARGS]`: the runtime, webhook and backup benchmarks.
+//! - `cargo xtask bench [-- ARGS]`: the runtime, webhook, backup and index-advisor
+//!   benchmarks.
 
 mod cmd;
 mod mongo;
@@ -53,7 +54,7 @@ enum Task {
         #[arg(long)]
         reset_state: bool,
     },
-    /// Build the plugins, then run the runtime and webhook benches (`-p warden`) and the backup bench (`-p warden-tests`).
+    /// Build the plugins, then run the runtime and webhook benches (`-p warden`), then the backup and index-advisor benches (`-p warden-tests`).
     Bench {
         /// Extra arguments for `cargo bench`.
         #[arg(last = true)]
@@ -96,6 +97,14 @@ fn run(task: Task) -> Result<()> {
                     .args(["bench", "-p", "warden-tests", "--bench", "backup"])
                     .args(&cargo_bench_args)
                     .env("WARDEN_TEST_MONGOD", &mongod),
+            )?;
+            // The index advisor's figures: run time for 100 and 1,000 statements,
+            // recall and precision against an exhaustive what-if search, measured
+            // speed-ups (the harness's PostgreSQL cluster with HypoPG).
+            cmd::run(
+                cmd::cargo(&root)
+                    .args(["bench", "-p", "warden-tests", "--bench", "index_advisor"])
+                    .args(&cargo_bench_args),
             )
         }
     }
