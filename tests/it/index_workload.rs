@@ -200,7 +200,8 @@ async fn the_reference_workload_gets_exactly_the_expected_indexes_and_they_reall
     let db = reference_database("workload").await;
 
     // Advice only: a read grant.
-    let agent = world(&db, &["read"], "").agent().await;
+    let w = world(&db, &["read"], "");
+    let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     assert!(r.actions.is_empty(), "advice creates nothing: {r:#?}");
@@ -242,7 +243,8 @@ async fn the_reference_workload_gets_exactly_the_expected_indexes_and_they_reall
     let mut conn = connect(&db).await;
     let before_customer = measure(&mut conn, M_CUSTOMER).await;
     let before_tenant = measure(&mut conn, M_TENANT).await;
-    let agent = world(&db, &["read", "ddl"], "").agent().await;
+    let w_ddl = world(&db, &["read", "ddl"], "");
+    let agent = w_ddl.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     assert_eq!(metric(&r, "created_indexes"), 2.0, "{:#?}", r.report);
@@ -339,7 +341,8 @@ async fn applying_needs_a_ddl_grant_and_dry_run_creates_nothing() {
     let before = index_names(&db, "items").await;
 
     // apply=true on a read-only grant: refused, nothing created.
-    let agent = world(&db, &["read"], "").agent().await;
+    let w = world(&db, &["read"], "");
+    let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     assert_eq!(suggested(&r), labels(&["public.items(sku)"]));
@@ -355,7 +358,8 @@ async fn applying_needs_a_ddl_grant_and_dry_run_creates_nothing() {
     assert_eq!(index_names(&db, "items").await, before);
 
     // Dry-run with a ddl grant: planned, not created.
-    let agent = world(&db, &["read", "ddl"], "").agent().await;
+    let w_ddl = world(&db, &["read", "ddl"], "");
+    let agent = w_ddl.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], true).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     assert!(detail(&r, "would create index items_sku_idx").contains("dry-run"));
@@ -380,9 +384,8 @@ async fn a_held_lock_makes_the_create_fail_fast_and_leaves_nothing() {
         .await
         .unwrap();
 
-    let agent = world(&db, &["read", "ddl"], r#"lock_timeout = "300ms""#)
-        .agent()
-        .await;
+    let w = world(&db, &["read", "ddl"], r#"lock_timeout = "300ms""#);
+    let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     let failed = detail(&r, "creating index items_sku_idx failed");
@@ -481,7 +484,8 @@ async fn unplannable_normalized_text_falls_back_to_pg_qualstats_or_is_skipped_wi
     }
     conn.close().await.unwrap();
 
-    let agent = world(&db, &["read"], "").agent().await;
+    let w = world(&db, &["read"], "");
+    let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     let suggested = suggested(&r);
@@ -521,7 +525,8 @@ async fn statements_of_excluded_roles_are_not_workload() {
         .unwrap();
     conn.close().await.unwrap();
 
-    let agent = world(&db, &["read"], "").agent().await;
+    let w = world(&db, &["read"], "");
+    let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     assert_eq!(

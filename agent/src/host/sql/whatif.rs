@@ -143,13 +143,19 @@ fn create_hypothetical<'c>(
     })
 }
 
+/// The one row `sql` (a `PREPARE` then an `EXPLAIN (FORMAT JSON)`, sent
+/// together) returns: the plan.
 fn explain<'c>(
     conn: &'c mut PgConnection,
     sql: String,
 ) -> BoxFuture<'c, Result<serde_json::Value, sqlx::Error>> {
     Box::pin(async move {
-        let (plan,): (serde_json::Value,) = sqlx::query_as(&sql).fetch_one(&mut *conn).await?;
-        Ok(plan)
+        use sqlx::Row as _;
+        // No arguments: the simple query protocol, both statements in one
+        // round trip.
+        let rows = sqlx::Executor::fetch_all(&mut *conn, sql.as_str()).await?;
+        let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        row.try_get::<serde_json::Value, _>(0)
     })
 }
 
@@ -177,27 +183,29 @@ async fn set_up(
     Ok(Ok(hypothetical))
 }
 
-/// Plans one statement with what [`set_up`] put in place: `PREPARE`,
-/// `EXPLAIN EXECUTE` with NULLs, `DEALLOCATE` (also after a failure).
-/// Each is its own extended-protocol statement, so the statement's text
-/// can never carry a second command.
+/// Plans one statement with what [`set_up`] put in place, in one round
+/// trip: `PREPARE <name> AS <statement>; EXPLAIN (FORMAT JSON) EXECUTE
+/// <name>(NULL, ...)`. The statement passed the classifier as exactly one
+/// read, and the session is read-only. Each plan gets its own name (a
+/// cached generic plan would ignore indexes added later);
+/// [`clean_up`] deallocates them all.
 async fn plan_one(
     conn: &mut PgConnection,
     statement: &str,
+    n: usize,
     hypothetical: &[HypotheticalIndex],
     with_plan: bool,
 ) -> Result<Estimate, sqlx::Error> {
-    exec(conn, &format!("PREPARE {PREPARED} AS {statement}")).await?;
     let nulls = vec!["NULL"; placeholders(statement)].join(", ");
-    let execute = if nulls.is_empty() {
-        format!("EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}")
+    let args = if nulls.is_empty() {
+        String::new()
     } else {
-        format!("EXPLAIN (FORMAT JSON) EXECUTE {PREPARED}({nulls})")
+        format!("({nulls})")
     };
-    let explained = explain(conn, execute).await;
-    let deallocated = exec(conn, &format!("DEALLOCATE {PREPARED}")).await;
-    let json = explained?;
-    deallocated?;
+    let sql = format!(
+        "PREPARE {PREPARED}_{n} AS {statement};\nEXPLAIN (FORMAT JSON) EXECUTE {PREPARED}_{n}{args}"
+    );
+    let json = explain(conn, sql).await?;
     let top = json
         .get(0)
         .and_then(|p| p.get("Plan"))
@@ -228,7 +236,21 @@ async fn plan_one(
 /// cache mode, no hypothetical index. Errors are ignored (a broken session
 /// is dropped by the caller).
 async fn clean_up(conn: &mut PgConnection) {
-    let _ = exec(conn, &format!("DEALLOCATE {PREPARED}")).await;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM pg_prepared_statements WHERE from_sql AND name LIKE 'warden\\_whatif\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    if !names.is_empty() {
+        // Host-made names only (checked by the pattern above).
+        let sql: String = names
+            .iter()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .map(|n| format!("DEALLOCATE {n};"))
+            .collect();
+        let _ = exec(conn, &sql).await;
+    }
     let _ = exec(conn, "RESET plan_cache_mode").await;
     let _ = exec(conn, "SELECT hypopg_reset()").await;
 }
@@ -335,11 +357,11 @@ impl HostState {
                     Err(e) => return Ok(Err(e)),
                 };
                 let mut out = Vec::with_capacity(checked.len());
-                for statement in &checked {
+                for (n, statement) in checked.iter().enumerate() {
                     out.push(match statement {
                         Err(e) => Err(e.clone()),
                         Ok((text, _)) => {
-                            match plan_one(conn, text, &hypothetical, with_plans).await {
+                            match plan_one(conn, text, n, &hypothetical, with_plans).await {
                                 Ok(estimate) => Ok(estimate),
                                 Err(e) => Err(planning_error(&env, grant, e)),
                             }
