@@ -16,10 +16,16 @@
 //!    are set aside.
 //! 3. What-if costs (`warden:plugin/planner`, HypoPG on the run's session,
 //!    in batches: one call plans many statements with one hypothetical
-//!    index): every statement's generic plan as it is, then each candidate
-//!    alone with the statements that gave it; a candidate that helps none
-//!    of them by `min_improvement_pct` is dropped, and the others are
-//!    planned with every other statement that uses their leading column.
+//!    index set): every statement's generic plan as it is; then each
+//!    candidate alone with the statements that gave it (a candidate that
+//!    helps none of them by `min_improvement_pct` is dropped); then, per
+//!    table, the remaining candidates together with every statement that
+//!    uses one's leading column: the one the planner picks (and any
+//!    candidate extending its key) gets that plan's cost for the statement.
+//!    Where a candidate's cost for a statement is still unknown (the
+//!    planner preferred another), it takes the best known cost of a
+//!    candidate its key extends (a longer btree key serves the shorter
+//!    one's lookups); otherwise it counts as no help.
 //! 4. [`crate::selection::select`] weighs benefit × calls against the write
 //!    overhead (the table's inserts + updates + deletes, brought to
 //!    `pg_stat_statements`' window) and redundancy.
@@ -38,6 +44,9 @@ use warden_sdk::planner::{Estimate, IndexSpec, explain_generic_batch};
 use warden_sdk::{Context, Error, Finding, Report, ResultExt, Row, Value, units};
 
 use crate::analysis::{IndexInfo, count, quote_ident};
+
+/// Most hypothetical indexes the host takes in one call.
+const MAX_HYPOTHETICAL: usize = 64;
 use crate::candidates::{self, Existing, TableUsage, Usage};
 use crate::selection::{self, Model, Selection, Workload};
 
@@ -646,10 +655,13 @@ pub fn advise(
     tally.covered = covered.len() as u64;
     tally.candidates = keys.len() as u64;
 
-    // What-if costs, in two rounds. First each candidate with the
-    // statements that gave it: one that helps none of them by
-    // `min_improvement_pct` is dropped. Then each remaining candidate with
-    // every other statement that uses its leading column.
+    // What-if costs, in two rounds. First each candidate alone with the
+    // statements that gave it (exact costs); one that helps none of them by
+    // `min_improvement_pct` is dropped. Then, per table, the remaining
+    // candidates together (up to 64 at a time) with every statement that
+    // uses a leading column of one of them: the planner picks the best, and
+    // a candidate whose key extends the one picked (same leading columns)
+    // is taken to serve that statement at the same cost.
     let min_gain = options.model.min_improvement_pct / 100.0;
     let mut candidates: Vec<selection::Candidate> = keys
         .iter()
@@ -662,67 +674,99 @@ pub fn advise(
         .collect();
     let mut alive = vec![true; keys.len()];
     let mut stopped = false;
-    for round in 0..2 {
-        for (k, (table, columns)) in keys.iter().enumerate() {
-            if !alive[k] {
-                continue;
+    for (k, (table, columns)) in keys.iter().enumerate() {
+        let statements: Vec<usize> = origins[k].iter().copied().collect();
+        if deadline_near(ctx) {
+            report.add_finding(deadline_finding("costing candidates"));
+            stopped = true;
+            break;
+        }
+        let spec = IndexSpec {
+            table: table.clone(),
+            columns: columns.clone(),
+        };
+        let texts: Vec<String> = statements
+            .iter()
+            .map(|s| planned[*s].text.clone())
+            .collect();
+        tally.whatif_calls += texts.len() as u64;
+        let estimates = plan_batch(ctx, &texts, std::slice::from_ref(&spec))
+            .context(format!("what-if plans with {}", candidates[k].label()))?;
+        for (s, estimate) in statements.iter().zip(estimates) {
+            // A statement that planned alone plans with one more index; if
+            // not, it counts as not helped.
+            if let Ok(e) = estimate {
+                if let Some(h) = e.hypothetical.first() {
+                    candidates[k].size_bytes = h.size_bytes;
+                }
+                candidates[k].costs[*s] = Some(e.total_cost);
             }
-            let statements: Vec<usize> = if round == 0 {
-                origins[k].iter().copied().collect()
-            } else {
-                (0..planned.len())
-                    .filter(|s| !origins[k].contains(s))
-                    .filter(|s| {
-                        planned[*s]
-                            .usage
-                            .tables
-                            .get(table)
-                            .is_some_and(|u| all_columns(u).contains(columns[0].as_str()))
+        }
+        alive[k] = statements.iter().any(|s| {
+            let before = workload.statements[*s].baseline_cost;
+            candidates[k].costs[*s].is_some_and(|after| before - after >= min_gain * before)
+        });
+    }
+    let tables: BTreeSet<&String> = keys.iter().map(|(t, _)| t).collect();
+    for table in tables {
+        if stopped {
+            break;
+        }
+        let on_table: Vec<usize> = (0..keys.len())
+            .filter(|k| alive[*k] && keys[*k].0 == *table)
+            .collect();
+        for group in on_table.chunks(MAX_HYPOTHETICAL) {
+            let statements: Vec<usize> = (0..planned.len())
+                .filter(|s| {
+                    planned[*s].usage.tables.get(table).is_some_and(|u| {
+                        let used = all_columns(u);
+                        group.iter().any(|k| used.contains(keys[*k].1[0].as_str()))
                     })
-                    .collect()
-            };
+                })
+                .collect();
             if statements.is_empty() {
                 continue;
             }
             if deadline_near(ctx) {
-                if !stopped {
-                    report.add_finding(deadline_finding("costing candidates"));
-                    stopped = true;
-                }
+                report.add_finding(deadline_finding("costing candidates"));
+                stopped = true;
                 break;
             }
-            let spec = IndexSpec {
-                table: table.clone(),
-                columns: columns.clone(),
-            };
+            let specs: Vec<IndexSpec> = group
+                .iter()
+                .map(|k| IndexSpec {
+                    table: keys[*k].0.clone(),
+                    columns: keys[*k].1.clone(),
+                })
+                .collect();
             let texts: Vec<String> = statements
                 .iter()
                 .map(|s| planned[*s].text.clone())
                 .collect();
             tally.whatif_calls += texts.len() as u64;
-            let estimates = plan_batch(ctx, &texts, std::slice::from_ref(&spec))
-                .context(format!("what-if plans with {}", candidates[k].label()))?;
+            let estimates =
+                plan_batch(ctx, &texts, &specs).context(format!("what-if plans on {table}"))?;
             for (s, estimate) in statements.iter().zip(estimates) {
-                // A statement that planned alone plans with one more index;
-                // if not, it counts as not helped.
-                if let Ok(e) = estimate {
-                    if let Some(h) = e.hypothetical.first() {
-                        candidates[k].size_bytes = h.size_bytes;
+                let Ok(e) = estimate else { continue };
+                let picked: Vec<usize> = e
+                    .hypothetical
+                    .iter()
+                    .zip(group)
+                    .filter(|(h, _)| e.indexes_used.contains(&h.name))
+                    .map(|(_, k)| *k)
+                    .collect();
+                for &k in group {
+                    let serves = picked.iter().any(|&p| keys[k].1.starts_with(&keys[p].1));
+                    if serves {
+                        let cost =
+                            candidates[k].costs[*s].map_or(e.total_cost, |c| c.min(e.total_cost));
+                        candidates[k].costs[*s] = Some(cost);
                     }
-                    candidates[k].costs[*s] = Some(e.total_cost);
                 }
             }
-            if round == 0 {
-                alive[k] = statements.iter().any(|s| {
-                    let before = workload.statements[*s].baseline_cost;
-                    candidates[k].costs[*s].is_some_and(|after| before - after >= min_gain * before)
-                });
-            }
-        }
-        if stopped {
-            break;
         }
     }
+    inherit_prefix_costs(&keys, &mut candidates);
     tally.pruned = alive.iter().filter(|a| !**a).count() as u64;
     workload.candidates = candidates;
 
@@ -741,6 +785,42 @@ pub fn advise(
         ctx, options, &workload, &planned, &chosen, indexes, report, &mut tally,
     )?;
     Ok(tally)
+}
+
+/// A btree whose key extends another's (same table, same leading columns)
+/// serves every lookup the shorter one serves: where a candidate's cost for
+/// a statement is unknown (the planner preferred another), it takes the
+/// best known cost of a candidate its key extends. Shorter keys first, so
+/// `(a)` → `(a, b)` → `(a, b, c)` carries through. The longer index's
+/// larger size still counts in its write overhead, so a tie goes to the
+/// shorter one.
+pub fn inherit_prefix_costs(
+    keys: &[(String, Vec<String>)],
+    candidates: &mut [selection::Candidate],
+) {
+    let index: BTreeMap<(&str, &[String]), usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, (table, columns))| ((table.as_str(), columns.as_slice()), k))
+        .collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|k| keys[*k].1.len());
+    for &k in &order {
+        let (table, columns) = &keys[k];
+        let unknown: Vec<bool> = candidates[k].costs.iter().map(Option::is_none).collect();
+        for n in 1..columns.len() {
+            let Some(&j) = index.get(&(table.as_str(), &columns[..n])) else {
+                continue;
+            };
+            for (s, unknown) in unknown.iter().enumerate() {
+                let (Some(inherited), true) = (candidates[j].costs[s], *unknown) else {
+                    continue;
+                };
+                let best = candidates[k].costs[s].map_or(inherited, |c| c.min(inherited));
+                candidates[k].costs[s] = Some(best);
+            }
+        }
+    }
 }
 
 /// Less than two seconds of the run left: stop planning, report what is
@@ -1070,6 +1150,41 @@ mod tests {
             create_statement("app.Odd", &cols(&["a", "B\"c"]), "n"),
             r#"CREATE INDEX CONCURRENTLY "n" ON "app"."Odd" ("a", "B""c")"#
         );
+    }
+
+    #[test]
+    fn longer_keys_inherit_the_costs_of_their_prefixes_where_unknown() {
+        let key = |cols: &[&str]| {
+            (
+                "t".to_owned(),
+                cols.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        let keys = vec![
+            key(&["a", "b", "c"]),
+            key(&["a"]),
+            key(&["a", "b"]),
+            key(&["b"]),
+        ];
+        let cand = |costs: &[Option<f64>]| selection::Candidate {
+            table: "t".into(),
+            columns: Vec::new(),
+            size_bytes: 0,
+            costs: costs.to_vec(),
+        };
+        let mut candidates = vec![
+            cand(&[None, None, Some(9.0)]),
+            cand(&[Some(5.0), None, Some(1.0)]),
+            cand(&[Some(3.0), Some(7.0), None]),
+            cand(&[Some(1.0), Some(1.0), Some(1.0)]),
+        ];
+        inherit_prefix_costs(&keys, &mut candidates);
+        // (a, b) inherits from (a) where it has no cost of its own; (a, b, c)
+        // takes the best of (a) and (a, b), keeping its own known cost;
+        // (b) is no prefix of anything here.
+        assert_eq!(candidates[2].costs, [Some(3.0), Some(7.0), Some(1.0)]);
+        assert_eq!(candidates[0].costs, [Some(3.0), Some(7.0), Some(9.0)]);
+        assert_eq!(candidates[1].costs, [Some(5.0), None, Some(1.0)]);
     }
 
     #[test]
