@@ -165,7 +165,11 @@ async fn set_up(
     conn: &mut PgConnection,
     specs: &[IndexSpec],
 ) -> Result<Result<Vec<HypotheticalIndex>, Error>, sqlx::Error> {
-    exec(conn, "SELECT hypopg_reset()").await?;
+    exec(
+        conn,
+        "SELECT hypopg_reset(); SET plan_cache_mode = force_generic_plan",
+    )
+    .await?;
     let mut hypothetical = Vec::with_capacity(specs.len());
     for spec in specs {
         let sql = match index_sql(spec) {
@@ -179,7 +183,6 @@ async fn set_up(
             size_bytes: u64::try_from(size).unwrap_or(0),
         });
     }
-    exec(conn, "SET plan_cache_mode = force_generic_plan").await?;
     Ok(Ok(hypothetical))
 }
 
@@ -236,23 +239,18 @@ async fn plan_one(
 /// cache mode, no hypothetical index. Errors are ignored (a broken session
 /// is dropped by the caller).
 async fn clean_up(conn: &mut PgConnection) {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM pg_prepared_statements WHERE from_sql AND name LIKE 'warden\\_whatif\\_%'",
+    // One round trip: every prepared statement this module named, the
+    // plan cache mode, the hypothetical indexes.
+    let _ = exec(
+        conn,
+        "DO $warden$ DECLARE n text; BEGIN \
+         FOR n IN SELECT name FROM pg_prepared_statements \
+             WHERE from_sql AND name LIKE 'warden\\_whatif\\_%' LOOP \
+             EXECUTE format('DEALLOCATE %I', n); \
+         END LOOP; END $warden$; \
+         RESET plan_cache_mode; SELECT hypopg_reset()",
     )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap_or_default();
-    if !names.is_empty() {
-        // Host-made names only (checked by the pattern above).
-        let sql: String = names
-            .iter()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            .map(|n| format!("DEALLOCATE {n};"))
-            .collect();
-        let _ = exec(conn, &sql).await;
-    }
-    let _ = exec(conn, "RESET plan_cache_mode").await;
-    let _ = exec(conn, "SELECT hypopg_reset()").await;
+    .await;
 }
 
 /// Most statements per batch call.
