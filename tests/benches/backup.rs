@@ -557,14 +557,6 @@ async fn mongo_dump_run(install: &Install, round: usize) -> (Duration, Duration,
     (took, host, manifest.size_bytes)
 }
 
-/// The first three fields of `/proc/loadavg`, and the number of CPUs.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("load average {} on {cpus} CPUs", load.join(" "))
-}
-
 async fn bench() {
     let cluster = pg::cluster();
     let server = mongo::server();
@@ -619,7 +611,7 @@ async fn bench() {
 
     let install = Install::new(&pg_db.url, &mongo_db.url).await;
     let scratch = tempfile::tempdir().unwrap();
-    let load_before = load_average();
+    let load_before = warden_tests::load_average();
     println!("before the measurements: {load_before}");
 
     // Each pair of measurements in rounds, in alternating order, so that warm-up and
@@ -669,7 +661,7 @@ async fn bench() {
             }
         }
     }
-    let load_after = load_average();
+    let load_after = warden_tests::load_average();
 
     // The table.
     let (direct, plugin, plugin_host) = (

@@ -102,14 +102,6 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// The first three fields of `/proc/loadavg`, and the number of CPUs.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("load average {} on {cpus} CPUs", load.join(" "))
-}
-
 fn metric(rec: &RunRecord, name: &str) -> f64 {
     let report = rec.report.as_ref().expect("a report");
     report
@@ -318,19 +310,6 @@ async fn whatif_batched(conn: &mut PgConnection, statement: &str, ix: &Ix) -> f6
         .await
         .unwrap();
     plan[0]["Plan"]["Total Cost"].as_f64().unwrap()
-}
-
-/// Flushes this backend's pending statistics, then resets the database's
-/// counters: the seed's inserts do not count as the workload's writes.
-async fn reset_statistics(conn: &mut PgConnection) {
-    sqlx::raw_sql("SELECT pg_stat_force_next_flush()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::raw_sql("SELECT pg_stat_reset()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
 }
 
 /// A throwaway agent installation: the index-advisor plugin, one postgres
@@ -621,7 +600,7 @@ async fn seed_timing(db: &TestDb) {
         .await
         .unwrap();
     // The seed's inserts are not the workload's writes.
-    reset_statistics(&mut conn).await;
+    pg::reset_statistics(&mut conn).await;
     let _ = conn.close().await;
 }
 
@@ -972,7 +951,7 @@ async fn reference_database(statements: &[RefStatement]) -> (TestDb, Duration) {
         .execute(&mut conn)
         .await
         .unwrap();
-    reset_statistics(&mut conn).await;
+    pg::reset_statistics(&mut conn).await;
     for s in statements {
         for i in 0..s.calls {
             bind_all(sqlx::query(s.sql), &(s.params)(i))
@@ -1074,28 +1053,6 @@ fn advisor_helps(rec: &RunRecord, sql: &str) -> Vec<(String, String)> {
             Some((label, cost))
         })
         .collect()
-}
-
-/// Median execution time (ms) of [`MEASURE_RUNS`] runs and the shared buffers
-/// touched.
-async fn measure(conn: &mut PgConnection, statement: &str) -> (f64, i64) {
-    let mut times = Vec::new();
-    let mut buffers = 0;
-    for _ in 0..MEASURE_RUNS {
-        let (plan,): (Value,) = sqlx::query_as(&format!(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap_or_else(|e| panic!("{statement}: {e}"));
-        let top = &plan[0];
-        times.push(top["Execution Time"].as_f64().unwrap());
-        let node = &top["Plan"];
-        buffers = node["Shared Hit Blocks"].as_i64().unwrap()
-            + node["Shared Read Blocks"].as_i64().unwrap();
-    }
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], buffers)
 }
 
 fn pct(part: usize, whole: usize) -> String {
@@ -1329,7 +1286,7 @@ async fn reference() {
         .collect();
     let mut before = Vec::new();
     for sql in &concrete_sql {
-        before.push(measure(&mut conn, sql).await);
+        before.push(pg::measure_execution(&mut conn, sql, MEASURE_RUNS).await);
     }
     let writer = Install::new(&db.url, &["read", "ddl"]).await;
     let (took, applied) = writer
@@ -1358,7 +1315,7 @@ async fn reference() {
     sqlx::raw_sql("ANALYZE").execute(&mut conn).await.unwrap();
     let mut after = Vec::new();
     for sql in &concrete_sql {
-        after.push(measure(&mut conn, sql).await);
+        after.push(pg::measure_execution(&mut conn, sql, MEASURE_RUNS).await);
     }
     let _ = conn.close().await;
 
@@ -1436,7 +1393,7 @@ async fn bench() {
         cluster.has_extension("hypopg"),
         "the test cluster has no hypopg: install postgresql-15-hypopg"
     );
-    let load_before = load_average();
+    let load_before = warden_tests::load_average();
     println!("before the measurements: {load_before}");
 
     let sizes = sizes();
@@ -1445,7 +1402,7 @@ async fn bench() {
     for n in &sizes {
         timings.push(timing(*n, &all).await);
     }
-    let load_after = load_average();
+    let load_after = warden_tests::load_average();
 
     println!();
     println!(

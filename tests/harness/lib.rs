@@ -105,3 +105,12 @@ pub(crate) fn sanitize(hint: &str) -> String {
     }
     name
 }
+
+/// The first three fields of `/proc/loadavg`, and the number of CPUs, for
+/// a benchmark's report.
+pub fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("load average {} on {cpus} CPUs", load.join(" "))
+}

@@ -525,3 +525,44 @@ fn random_hex(bytes: usize) -> Result<String> {
         s
     }))
 }
+
+/// Flushes this backend's pending statistics, then resets the database's
+/// counters (`pg_stat_reset`): what ran before (a seed's inserts) does not
+/// count as the workload's writes or scans.
+pub async fn reset_statistics(conn: &mut sqlx::PgConnection) {
+    sqlx::raw_sql("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("pg_stat_force_next_flush: {e}"));
+    sqlx::raw_sql("SELECT pg_stat_reset()")
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("pg_stat_reset: {e}"));
+}
+
+/// Runs `statement` `runs` times under `EXPLAIN (ANALYZE, BUFFERS)`: the
+/// median execution time in ms, and the shared buffers (hit + read) the
+/// last run touched.
+pub async fn measure_execution(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    runs: usize,
+) -> (f64, i64) {
+    let mut times = Vec::new();
+    let mut buffers = 0;
+    for _ in 0..runs.max(1) {
+        let (plan,): (serde_json::Value,) = sqlx::query_as(&format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        let top = &plan[0];
+        times.push(top["Execution Time"].as_f64().unwrap_or(f64::NAN));
+        let node = &top["Plan"];
+        buffers = node["Shared Hit Blocks"].as_i64().unwrap_or(0)
+            + node["Shared Read Blocks"].as_i64().unwrap_or(0);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], buffers)
+}

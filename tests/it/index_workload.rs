@@ -5,12 +5,11 @@
 
 use crate::daemon::Daemon;
 use crate::world::{World, error_of, invoke, metric};
-use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use warden::runs::{RunRecord, RunStatus, Severity};
-use warden_tests::pg::{TestDb, cluster};
+use warden_tests::pg::{self, TestDb, cluster};
 
 /// Reference schema: every table ≥ 100k rows.
 const SCHEMA: &str = "
@@ -64,7 +63,7 @@ async fn reference_database(hint: &str) -> TestDb {
         .execute(&mut conn)
         .await
         .unwrap();
-    reset_statistics(&mut conn).await;
+    pg::reset_statistics(&mut conn).await;
 
     for i in 0..60 {
         sqlx::query(Q_CUSTOMER)
@@ -113,19 +112,6 @@ async fn reference_database(hint: &str) -> TestDb {
     db
 }
 
-/// Flushes this backend's pending statistics, then resets the database's
-/// counters: the seed's inserts do not count as the workload's writes.
-async fn reset_statistics(conn: &mut PgConnection) {
-    sqlx::raw_sql("SELECT pg_stat_force_next_flush()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::raw_sql("SELECT pg_stat_reset()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-}
-
 fn world(db: &TestDb, classes: &[&str], extra: &str) -> World {
     World::new()
         .pg_target("app", &db.url)
@@ -168,27 +154,6 @@ async fn index_names(db: &TestDb, table: &str) -> BTreeSet<String> {
     .await
     .unwrap();
     names.into_iter().collect()
-}
-
-/// Median execution time (ms) of 5 runs and the shared buffers touched.
-async fn measure(conn: &mut PgConnection, statement: &str) -> (f64, i64) {
-    let mut times = Vec::new();
-    let mut buffers = 0;
-    for _ in 0..5 {
-        let (plan,): (Value,) = sqlx::query_as(&format!(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-        let top = &plan[0];
-        times.push(top["Execution Time"].as_f64().unwrap());
-        let node = &top["Plan"];
-        buffers = node["Shared Hit Blocks"].as_i64().unwrap()
-            + node["Shared Read Blocks"].as_i64().unwrap();
-    }
-    times.sort_by(f64::total_cmp);
-    (times[2], buffers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,8 +206,8 @@ async fn the_reference_workload_gets_exactly_the_expected_indexes_and_they_reall
 
     // Measured before, created by the plugin under a ddl grant, measured after.
     let mut conn = connect(&db).await;
-    let before_customer = measure(&mut conn, M_CUSTOMER).await;
-    let before_tenant = measure(&mut conn, M_TENANT).await;
+    let before_customer = pg::measure_execution(&mut conn, M_CUSTOMER, 5).await;
+    let before_tenant = pg::measure_execution(&mut conn, M_TENANT, 5).await;
     let w_ddl = world(&db, &["read", "ddl"], "");
     let agent = w_ddl.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], false).await;
@@ -274,8 +239,8 @@ async fn the_reference_workload_gets_exactly_the_expected_indexes_and_they_reall
         .execute(&mut conn)
         .await
         .unwrap();
-    let after_customer = measure(&mut conn, M_CUSTOMER).await;
-    let after_tenant = measure(&mut conn, M_TENANT).await;
+    let after_customer = pg::measure_execution(&mut conn, M_CUSTOMER, 5).await;
+    let after_tenant = pg::measure_execution(&mut conn, M_TENANT, 5).await;
     eprintln!(
         "measured: customer {:.2} ms / {} buffers → {:.2} ms / {} buffers; tenant {:.2} ms / {} → {:.2} ms / {}",
         before_customer.0,
@@ -323,7 +288,7 @@ async fn one_suggestion_database(hint: &str) -> TestDb {
         .execute(&mut conn)
         .await
         .unwrap();
-    reset_statistics(&mut conn).await;
+    pg::reset_statistics(&mut conn).await;
     for i in 0..20 {
         sqlx::query("SELECT name FROM items WHERE sku = $1")
             .bind(i)
@@ -463,7 +428,7 @@ async fn unplannable_normalized_text_falls_back_to_pg_qualstats_or_is_skipped_wi
         .execute(&mut conn)
         .await
         .unwrap();
-    reset_statistics(&mut conn).await;
+    pg::reset_statistics(&mut conn).await;
     // Literals through the simple protocol: pg_stat_statements stores
     // `interval $2`, which does not plan; pg_qualstats keeps a real example.
     for i in 0..20 {
