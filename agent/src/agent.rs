@@ -559,6 +559,11 @@ impl Agent {
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,
             max_runtime: grant.max_runtime,
+            approved: !record.dry_run
+                && record
+                    .approval
+                    .as_ref()
+                    .is_some_and(|a| a.state == ApprovalState::Approved),
         });
         let memory = usize::try_from(grant.memory_bytes).unwrap_or(usize::MAX);
         let outcome = self

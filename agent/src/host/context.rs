@@ -19,6 +19,10 @@ impl Host for HostState {
         }
     }
 
+    fn approved(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.env.as_ref().is_some_and(|env| env.approved))
+    }
+
     fn remaining_ms(&mut self) -> wasmtime::Result<u64> {
         Ok(match &self.env {
             Some(env) => {

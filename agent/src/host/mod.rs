@@ -12,6 +12,9 @@ pub mod log;
 pub mod logs;
 pub mod mongo;
 pub mod permission;
+pub mod runbooks;
+pub mod runs;
+pub mod sessions;
 pub mod sql;
 pub mod state;
 
@@ -43,6 +46,8 @@ pub struct RunEnv {
     pub deadline: Instant,
     /// The grant's max_runtime (for messages; `deadline` is what counts).
     pub max_runtime: std::time::Duration,
+    /// A person approved this run (the real run of an approved plan).
+    pub approved: bool,
 }
 
 impl RunEnv {

@@ -1,4 +1,4 @@
-//! Host bindings for the `warden:plugin@0.1.4` world, generated from `wit/`.
+//! Host bindings for the `warden:plugin@0.1.5` world, generated from `wit/`.
 //!
 //! Imports are `async` (SQL and state go to databases; `log` and `context`
 //! are plain functions) and `trappable`: a host
@@ -15,6 +15,7 @@ wasmtime::component::bindgen!({
         "warden:plugin/log.write": trappable,
         "warden:plugin/context.current-invocation": trappable,
         "warden:plugin/context.remaining-ms": trappable,
+        "warden:plugin/context.approved": trappable,
         default: async | trappable,
     },
     exports: { default: async },
