@@ -276,10 +276,12 @@ fn eval_ids(expression: &str, vars: &Value) -> Result<Vec<i64>, String> {
         .collect()
 }
 
-/// A JSON value as a parameter's text: strings as they are.
+/// A JSON value as a parameter's text: strings as they are, a list as its
+/// items' texts joined with commas (`tables = "a,b"`).
 fn as_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(as_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
 }
@@ -1119,18 +1121,23 @@ mod tests {
             "name": "r", "steps": [
                 {"id": "t", "kind": "query", "sql": "T"},
                 {"id": "v", "kind": "run_plugin", "plugin": "vacuum", "when": "steps.t.count > 0",
-                 "params": {"table": "steps.t.rows[0].relname", "analyze": "true"}},
+                 "params": {"table": "steps.t.rows[0].relname", "analyze": "true", "all": "steps.t.rows.map(r, r.relname)"}},
                 {"id": "n", "kind": "note", "when": "steps.t.count > 5", "text": "many"}
             ]
         }));
         let mut fake = Fake::default();
-        fake.answers
-            .insert("T".into(), vec![vec![json!({"relname": "orders"})]]);
+        fake.answers.insert(
+            "T".into(),
+            vec![vec![
+                json!({"relname": "orders"}),
+                json!({"relname": "items"}),
+            ]],
+        );
         let out = run(&rb, &inputs(false, false), &mut fake).unwrap();
         assert_eq!(out.end, End::Completed);
         assert_eq!(
             fake.calls[1],
-            r#"start vacuum app [("analyze", "true"), ("table", "orders")]"#
+            r#"start vacuum app [("all", "orders,items"), ("analyze", "true"), ("table", "orders")]"#
         );
         assert_eq!(out.timeline[2].status, Status::Skipped);
     }
