@@ -113,10 +113,12 @@ fn main() {
                 },
                 config: agent.config.clone(),
                 policies: agent.policies(),
+                runbooks: agent.loaded().runbooks.clone(),
                 store: agent.store.clone(),
                 redactor: agent.redactor.clone(),
                 deadline: Instant::now() + Duration::from_secs(10),
                 max_runtime: Duration::from_secs(10),
+                approved: false,
             })
         };
         for i in 0..100 {

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::host::RunEnv;
 use crate::policy::PolicySet;
+use crate::runbook::RunbookSet;
 use crate::runs::{
     Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
 };
@@ -65,12 +66,14 @@ impl RunRequest {
     }
 }
 
-/// The policies and plugins in force. Hot reload swaps the whole set; a
-/// run keeps the set it started with until it ends.
+/// The policies, plugins and runbooks in force. Hot reload swaps the
+/// whole set; a run keeps the set it started with until it ends.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub policies: Arc<PolicySet>,
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+    /// From `[runbooks] dir` (empty without one).
+    pub runbooks: Arc<RunbookSet>,
 }
 
 /// Everything the agent loaded.
@@ -236,6 +239,8 @@ pub struct Inspection {
     pub config: Config,
     /// `None` when a policy file has errors (they are in `errors`).
     pub policies: Option<PolicySet>,
+    /// `None` when a runbook file has errors (they are in `errors`).
+    pub runbooks: Option<RunbookSet>,
     pub runtime: Runtime,
     pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     /// Problems that keep the agent from starting.
@@ -265,6 +270,13 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
             None
         }
     };
+    let runbooks = match RunbookSet::load_configured(&config) {
+        Ok(r) => Some(r),
+        Err(d) => {
+            errors.extend(d.0);
+            None
+        }
+    };
     let runtime = Runtime::new(&config.cache_dir)
         .map_err(|e| Diagnostics(vec![plugin_diag(&config.cache_dir, format!("{e:#}"))]))?;
     let (plugins, plugin_problems) =
@@ -283,6 +295,7 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     Ok(Inspection {
         config,
         policies,
+        runbooks,
         runtime,
         plugins,
         errors,
@@ -302,6 +315,7 @@ impl Agent {
         let Inspection {
             config,
             policies,
+            runbooks,
             runtime,
             plugins,
             mut errors,
@@ -326,7 +340,7 @@ impl Agent {
                 return Err(Diagnostics(errors));
             }
         };
-        let Some(policies) = policies else {
+        let (Some(policies), Some(runbooks)) = (policies, runbooks) else {
             return Err(Diagnostics(errors));
         };
         Ok(Agent {
@@ -335,6 +349,7 @@ impl Agent {
             loaded: ArcSwap::from_pointee(Loaded {
                 policies: Arc::new(policies),
                 plugins,
+                runbooks: Arc::new(runbooks),
             }),
             runtime,
             store,
@@ -555,6 +570,7 @@ impl Agent {
             },
             config: self.config.clone(),
             policies: loaded.policies.clone(),
+            runbooks: loaded.runbooks.clone(),
             store: self.store.clone(),
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,

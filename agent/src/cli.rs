@@ -427,7 +427,7 @@ fn exit_for(status: RunStatus) -> ExitCode {
     }
 }
 
-/// `warden check`: every problem in config, policies and plugins, without
+/// `warden check`: every problem in config, policies, runbooks and plugins, without
 /// opening the state database or starting anything.
 async fn check(config_path: &Path) -> ExitCode {
     let found = match inspect(config_path).await {
@@ -445,12 +445,17 @@ async fn check(config_path: &Path) -> ExitCode {
         let count =
             |f: fn(&crate::policy::PolicySet) -> usize| found.policies.as_ref().map_or(0, f);
         println!(
-            "ok: {} target(s), {} grant(s), {} schedule(s), {} rule(s), {} plugin(s) in {}",
+            "ok: {} target(s), {} grant(s), {} schedule(s), {} rule(s), {} plugin(s), {} \
+             runbook(s) in {}",
             found.config.targets.len(),
             count(|p| p.grants.len()),
             count(|p| p.schedules.len()),
             count(|p| p.rules.len()),
             found.plugins.len(),
+            found
+                .runbooks
+                .as_ref()
+                .map_or(0, crate::runbook::RunbookSet::len),
             config_path.display()
         );
         ExitCode::SUCCESS

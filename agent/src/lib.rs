@@ -5,6 +5,7 @@
 //! The pieces, in the order a run meets them:
 //! - [`config`]: `warden.toml` (targets, folders, state database);
 //! - [`policy`]: grants per plugin × target × capability class;
+//! - [`runbook`]: incident runbooks, served to plugins;
 //! - [`runtime`]: the wasmtime engine, component cache and per-run stores;
 //! - [`host`]: the capabilities a plugin imports, each checked by
 //!   [`host::permission`];
@@ -31,6 +32,7 @@ pub mod diag;
 pub mod host;
 pub mod policy;
 pub mod reload;
+pub mod runbook;
 pub mod runs;
 pub mod runtime;
 pub mod secrets;

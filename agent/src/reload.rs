@@ -1,4 +1,4 @@
-//! Hot reload: the plugin and policy folders are watched (`notify`); after
+//! Hot reload: the plugin, policy and runbook folders are watched (`notify`); after
 //! a change settles ([`SETTLE`]), everything is loaded again and checked
 //! the way start-up does. What fails stays out, with an error log and a
 //! `warden_reloads_total{result="rejected"}` count, and the previous
@@ -8,13 +8,16 @@
 //! - a plugin that does not load keeps the previous plugin from that file
 //!   (if there was one);
 //! - a new set whose grants name a plugin that is not installed keeps the
-//!   previous policies.
+//!   previous policies;
+//! - a runbook folder with any error keeps the previous runbooks (a
+//!   runbook set is all or nothing too).
 //!
 //! The new set is swapped in at once ([`Agent::replace`]); a run in flight
 //! keeps the set it started with.
 
 use crate::agent::{Agent, Loaded, cross_check, load_plugins};
 use crate::policy::PolicySet;
+use crate::runbook::RunbookSet;
 use notify::{RecursiveMode, Watcher as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -59,6 +62,9 @@ impl Reloader {
             })?;
         watcher.watch(&agent.config.plugin_dir, RecursiveMode::NonRecursive)?;
         watcher.watch(&agent.config.policy_dir, RecursiveMode::NonRecursive)?;
+        if let Some(dir) = &agent.config.runbooks_dir {
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        }
         let task = tokio::spawn(async move {
             while rx.recv().await.is_some() {
                 // Let the change settle: editors and `cp` write in steps.
@@ -107,6 +113,17 @@ pub async fn reload(agent: &Agent) -> bool {
             None
         }
     };
+    let runbooks = match RunbookSet::load_configured(config) {
+        Ok(r) if r == *old.runbooks => old.runbooks.clone(),
+        Ok(r) => Arc::new(r),
+        Err(diags) => {
+            for d in diags.iter() {
+                tracing::error!("runbook rejected, the previous runbooks stay in force: {d}");
+            }
+            agent.metrics.reload("runbook", false);
+            old.runbooks.clone()
+        }
+    };
     let (plugins, problems) =
         load_plugins(&agent.runtime, &agent.config.plugin_dir, &old.plugins).await;
     for d in &problems {
@@ -142,11 +159,15 @@ pub async fn reload(agent: &Agent) -> bool {
             .iter()
             .all(|(n, p)| old.plugins.get(n).is_some_and(|o| o.digest == p.digest));
     let same_policies = Arc::ptr_eq(&policies, &old.policies);
-    if same_plugins && same_policies {
+    let same_runbooks = Arc::ptr_eq(&runbooks, &old.runbooks);
+    if same_plugins && same_policies && same_runbooks {
         return false;
     }
     if !same_policies {
         agent.metrics.reload("policy", true);
+    }
+    if !same_runbooks {
+        agent.metrics.reload("runbook", true);
     }
     if !same_plugins {
         agent.metrics.reload("plugin", true);
@@ -156,8 +177,13 @@ pub async fn reload(agent: &Agent) -> bool {
         grants = policies.grants.len(),
         schedules = policies.schedules.len(),
         rules = policies.rules.len(),
-        "reloaded plugins and policies"
+        runbooks = runbooks.len(),
+        "reloaded plugins, policies and runbooks"
     );
-    agent.replace(Loaded { policies, plugins });
+    agent.replace(Loaded {
+        policies,
+        plugins,
+        runbooks,
+    });
     true
 }

@@ -1,4 +1,4 @@
-//! Hot reload of the policy and plugin folders, and cron schedules.
+//! Hot reload of the policy, plugin and runbook folders, and cron schedules.
 
 use crate::daemon::{Daemon, alert, payload};
 use crate::world::World;
@@ -119,6 +119,48 @@ async fn policies_and_plugins_reload_and_bad_ones_are_rejected() {
         d.agent.loaded().plugins.contains_key("noop")
     })
     .await;
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbooks_reload_and_bad_ones_are_rejected() {
+    let w = world().config("[runbooks]\ndir = \"runbooks\"");
+    let dir = w.path("runbooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let runbook = |name: &str| {
+        format!(
+            "[runbook]\nname = \"{name}\"\ntarget_kind = \"sqlite\"\nalerts = ['alertname=\"X\"']\n\n\
+             [[step]]\nid = \"count\"\nkind = \"query\"\nsql = \"SELECT 1 AS n\"\n\n\
+             [[step]]\nid = \"say\"\nkind = \"note\"\ntext = \"{{{{ steps.count.rows | length }}}}\"\n"
+        )
+    };
+    std::fs::write(dir.join("first.toml"), runbook("first")).unwrap();
+    let d = Daemon::start(&w).await;
+    assert!(d.agent.loaded().runbooks.get("first").is_some());
+
+    // A new runbook is picked up without a restart.
+    std::fs::write(dir.join("second.toml"), runbook("second")).unwrap();
+    wait_for("the new runbook", Duration::from_secs(10), || async {
+        d.agent.loaded().runbooks.get("second").is_some()
+    })
+    .await;
+
+    // A runbook with an error is refused; the previous runbooks serve on.
+    let broken = runbook("third").replace("steps.count.rows", "steps.nothing.rows");
+    std::fs::write(dir.join("third.toml"), broken).unwrap();
+    wait_for(
+        "the runbook rejection to be counted",
+        Duration::from_secs(10),
+        || async {
+            metrics(&d)
+                .await
+                .contains("warden_reloads_total{kind=\"runbook\",result=\"rejected\"}")
+        },
+    )
+    .await;
+    let loaded = d.agent.loaded();
+    let names: Vec<&str> = loaded.runbooks.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["first", "second"]);
     d.stop().await;
 }
 

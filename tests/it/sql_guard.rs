@@ -56,10 +56,6 @@ async fn statements_outside_a_read_grant_are_refused() {
         ("DELETE FROM items", "write"),
         ("UPDATE items SET name = 'x'", "write"),
         ("VACUUM items", "maintenance"),
-        (
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
-            "session-control",
-        ),
     ] {
         let r = invoke(&agent, "sqlprobe", "pg", &[("statement", stmt)], false).await;
         assert_eq!(r.status, RunStatus::Denied, "{stmt}: {r:?}");
@@ -72,6 +68,22 @@ async fn statements_outside_a_read_grant_are_refused() {
             r.actions.is_empty(),
             "{stmt}: a refused statement is no action"
         );
+    }
+    // Signalling sessions: never through sql, whatever the grant; the
+    // error points to the sessions capability, which looks the session up
+    // first (`tests/it/sessions_capability.rs` has a session-control grant).
+    for stmt in [
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+        "SELECT pg_cancel_backend(42)",
+    ] {
+        let r = invoke(&agent, "sqlprobe", "pg", &[("statement", stmt)], false).await;
+        assert_eq!(r.status, RunStatus::Denied, "{stmt}: {r:?}");
+        assert!(
+            error_of(&r).contains("use `sessions.signal-backend`"),
+            "{stmt}: {}",
+            error_of(&r)
+        );
+        assert!(r.actions.is_empty(), "{stmt}");
     }
     // Statements no grant allows.
     for stmt in [

@@ -85,6 +85,9 @@ pub struct Config {
     /// Folder of the PostgreSQL client tools (`pg_dump`, `pg_restore`), from
     /// `[tools] pg_bin_dir`; `None` picks the newest installed.
     pub pg_bin_dir: Option<PathBuf>,
+    /// Folder of runbooks (`*.toml`), from `[runbooks] dir`; `None` loads
+    /// none.
+    pub runbooks_dir: Option<PathBuf>,
 }
 
 /// `[http]`: the API `warden run` serves (webhook, runs, metrics, health).
@@ -181,6 +184,16 @@ struct ToolsFile {
     pg_bin_dir: Option<Spanned<PathBuf>>,
 }
 
+/// `[runbooks]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunbooksFile {
+    /// Folder holding the runbooks (`*.toml`, see
+    /// `policies/runbooks/README.md`). Required in the table. Relative to
+    /// the folder of this file.
+    dir: Option<Spanned<PathBuf>>,
+}
+
 /// How the agent writes its logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -239,6 +252,9 @@ struct ConfigFile {
     /// `[tools]`: see `ToolsFile` (read on its own).
     #[serde(default, rename = "tools")]
     _tools: Option<IgnoredAny>,
+    /// `[runbooks]`: see `RunbooksFile` (read on its own).
+    #[serde(default, rename = "runbooks")]
+    _runbooks: Option<IgnoredAny>,
 }
 
 /// One `[[target]]` table: a database plugins may work on. Give its
@@ -299,6 +315,7 @@ impl Config {
         let telemetry = document.take_table::<TelemetryFile>("telemetry", &mut diags);
         let stores = document.take_array::<StoreFile>("store", &mut diags);
         let tools = document.take_table::<ToolsFile>("tools", &mut diags);
+        let runbooks = document.take_table::<RunbooksFile>("runbooks", &mut diags);
         let root = document.finish::<ConfigFile>(&mut diags);
 
         let resolver = Resolver {
@@ -315,6 +332,7 @@ impl Config {
                 .as_ref()
                 .map(|p| resolver.dir.join(p.get_ref()))
         });
+        let runbooks_dir = runbooks.and_then(|t| resolver.runbooks_dir(&t, &mut diags));
         let config = root
             .and_then(|root| resolver.config(&root, targets, &mut diags))
             .map(|config| Config {
@@ -322,6 +340,7 @@ impl Config {
                 otlp,
                 stores,
                 pg_bin_dir,
+                runbooks_dir,
                 ..config
             });
         diags.sort_by_line();
@@ -410,7 +429,26 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             otlp: None,
             stores: Vec::new(),
             pg_bin_dir: None,
+            runbooks_dir: None,
         })
+    }
+
+    /// `[runbooks] dir`, resolved against the config folder.
+    fn runbooks_dir(
+        &self,
+        table: &Table<'_, RunbooksFile>,
+        diags: &mut Diagnostics,
+    ) -> Option<PathBuf> {
+        let dir = table.require("dir", &table.value.dir, diags)?;
+        if dir.get_ref().as_os_str().is_empty() {
+            diags.push(
+                table
+                    .source
+                    .error(&dir.span(), table.field("dir"), "must not be empty"),
+            );
+            return None;
+        }
+        Some(self.dir.join(dir.get_ref()))
     }
 
     fn http(&self, table: &Table<'_, HttpFile>, diags: &mut Diagnostics) -> Option<HttpConfig> {

@@ -521,3 +521,38 @@ fn bad_stores_name_file_line_and_field() {
     );
     assert!(about(&diags, "store[5].root").message.contains("not `/`"));
 }
+
+#[test]
+fn runbooks_dir_is_optional_and_relative_to_the_config() {
+    let fixture = Fixture::new();
+    assert_eq!(fixture.load(DIRS).unwrap().runbooks_dir, None);
+    let config = fixture
+        .load(&format!(
+            "{DIRS}\n[runbooks]\ndir = \"policies/runbooks\"\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        config.runbooks_dir,
+        Some(fixture.dir.path().join("policies/runbooks"))
+    );
+}
+
+#[test]
+fn bad_runbooks_tables_name_file_line_and_field() {
+    let fixture = Fixture::new();
+    let diags = fixture.errors(&format!("{DIRS}\n[runbooks]\ndir = \"\"\n"));
+    let empty = about(&diags, "runbooks.dir");
+    assert_eq!(empty.line, Some(5));
+    assert_eq!(empty.message, "must not be empty");
+
+    let diags = fixture.errors(&format!("{DIRS}\n[runbooks]\nfolder = \"x\"\n"));
+    let unknown = about(&diags, "runbooks.folder");
+    assert_eq!(unknown.line, Some(5));
+    assert!(
+        unknown.message.contains("unknown field `folder`"),
+        "{unknown}"
+    );
+    let missing = about(&diags, "runbooks.dir");
+    assert_eq!(missing.line, Some(4));
+    assert_eq!(missing.message, "missing field `dir`");
+}

@@ -41,6 +41,8 @@ pub struct RunEnv {
     pub invocation: types::Invocation,
     pub config: Arc<Config>,
     pub policies: Arc<PolicySet>,
+    /// The runbooks in force when the run started.
+    pub runbooks: Arc<crate::runbook::RunbookSet>,
     pub store: RunStore,
     pub redactor: Arc<Redactor>,
     pub deadline: Instant,

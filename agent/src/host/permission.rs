@@ -52,6 +52,37 @@ pub enum HostCall<'a> {
     /// so no link leads out of a granted directory). Deciding stats the
     /// granted paths: call it off the async executor.
     LogRead { target: &'a str, path: &'a Path },
+    /// `sessions.signal-backend` on PostgreSQL `target`. The caller then
+    /// refuses the agent's own sessions always, and privileged ones unless
+    /// the returned grant has `allow_privileged_sessions`.
+    SessionSignal { target: &'a str },
+    /// `sessions.kill-op` on MongoDB `target` (the same rules).
+    KillOp { target: &'a str },
+}
+
+/// The one route for `session-control` through the generic database calls:
+/// none. `sql.query` / `sql.execute` and `mongo.run-command` /
+/// `mongo.open-cursor` refuse statements and commands classified
+/// `session-control` whatever the grant, and name the call that signals a
+/// session after looking it up (and refusing the agent's own, superuser and
+/// internal sessions).
+fn generic_session_control(capability: &str) -> String {
+    let (what, instead) = match capability {
+        "sql" => (
+            "statements that cancel or terminate sessions (`pg_cancel_backend`, \
+             `pg_terminate_backend`) are",
+            "sessions.signal-backend",
+        ),
+        _ => (
+            "commands that kill operations or sessions (`killOp`, `killSessions`, ...) are",
+            "sessions.kill-op",
+        ),
+    };
+    format!(
+        "{what} not run through the {capability} capability: use `{instead}`, which looks the \
+         session up first and refuses the agent's own, superuser and internal sessions \
+         (capability class `session-control`)"
+    )
 }
 
 /// Decides one call. `env` is `None` during `describe`, when nothing is allowed.
@@ -68,6 +99,14 @@ pub fn check<'e>(env: Option<&'e RunEnv>, call: HostCall<'_>) -> Result<Option<&
         // caps are enforced by the state module.
         HostCall::StateRead | HostCall::StateWrite => Ok(None),
         HostCall::SqlQuoteIdent { target } => sql_target(env, target).map(Some),
+        HostCall::Sql {
+            class: CapabilityClass::SessionControl,
+            ..
+        } => Err(generic_session_control("sql")),
+        HostCall::Mongo {
+            class: CapabilityClass::SessionControl,
+            ..
+        } => Err(generic_session_control("mongo")),
         HostCall::Sql { target, class } => {
             let grant = sql_target(env, target)?;
             allows(env, grant, class).map(Some)
@@ -119,7 +158,36 @@ pub fn check<'e>(env: Option<&'e RunEnv>, call: HostCall<'_>) -> Result<Option<&
                 grant.source
             ))
         }
+        HostCall::SessionSignal { target } => {
+            let grant = kind_target(
+                env,
+                target,
+                "sessions.signal-backend",
+                &[TargetKind::Postgres],
+            )?;
+            session_control(env, grant, "cancel or terminate PostgreSQL backends").map(Some)
+        }
+        HostCall::KillOp { target } => {
+            let grant = kind_target(env, target, "sessions.kill-op", &[TargetKind::Mongodb])?;
+            session_control(env, grant, "kill MongoDB operations").map(Some)
+        }
     }
+}
+
+/// The grant if it lists `session-control` (the sessions capability).
+fn session_control<'e>(env: &RunEnv, grant: &'e Grant, what: &str) -> Result<&'e Grant, String> {
+    if grant.allows(CapabilityClass::SessionControl) {
+        return Ok(grant);
+    }
+    let granted: Vec<&str> = grant.classes.iter().map(|c| c.as_str()).collect();
+    Err(format!(
+        "plugin `{}` may not {what} on target `{}`: its grant at {} does not list \
+         `session-control` in `capabilities` (granted: {})",
+        env.plugin,
+        grant.target,
+        grant.source,
+        granted.join(", ")
+    ))
 }
 
 /// The grant if it allows `class`.

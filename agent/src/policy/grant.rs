@@ -65,6 +65,12 @@ pub(super) struct GrantFile {
     /// directories ending in `/` (the files directly in them, not in
     /// subdirectories). Default none: no log file is readable.
     log_files: Option<Vec<Spanned<String>>>,
+    /// With `session-control`: `sessions.signal-backend` / `sessions.kill-op`
+    /// may also signal superuser sessions and non-client backends
+    /// (PostgreSQL), internal operations and operations on the `admin`,
+    /// `local` and `config` databases (MongoDB). The agent's own sessions
+    /// stay refused. Default `false`.
+    allow_privileged_sessions: Option<Spanned<bool>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -91,6 +97,9 @@ pub struct Grant {
     pub restore_to: BTreeSet<String>,
     /// Log files (and directories of them) the plugin may read.
     pub log_files: BTreeSet<LogPath>,
+    /// The sessions capability may signal privileged sessions (superusers,
+    /// background and replication backends, internal MongoDB operations).
+    pub allow_privileged_sessions: bool,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -398,6 +407,27 @@ pub(super) fn expand(
         }
     }
 
+    let allow_privileged_sessions = match &file.allow_privileged_sessions {
+        None => false,
+        Some(flag) => {
+            let on = *flag.get_ref();
+            let session_control = capabilities.is_some_and(|c| {
+                c.get_ref()
+                    .iter()
+                    .any(|c| *c.get_ref() == CapabilityClass::SessionControl)
+            });
+            if on && capabilities.is_some() && !session_control {
+                diags.push(source.error(
+                    &flag.span(),
+                    table.field("allow_privileged_sessions"),
+                    "has no effect without `session-control` in `capabilities`: add it, or \
+                     remove this field",
+                ));
+            }
+            on
+        }
+    };
+
     let Some(targets) = targets else {
         return Vec::new();
     };
@@ -456,6 +486,7 @@ pub(super) fn expand(
                 artifacts: artifacts.clone(),
                 restore_to: restore_to.clone(),
                 log_files: log_files.clone(),
+                allow_privileged_sessions,
                 source: location.clone(),
             },
             span: target.span(),

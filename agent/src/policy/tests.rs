@@ -488,6 +488,59 @@ fn grant_approval() {
     assert_eq!(ttl.message, "must be greater than zero");
 }
 
+#[test]
+fn grant_allow_privileged_sessions() {
+    let policies = Policies::new();
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"killer\"\ntargets = [\"app\"]\n\
+         capabilities = [\"read\", \"session-control\"]\nallow_privileged_sessions = true\n\n\
+         [[grant]]\nplugin = \"other\"\ntargets = [\"app\"]\ncapabilities = [\"session-control\"]\n",
+    );
+    let set = policies.load().unwrap();
+    assert!(
+        set.grant("killer", "app")
+            .unwrap()
+            .allow_privileged_sessions
+    );
+    assert!(!set.grant("other", "app").unwrap().allow_privileged_sessions);
+
+    // Not a boolean; and true without session-control, where it would do nothing.
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"killer\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         allow_privileged_sessions = \"yes\"\n\n\
+         [[grant]]\nplugin = \"other\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         allow_privileged_sessions = true\n",
+    );
+    let diags = policies.errors();
+    let file = policies.path("a.toml");
+    assert!(
+        about(&diags, &file, "grant[0].allow_privileged_sessions")
+            .message
+            .contains("expected a boolean"),
+        "{diags}"
+    );
+    let d = about(&diags, &file, "grant[1].allow_privileged_sessions");
+    assert_eq!(d.line, Some(11));
+    assert!(d.message.contains("without `session-control`"), "{d}");
+
+    // false needs nothing.
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"other\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         allow_privileged_sessions = false\n",
+    );
+    assert!(
+        !policies
+            .load()
+            .unwrap()
+            .grant("other", "app")
+            .unwrap()
+            .allow_privileged_sessions
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Schedules, rules and concurrency: valid files
 

@@ -21,6 +21,10 @@
 //! - [`planner`]: what-if costs with hypothetical indexes (PostgreSQL);
 //! - [`logs`]: granted server log files, read-only, in chunks cut at line
 //!   ends, with a forward line iterator and a tail;
+//! - [`sessions`]: cancel or terminate a PostgreSQL backend, kill a MongoDB
+//!   operation (`terminate`, `cancel`, `kill_op`), after the host looked it up;
+//! - [`runbooks`]: the incident runbooks the host loaded, as JSON, by name
+//!   or by alert labels;
 //! - [`log`] functions and the [`info!`]-style macros, [`state`] helpers;
 //! - builders for [`Manifest`], [`ParamSpec`], [`Report`], [`Finding`];
 //! - [`Error`]: the contract's error variant, with constructors
@@ -79,6 +83,8 @@ pub mod mongo;
 mod names;
 pub mod planner;
 mod report;
+pub mod runbooks;
+pub mod sessions;
 pub mod sql;
 pub mod state;
 pub mod units;

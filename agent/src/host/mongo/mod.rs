@@ -6,7 +6,10 @@
 //! 2. [`classify::classify`] decides the command's class from the document
 //!    itself; server-side JavaScript, user/role/replication/server control
 //!    and unknown commands are refused for any grant.
-//! 3. [`check`] refuses a class the plugin's grant for the target lacks.
+//! 3. [`check`] refuses a class the plugin's grant for the target lacks,
+//!    and `session-control` commands (`killOp`, `killSessions`, ...)
+//!    whatever the grant: operations are killed through `sessions.kill-op`
+//!    only, which looks them up first.
 //! 4. Dry-run: anything above `read` is recorded as a planned action and
 //!    not sent.
 //! 5. Each run has its own client per target (`appName` `warden/<plugin>`),
@@ -169,7 +172,7 @@ fn database_of(env: &RunEnv, target: &str, database: &str) -> Result<String, Err
 }
 
 /// The run's client for `target`, created on first use.
-async fn client<'s>(
+pub(crate) async fn client<'s>(
     sessions: &'s mut MongoSessions,
     env: &RunEnv,
     target: &str,
@@ -198,7 +201,7 @@ async fn client<'s>(
 
 /// A driver error as the WIT error: the server's code when there is one,
 /// the message redacted.
-fn redacted_error(env: &RunEnv, target: &str, e: &mongodb::error::Error) -> Error {
+pub(crate) fn redacted_error(env: &RunEnv, target: &str, e: &mongodb::error::Error) -> Error {
     use mongodb::error::ErrorKind;
     let message = env.redactor.redact(&e.to_string());
     let code = match e.kind.as_ref() {

@@ -5,7 +5,10 @@
 //! 1. [`classify::classify`] parses the statement with a real SQL parser;
 //!    several statements, transaction control, session settings and file or
 //!    process access are refused outright.
-//! 2. [`check`] refuses a class the plugin's grant for the target lacks.
+//! 2. [`check`] refuses a class the plugin's grant for the target lacks,
+//!    and `session-control` statements (`pg_terminate_backend`, ...)
+//!    whatever the grant: sessions are signalled through
+//!    `sessions.signal-backend` only, which looks them up first.
 //! 3. Dry-run: anything above `read` is recorded as a planned action and not
 //!    sent to the database.
 //! 4. Reads run with the session read-only (PostgreSQL
