@@ -293,6 +293,31 @@ pub fn render(template: &str, vars: &Value) -> Result<String, String> {
         .map_err(|e| format!("the note does not render: {e}"))
 }
 
+/// A statement whose text interpolates values (`{{ params.table }}`): every
+/// value comes out as a quoted identifier (`"public"."outbox"`, inner
+/// quotes doubled), so nothing an alert label holds can become SQL. A text
+/// without `{{`/`{%` is used as it is.
+pub fn render_sql(template: &str, vars: &Value) -> Result<String, String> {
+    if !template.contains("{{") && !template.contains("{%") {
+        return Ok(template.to_owned());
+    }
+    let mut env = minijinja::Environment::new();
+    env.set_formatter(|out, _state, value| {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        let quoted: Vec<String> = text
+            .split('.')
+            .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+            .collect();
+        out.write_str(&quoted.join(".")).map_err(|_| {
+            minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "writing the statement")
+        })
+    });
+    env.render_str(template, vars)
+        .map_err(|e| format!("the statement does not render: {e}"))
+}
+
 /// Compact JSON of the first rows, for "what it saw".
 fn glimpse(rows: &[Value]) -> String {
     let mut text = String::new();
@@ -508,8 +533,9 @@ impl<E: Effects> Run<'_, E> {
 
     fn run_query(&mut self, step: &Step) -> Result<QueryOut, String> {
         if let Some(sql) = &step.sql {
+            let sql = render_sql(sql, &self.vars)?;
             let args = self.args(step)?;
-            self.effects.query_sql(sql, &args)
+            self.effects.query_sql(&sql, &args)
         } else if let Some(command) = &step.mongo {
             let database = step.database.as_deref().unwrap_or("");
             self.effects.query_mongo(database, command)
@@ -679,8 +705,9 @@ impl<E: Effects> Run<'_, E> {
                 if ids.len() == 1 { "" } else { "s" }
             ))
         } else if let Some(sql) = &step.sql {
+            let sql = render_sql(sql, &self.vars)?;
             let args = self.args(step)?;
-            acc.record(self.effects.execute_sql(sql, &args));
+            acc.record(self.effects.execute_sql(&sql, &args));
             Ok("run the statement".to_owned())
         } else if let Some(command) = &step.mongo {
             let database = step.database.as_deref().unwrap_or("");
@@ -1067,6 +1094,21 @@ mod tests {
         // About ten polls a second apart, not a hang.
         let polls = fake.calls.len();
         assert!((9..=12).contains(&polls), "{polls}");
+    }
+
+    #[test]
+    fn statement_templates_interpolate_only_quoted_identifiers() {
+        let vars = json!({"params": {"table": "public.outbox", "col": "x\"; DROP TABLE t; --"}});
+        assert_eq!(
+            render_sql(
+                "SELECT count(*) FROM {{ params.table }} WHERE {{ params.col }} IS NULL",
+                &vars
+            )
+            .unwrap(),
+            r#"SELECT count(*) FROM "public"."outbox" WHERE "x""; DROP TABLE t; --" IS NULL"#
+        );
+        assert_eq!(render_sql("SELECT 1", &vars).unwrap(), "SELECT 1");
+        assert!(render_sql("SELECT {{ ", &vars).is_err());
     }
 
     #[test]
