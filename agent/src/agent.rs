@@ -84,6 +84,9 @@ pub struct Agent {
     pub store: RunStore,
     pub redactor: Arc<Redactor>,
     pub metrics: Metrics,
+    /// The admission queue, once the agent runs as a service: runs started
+    /// by plugins (`runs.start`) go through it. Empty for `warden invoke`.
+    pub admitter: std::sync::OnceLock<crate::runs::admit::Admitter>,
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
@@ -354,6 +357,7 @@ impl Agent {
             runtime,
             store,
             metrics: Metrics::new(),
+            admitter: std::sync::OnceLock::new(),
         })
     }
 
@@ -571,6 +575,7 @@ impl Agent {
             config: self.config.clone(),
             policies: loaded.policies.clone(),
             runbooks: loaded.runbooks.clone(),
+            admitter: self.admitter.get().cloned(),
             store: self.store.clone(),
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,

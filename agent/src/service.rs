@@ -58,6 +58,8 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
     let guardrails = Arc::new(Mutex::new(guardrails));
     let wake = Arc::new(Notify::new());
     let admitter = Admitter::start(agent.clone(), guardrails.clone(), wake.clone());
+    // Runs that plugins start go through the same admission.
+    let _ = agent.admitter.set(admitter.clone());
     let dispatcher = Arc::new(Dispatcher::new(agent.clone(), guardrails.clone(), wake));
     let (stop, stop_rx) = watch::channel(false);
     let (reloaded_tx, reloaded_rx) = watch::channel(0u64);

@@ -429,3 +429,86 @@ else = "look"
     // 25 step findings and the timeline.
     assert_eq!(report.findings.len(), 26);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_bloat_queues_a_vacuum_run_through_the_agent() {
+    let db = cluster().create_database("rb_bloat").await;
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE events (id int, payload text) WITH (autovacuum_enabled = false);
+         INSERT INTO events SELECT g, repeat('x', 50) FROM generate_series(1, 40000) g;
+         DELETE FROM events WHERE id % 4 <> 0;
+         SELECT pg_stat_force_next_flush();",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    // The statistics reach pg_stat_user_tables once flushed.
+    sqlx::raw_sql("SELECT 1").execute(&mut c).await.unwrap();
+    let w = World::new()
+        .pg_target("app", &db.url)
+        .plugin("runbook")
+        .plugin("vacuum")
+        .grant("runbook", "app", &["read"], r#"run_plugins = ["vacuum"]"#)
+        .grant("vacuum", "app", &["read", "maintenance"], "")
+        .config(&shipped())
+        .http();
+    let d = Daemon::start(&w).await;
+    let id = post_run(&d, json!({"runbook": "pg-table-bloat"})).await;
+    let r = d.api.settled(&id, Duration::from_secs(90)).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    let bloated = detail(&r, "step 1 bloated (query): ok");
+    assert!(bloated.contains("public.events"), "{bloated}");
+    let queued = detail(&r, "step 3 vacuum (run_plugin): ok");
+    assert!(
+        queued.contains(
+            "start `vacuum` on `app` (dead_ratio=0.2, min_dead_tuples=1000, tables=public.events)"
+        ),
+        "{queued}"
+    );
+    // The vacuum run the runbook queued ran under its own grant.
+    let vacuum_run = d
+        .api
+        .runs()
+        .await
+        .into_iter()
+        .find(|run| run.plugin == "vacuum")
+        .expect("a vacuum run was queued");
+    let vacuum_run = d.api.settled(&vacuum_run.id, Duration::from_secs(90)).await;
+    assert_eq!(vacuum_run.status, RunStatus::Succeeded, "{vacuum_run:#?}");
+    let vacuumed: bool = sqlx::query_scalar(
+        "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'events'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(vacuumed, "{vacuum_run:#?}");
+    d.stop().await;
+
+    // Without vacuum in `run_plugins`, the step is refused and says why.
+    let w = World::new()
+        .pg_target("app", &db.url)
+        .plugin("runbook")
+        .plugin("vacuum")
+        .grant("runbook", "app", &["read"], "")
+        .grant("vacuum", "app", &["read", "maintenance"], "")
+        .config(&shipped())
+        .http();
+    sqlx::raw_sql(
+        "INSERT INTO events SELECT g, 'y' FROM generate_series(1, 40000) g;
+         DELETE FROM events WHERE payload = 'y';
+         SELECT pg_stat_force_next_flush();",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::raw_sql("SELECT 1").execute(&mut c).await.unwrap();
+    let d = Daemon::start(&w).await;
+    let id = post_run(&d, json!({"runbook": "pg-table-bloat"})).await;
+    let r = d.api.settled(&id, Duration::from_secs(90)).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    let refused = detail(&r, "step 3 vacuum (run_plugin): failed");
+    assert!(refused.contains("run_plugins"), "{refused}");
+    assert_eq!(r.report.as_ref().unwrap().status, ReportStatus::Critical);
+    d.stop().await;
+}

@@ -50,6 +50,8 @@ pub struct RunEnv {
     pub max_runtime: std::time::Duration,
     /// A person approved this run (the real run of an approved plan).
     pub approved: bool,
+    /// Where `runs.start` queues runs; `None` outside the service.
+    pub admitter: Option<crate::runs::admit::Admitter>,
 }
 
 impl RunEnv {
@@ -115,6 +117,8 @@ pub struct HostState {
     pub state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
     pub actions: Vec<Action>,
+    /// Runs this run started (`runs.start`), by id.
+    pub started_runs: Vec<String>,
     stderr: MemoryOutputPipe,
 }
 
@@ -141,6 +145,7 @@ impl HostState {
             mongo: mongo::MongoSessions::default(),
             state: state::StateOverlay::default(),
             actions: Vec::new(),
+            started_runs: Vec::new(),
             stderr,
         }
     }

@@ -58,6 +58,11 @@ pub enum HostCall<'a> {
     SessionSignal { target: &'a str },
     /// `sessions.kill-op` on MongoDB `target` (the same rules).
     KillOp { target: &'a str },
+    /// `runs.start` of `plugin` on `target`: the grant for `target` lists it
+    /// in `run_plugins` (the started run then has its own grant).
+    RunStart { target: &'a str, plugin: &'a str },
+    /// `runs.get` of a run this run started.
+    RunGet,
 }
 
 /// The one route for `session-control` through the generic database calls:
@@ -158,6 +163,25 @@ pub fn check<'e>(env: Option<&'e RunEnv>, call: HostCall<'_>) -> Result<Option<&
                 grant.source
             ))
         }
+        HostCall::RunStart { target, plugin } => {
+            let grant = target_grant(env, target)?;
+            if grant.run_plugins.contains(plugin) {
+                return Ok(Some(grant));
+            }
+            Err(format!(
+                "plugin `{}` may not start `{plugin}` on target `{target}`: its grant at {} \
+                 does not list it in `run_plugins`{}",
+                env.plugin,
+                grant.source,
+                if grant.run_plugins.is_empty() {
+                    String::new()
+                } else {
+                    let listed: Vec<&str> = grant.run_plugins.iter().map(String::as_str).collect();
+                    format!(" (it lists: {})", listed.join(", "))
+                }
+            ))
+        }
+        HostCall::RunGet => Ok(None),
         HostCall::SessionSignal { target } => {
             let grant = kind_target(
                 env,

@@ -71,6 +71,10 @@ pub(super) struct GrantFile {
     /// `local` and `config` databases (MongoDB). The agent's own sessions
     /// stay refused. Default `false`.
     allow_privileged_sessions: Option<Spanned<bool>>,
+    /// Plugins this plugin may start on these targets through the agent's
+    /// queue (`warden:plugin/runs`), each run under its own grant. Default
+    /// none.
+    run_plugins: Option<Vec<Spanned<String>>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -100,6 +104,8 @@ pub struct Grant {
     /// The sessions capability may signal privileged sessions (superusers,
     /// background and replication backends, internal MongoDB operations).
     pub allow_privileged_sessions: bool,
+    /// Plugins this plugin may start on this target (`runs.start`).
+    pub run_plugins: BTreeSet<String>,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -407,6 +413,25 @@ pub(super) fn expand(
         }
     }
 
+    let mut run_plugins = BTreeSet::new();
+    for (i, name) in file.run_plugins.iter().flatten().enumerate() {
+        let text = name.get_ref();
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if valid {
+            run_plugins.insert(text.clone());
+        } else {
+            diags.push(source.error(
+                &name.span(),
+                format!("{}[{i}]", table.field("run_plugins")),
+                format!("{text:?} is not a plugin name ([a-z0-9_-], 1 to 64 characters)"),
+            ));
+        }
+    }
+
     let allow_privileged_sessions = match &file.allow_privileged_sessions {
         None => false,
         Some(flag) => {
@@ -487,6 +512,7 @@ pub(super) fn expand(
                 restore_to: restore_to.clone(),
                 log_files: log_files.clone(),
                 allow_privileged_sessions,
+                run_plugins: run_plugins.clone(),
                 source: location.clone(),
             },
             span: target.span(),
