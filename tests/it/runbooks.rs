@@ -512,3 +512,85 @@ async fn table_bloat_queues_a_vacuum_run_through_the_agent() {
     assert_eq!(r.report.as_ref().unwrap().status, ReportStatus::Critical);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_queries_are_ranked_and_the_index_advisor_is_queued() {
+    let db = cluster().create_database("rb_slow").await;
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, note text);
+         INSERT INTO orders SELECT g, g % 5000, 'n' FROM generate_series(1, 100000) g;
+         ANALYZE orders;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for i in 0..12 {
+        sqlx::query("SELECT note FROM orders WHERE customer_id = $1")
+            .bind(i)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let w = World::new()
+        .pg_target("app", &db.url)
+        .plugin("runbook")
+        .plugin("index-advisor")
+        .grant(
+            "runbook",
+            "app",
+            &["read"],
+            r#"run_plugins = ["index-advisor"]"#,
+        )
+        .grant("index-advisor", "app", &["read"], "")
+        .config(&shipped())
+        .http();
+    let d = Daemon::start(&w).await;
+    let id = post_run(&d, json!({"runbook": "pg-slow-queries"})).await;
+    let r = d.api.settled(&id, Duration::from_secs(90)).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    let top = detail(&r, "step 2 top_mean (query): ok");
+    assert!(top.contains("customer_id = $1"), "{top}");
+    assert!(detail(&r, "step 3 advise (run_plugin): ok").contains("start `index-advisor`"));
+    let advisor = d
+        .api
+        .runs()
+        .await
+        .into_iter()
+        .find(|run| run.plugin == "index-advisor")
+        .expect("an index-advisor run was queued");
+    let advisor = d.api.settled(&advisor.id, Duration::from_secs(90)).await;
+    assert_eq!(advisor.status, RunStatus::Succeeded, "{advisor:#?}");
+    let suggested: Vec<String> = titles(&advisor)
+        .into_iter()
+        .filter(|t| t.starts_with("suggested index"))
+        .collect();
+    assert_eq!(suggested, ["suggested index public.orders(customer_id)"]);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_lag_reports_without_acting() {
+    let db = cluster().create_database("rb_repl").await;
+    let w = world(&db, "");
+    let agent = w.agent().await;
+    let r = invoke(
+        &agent,
+        "runbook",
+        "app",
+        &[("runbook", "pg-replication-lag")],
+        false,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    assert!(r.actions.is_empty());
+    // The test cluster is a primary without replicas.
+    let summary = detail(&r, "step 4 summary (note): ok");
+    assert!(summary.contains("Primary with 0 replica(s)"), "{summary}");
+    assert!(
+        titles(&r).contains(&"step 3 receiver (query): skipped".to_owned()),
+        "{:?}",
+        titles(&r)
+    );
+    assert_eq!(r.report.as_ref().unwrap().status, ReportStatus::Ok);
+}
