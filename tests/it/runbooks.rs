@@ -594,3 +594,41 @@ async fn replication_lag_reports_without_acting() {
     );
     assert_eq!(r.report.as_ref().unwrap().status, ReportStatus::Ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_long_operations_never_kill_the_agents_own() {
+    // The test server's currentOp lists only the asking connection's own
+    // operation, so the only "long" operation the runbook can see is the
+    // agent's own `$currentOp`: the host must refuse to kill it.
+    let db = warden_tests::mongo::server()
+        .create_database("rb_mongo")
+        .await;
+    let w = World::new()
+        .mongo_target("docs", &db.url)
+        .plugin("runbook")
+        .grant("runbook", "docs", &["read", "session-control"], "")
+        .config(&shipped());
+    let agent = w.agent().await;
+    let r = invoke(
+        &agent,
+        "runbook",
+        "docs",
+        &[
+            ("runbook", "mongo-long-operations"),
+            ("params", "max_seconds=0"),
+        ],
+        true,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    let ops = detail(&r, "step 1 long_ops (query): ok");
+    assert!(ops.contains("\"inprog\""), "{ops}");
+    let kill = detail(&r, "step 3 kill (action): failed");
+    assert!(
+        kill.contains("agent's own") || kill.contains("warden/"),
+        "{kill}"
+    );
+    assert!(r.actions.is_empty(), "{:#?}", r.actions);
+    // on_failure = continue: the summary still runs.
+    assert!(titles(&r).contains(&"step 4 summary (note): ok".to_owned()));
+}
