@@ -1991,3 +1991,33 @@ fn log_paths_cover_files_directly_in_a_granted_directory() {
     assert!(linked.covers(&real.join("mongod.log")));
     assert!(!linked.covers(&real.join("sub/mongod.log")));
 }
+
+#[test]
+fn run_plugins_lists_plugin_names() {
+    let policies = Policies::new();
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"runbook\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         run_plugins = [\"vacuum\", \"index-advisor\"]\n",
+    );
+    let set = policies.load().unwrap();
+    let grant = set.grant("runbook", "app").unwrap();
+    assert_eq!(
+        grant.run_plugins,
+        BTreeSet::from(["index-advisor".to_owned(), "vacuum".to_owned()])
+    );
+    assert!(
+        set.grant("runbook", "app")
+            .is_some_and(|g| !g.run_plugins.contains("backup"))
+    );
+
+    policies.write(
+        "a.toml",
+        "[[grant]]\nplugin = \"runbook\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\
+         run_plugins = [\"vacuum\", \"Bad Name\"]\n",
+    );
+    let diags = policies.errors();
+    let d = about(&diags, &policies.path("a.toml"), "grant[0].run_plugins[1]");
+    assert_eq!(d.line, Some(5));
+    assert!(d.message.contains("is not a plugin name"), "{}", d.message);
+}
