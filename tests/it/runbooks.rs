@@ -599,7 +599,7 @@ async fn replication_lag_reports_without_acting() {
 async fn mongo_long_operations_never_kill_the_agents_own() {
     // The test server's currentOp lists only the asking connection's own
     // operation, so the only "long" operation the runbook can see is the
-    // agent's own `$currentOp`: the host must refuse to kill it.
+    // agent's own `currentOp`: the host must not kill it.
     let db = warden_tests::mongo::server()
         .create_database("rb_mongo")
         .await;
