@@ -171,7 +171,12 @@ impl PolicySet {
     /// `known_targets` are the names of the targets in the config. A
     /// missing folder is an error; an empty one grants nothing.
     pub fn load_dir(dir: &Path, known_targets: &[&str]) -> Result<PolicySet, Diagnostics> {
-        let files = policy_files(dir)?;
+        let files = toml_files(
+            dir,
+            "policy",
+            "the policy folder does not exist: create it (an empty folder grants nothing) or \
+             change `policy_dir` in the config",
+        )?;
         PolicySet::load_files(&files, known_targets)
     }
 
@@ -270,16 +275,19 @@ impl PolicySet {
     }
 }
 
-/// The `*.toml` files directly in `dir` (not hidden), sorted by name.
-fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
+/// The `*.toml` files directly in `dir` (not hidden), sorted by name:
+/// the policy and runbook folders. `what` names the folder's files in
+/// messages (`policy`, `runbook`); `missing` says what to do when the folder
+/// does not exist.
+pub(crate) fn toml_files(
+    dir: &Path,
+    what: &str,
+    missing: &str,
+) -> Result<Vec<PathBuf>, Diagnostics> {
     let entries = fs::read_dir(dir).map_err(|e| {
         let message = match e.kind() {
-            io::ErrorKind::NotFound => {
-                "the policy folder does not exist: create it (an empty folder grants \
-                                        nothing) or change `policy_dir` in the config"
-                    .to_owned()
-            }
-            _ => format!("cannot read the policy folder: {e}"),
+            io::ErrorKind::NotFound => missing.to_owned(),
+            _ => format!("cannot read the {what} folder: {e}"),
         };
         Diagnostic::new(dir, "", message)
     })?;
@@ -292,7 +300,7 @@ fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
                 diags.push(Diagnostic::new(
                     dir,
                     "",
-                    format!("cannot read the policy folder: {e}"),
+                    format!("cannot read the {what} folder: {e}"),
                 ));
                 continue;
             }
@@ -311,7 +319,7 @@ fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
             Err(e) => diags.push(Diagnostic::new(
                 &path,
                 "",
-                format!("cannot read the policy file: {e}"),
+                format!("cannot read the {what} file: {e}"),
             )),
         }
     }

@@ -55,8 +55,6 @@ mod refs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,7 +63,7 @@ use serde_json::{Map, Value, json};
 
 use crate::capability::TargetKind;
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::Diagnostics;
 use crate::policy::{Location, Matcher};
 
 /// Every runbook of the folder, checked, by name.
@@ -295,7 +293,12 @@ impl RunbookSet {
     /// Loads every `*.toml` file directly in `dir` (not hidden), in order
     /// of name. A missing folder is an error; an empty one loads nothing.
     pub fn load_dir(dir: &Path) -> Result<RunbookSet, Diagnostics> {
-        let files = runbook_files(dir)?;
+        let files = crate::policy::toml_files(
+            dir,
+            "runbook",
+            "the runbook folder does not exist: create it (an empty folder holds no runbooks) \
+             or change `[runbooks] dir` in the config",
+        )?;
         RunbookSet::load_files(&files)
     }
 
@@ -510,53 +513,6 @@ pub fn format_duration(d: Duration) -> String {
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect()
-}
-
-/// The `*.toml` files directly in `dir` (not hidden), sorted by name.
-fn runbook_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
-    let entries = fs::read_dir(dir).map_err(|e| {
-        let message = match e.kind() {
-            io::ErrorKind::NotFound => "the runbook folder does not exist: create it (an empty \
-                                        folder holds no runbooks) or change `[runbooks] dir` in \
-                                        the config"
-                .to_owned(),
-            _ => format!("cannot read the runbook folder: {e}"),
-        };
-        Diagnostic::new(dir, "", message)
-    })?;
-    let mut diags = Diagnostics::new();
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = match entry {
-            Ok(entry) => entry.path(),
-            Err(e) => {
-                diags.push(Diagnostic::new(
-                    dir,
-                    "",
-                    format!("cannot read the runbook folder: {e}"),
-                ));
-                continue;
-            }
-        };
-        let is_toml = path.extension().is_some_and(|ext| ext == "toml");
-        let hidden = path
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().starts_with('.'));
-        if !is_toml || hidden {
-            continue;
-        }
-        match fs::metadata(&path) {
-            Ok(metadata) if metadata.is_dir() => {}
-            Ok(_) => files.push(path),
-            Err(e) => diags.push(Diagnostic::new(
-                &path,
-                "",
-                format!("cannot read the runbook file: {e}"),
-            )),
-        }
-    }
-    files.sort();
-    diags.into_result(files)
 }
 
 /// The names of `set`, for messages: `` `a`, `b` `` or "none".
