@@ -781,6 +781,13 @@ impl<'a> StepCheck<'a, '_> {
                     "`database` goes with `mongo`, not `sql`",
                 ));
             }
+            // `{{ ... }}` interpolates names (always as quoted identifiers):
+            // checked like a note's template.
+            if sql.get_ref().contains("{{") || sql.get_ref().contains("{%") {
+                for message in refs::check_template(sql.get_ref(), &self.scope) {
+                    diags.push(self.error(&sql.span(), "sql", message));
+                }
+            }
             let mut args = Vec::new();
             for (i, arg) in file.args.iter().flatten().enumerate() {
                 self.cel(&format!("args[{i}]"), arg, diags);

@@ -494,6 +494,32 @@ fn cel_that_does_not_parse_is_reported() {
 }
 
 #[test]
+fn sql_templates_are_checked_like_notes() {
+    // A name interpolated into a statement must be a declared parameter.
+    let d = one(
+        &with(
+            PG,
+            "SELECT pid FROM pg_stat_activity WHERE",
+            "SELECT pid FROM {{ params.no_such_table }} WHERE",
+        ),
+        22,
+        "step[0] (id \"idle\").sql",
+        "no_such_table",
+    );
+    assert!(d.message.contains("params"), "{}", d.message);
+    one(
+        &with(
+            PG,
+            "SELECT pid FROM pg_stat_activity WHERE",
+            "SELECT pid FROM {{ params.idle_minutes WHERE",
+        ),
+        22,
+        "step[0] (id \"idle\").sql",
+        "invalid template",
+    );
+}
+
+#[test]
 fn templates_that_do_not_parse_are_reported() {
     one(
         &with(PG, "{{ target }}", "{{ target }"),
