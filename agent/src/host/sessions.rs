@@ -436,6 +436,29 @@ fn action(
 }
 
 impl HostState {
+    /// Dry-run: the signal recorded as planned, not sent.
+    fn planned(
+        &mut self,
+        env: &RunEnv,
+        target: &str,
+        statement: &str,
+        description: &str,
+    ) -> Outcome {
+        self.actions.push(action(
+            env,
+            target,
+            statement,
+            description,
+            ActionState::Planned,
+            None,
+        ));
+        Outcome {
+            executed: false,
+            signalled: false,
+            description: env.redactor.redact(description),
+        }
+    }
+
     /// `sessions.signal-backend` without the wasm boundary.
     pub async fn sessions_signal_backend(
         &mut self,
@@ -502,19 +525,7 @@ impl HostState {
         }
         let statement = format!("SELECT {}({pid})", function_of(signal));
         if env.dry_run() {
-            self.actions.push(action(
-                env,
-                target,
-                &statement,
-                &description,
-                ActionState::Planned,
-                None,
-            ));
-            return Ok(Outcome {
-                executed: false,
-                signalled: false,
-                description: env.redactor.redact(&description),
-            });
+            return Ok(self.planned(env, target, &statement, &description));
         }
         let session = super::sql::session(&mut self.sql, env, target, grant).await?;
         let Conn::Postgres(conn) = &mut session.conn else {
@@ -617,19 +628,7 @@ impl HostState {
             Bson::Document(command.clone()).into_relaxed_extjson()
         );
         if env.dry_run() {
-            self.actions.push(action(
-                env,
-                target,
-                &statement,
-                &description,
-                ActionState::Planned,
-                None,
-            ));
-            return Ok(Outcome {
-                executed: false,
-                signalled: false,
-                description: env.redactor.redact(&description),
-            });
+            return Ok(self.planned(env, target, &statement, &description));
         }
         let sent = tokio::time::timeout(left(deadline), admin.run_command(command)).await;
         let result = match sent {

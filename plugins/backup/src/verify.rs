@@ -92,18 +92,8 @@ pub fn compare_counts(expected: &[ObjectCount], restored: &[ObjectCount]) -> Cou
     check
 }
 
-/// `1,234,567`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1,234,567` (the SDK's).
+pub use warden_sdk::units::count;
 
 /// `512 B`, `3.4 KiB`, `12.0 MiB`, `1.50 GiB`.
 pub fn bytes(n: u64) -> String {

@@ -533,18 +533,8 @@ pub fn age(seconds: u64) -> String {
     }
 }
 
-/// `41,000`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `41,000` (the SDK's).
+pub use warden_sdk::units::count;
 
 /// Binary units with one decimal: `512 B`, `3.2 MiB` (the SDK's).
 pub use warden_sdk::units::bytes;

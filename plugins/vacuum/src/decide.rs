@@ -414,18 +414,8 @@ pub fn stats_step(user_tables: u64, has_stat1: bool) -> Option<StatsStep> {
     }
 }
 
-/// `41,000`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `41,000` (the SDK's).
+pub use warden_sdk::units::count;
 
 /// A fraction as a percentage: `41%`, `2.5%`, `<0.1%`, `0%`.
 pub fn pct(fraction: f64) -> String {
