@@ -26,6 +26,7 @@ mod runbooks;
 mod secrets;
 mod sessions_capability;
 mod sql_guard;
+mod sql_walls;
 mod state;
 mod telemetry;
 mod vacuum;

@@ -510,7 +510,7 @@ impl HostState {
         };
         let looked = tokio::time::timeout(left(deadline), pg_lookup(conn, pid)).await;
         let (backend, own_pid) = match looked {
-            Err(_) => return Err(self.sql.timed_out(target, timeout)),
+            Err(_) => return Err(self.sql.timed_out(target, timeout).await),
             Ok(Err(e)) => return Err(db_error(env, grant, e)),
             Ok(Ok((None, _))) => {
                 return Err(invalid(format!(
@@ -535,7 +535,7 @@ impl HostState {
         };
         let sent = tokio::time::timeout(left(deadline), pg_signal(conn, &backend, signal)).await;
         let result = match sent {
-            Err(_) => Err(self.sql.timed_out(target, timeout)),
+            Err(_) => Err(self.sql.timed_out(target, timeout).await),
             Ok(Err(e)) => Err(db_error(env, grant, e)),
             Ok(Ok(found)) => Ok(found),
         };

@@ -84,6 +84,17 @@ pub struct Classified {
     pub class: CapabilityClass,
     /// Upper-case operation name for telemetry/records, e.g. "SELECT", "VACUUM", "CREATE INDEX", "PRAGMA".
     pub operation: String,
+    /// Every function the statement calls by name (in expressions and in
+    /// `FROM`), as written: `["pg_catalog", "now"]` or `["now"]`, unquoted
+    /// parts folded to lower case. The host resolves them in the target's
+    /// catalog before a read runs (PostgreSQL: only functions that cannot
+    /// change anything are allowed under `read`).
+    pub functions: Vec<Vec<String>>,
+    /// For a plain query (`SELECT`, `VALUES`, `TABLE`, `WITH ... SELECT`),
+    /// the byte length of the statement without a trailing `;` and what
+    /// follows it: the host can then run it as a sub-query. `None` for
+    /// everything else.
+    pub query_len: Option<usize>,
 }
 
 /// Why a statement was not classified.
@@ -143,6 +154,8 @@ pub fn classify(sql: &str, dialect: Dialect) -> Result<Classified, ClassifyError
     check_lexical_hazards(&tokens, dialect)?;
     let names = scan_words(body)?;
 
+    let mut functions = Vec::new();
+    let mut query = false;
     let verdict = match leading_word(body).as_deref() {
         Some(kw @ ("VACUUM" | "ANALYZE" | "ANALYSE" | "REINDEX" | "CHECKPOINT" | "CLUSTER")) => {
             maintenance(kw, body.get(1..).unwrap_or_default(), dialect)?
@@ -164,16 +177,62 @@ pub fn classify(sql: &str, dialect: Dialect) -> Result<Classified, ClassifyError
                 })?;
             match statements.as_slice() {
                 [] => return Err(ClassifyError::Empty),
-                [statement] => classify_statement(statement, dialect)?,
+                [statement] => {
+                    let mut inner = statement;
+                    while let Statement::Explain { statement, .. } = inner {
+                        inner = statement;
+                    }
+                    functions = scan(inner)?.functions;
+                    query = matches!(statement, Statement::Query(_));
+                    classify_statement(statement, dialect)?
+                }
                 more => return Err(ClassifyError::MultipleStatements { count: more.len() }),
             }
         }
     };
     let class = combine(verdict.class, names, &verdict.operation)?;
+    let query_len = if query {
+        statement_end(sql, &tokens)
+    } else {
+        None
+    };
     Ok(Classified {
         class,
         operation: verdict.operation,
+        functions,
+        query_len,
     })
+}
+
+/// The byte offset just past the last token that is not whitespace, a
+/// comment or a `;`.
+fn statement_end(sql: &str, tokens: &[TokenWithSpan]) -> Option<usize> {
+    let last = tokens.iter().rev().find(|t| {
+        !matches!(
+            t.token,
+            Token::Whitespace(_) | Token::EOF | Token::SemiColon
+        )
+    })?;
+    byte_offset(sql, last.span.end.line, last.span.end.column)
+}
+
+/// The byte offset of a tokenizer location (1-based line and column, the
+/// column counted in characters).
+fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+    let mut offset = 0usize;
+    for (i, text) in sql.split_inclusive('\n').enumerate() {
+        if u64::try_from(i).ok()?.checked_add(1)? == line {
+            let chars = usize::try_from(column.checked_sub(1)?).ok()?;
+            let within = match text.char_indices().nth(chars) {
+                Some((at, _)) => at,
+                None if text.chars().count() == chars => text.len(),
+                None => return None,
+            };
+            return Some(offset + within);
+        }
+        offset += text.len();
+    }
+    (line == 0 || sql.is_empty()).then_some(sql.len())
 }
 
 /// Quotes an identifier with double quotes, doubling embedded quotes.
@@ -333,6 +392,11 @@ const FORBIDDEN_PREFIXES: &[(&str, &str)] = &[
     ("pg_xlog_replay_", REPLICATION),
     ("query_to_xml", DYNAMIC),
     ("cursor_to_xml", DYNAMIC),
+    // These build and run queries of their own (over a table, a schema, the
+    // whole database) through SPI.
+    ("table_to_xml", DYNAMIC),
+    ("schema_to_xml", DYNAMIC),
+    ("database_to_xml", DYNAMIC),
     ("crosstab", DYNAMIC),
 ];
 
@@ -376,6 +440,8 @@ const FORBIDDEN_NAMES: &[(&str, &str)] = &[
     ("pg_replication_origin_xact_setup", REPLICATION),
     ("pg_replication_origin_xact_reset", REPLICATION),
     ("ts_stat", DYNAMIC),
+    // `ts_rewrite(tsquery, text)` runs its second argument as a query.
+    ("ts_rewrite", DYNAMIC),
     ("connectby", DYNAMIC),
     ("pg_authid", SECRETS),
     ("pg_shadow", SECRETS),
@@ -399,6 +465,10 @@ const FORBIDDEN_NAMES: &[(&str, &str)] = &[
 const SESSION_CONTROL_NAMES: &[&str] = &["pg_cancel_backend", "pg_terminate_backend"];
 
 const WRITE_NAMES: &[&str] = &[
+    // They assign a transaction id (which a read never does: each one ages
+    // the cluster towards wraparound), even in a read-only transaction.
+    "txid_current",
+    "pg_current_xact_id",
     "nextval",
     "setval",
     "lo_creat",
@@ -917,6 +987,8 @@ struct Findings {
     select_into: bool,
     /// `pg_settings` appears as a relation (writing it changes settings).
     pg_settings: bool,
+    /// Every function called, see [`Classified::functions`].
+    functions: Vec<Vec<String>>,
 }
 
 /// Walks every expression, relation, query and nested statement.
@@ -928,6 +1000,24 @@ struct Scanner {
 
 impl Scanner {
     fn function(&mut self, name: &ObjectName) -> ControlFlow<ClassifyError> {
+        let mut parts = Vec::with_capacity(name.0.len());
+        for part in &name.0 {
+            match part {
+                ObjectNamePart::Identifier(ident) if ident.quote_style.is_some() => {
+                    parts.push(ident.value.clone());
+                }
+                ObjectNamePart::Identifier(ident) => parts.push(ident.value.to_lowercase()),
+                ObjectNamePart::Function(_) => {
+                    return ControlFlow::Break(forbidden(
+                        format!("function `{name}`"),
+                        "computed function names cannot be checked",
+                    ));
+                }
+            }
+        }
+        if !self.found.functions.contains(&parts) {
+            self.found.functions.push(parts);
+        }
         match name.0.last() {
             Some(ObjectNamePart::Identifier(ident)) => {
                 match self.found.raised.apply(&ident.value) {

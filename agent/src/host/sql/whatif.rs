@@ -373,7 +373,7 @@ impl HostState {
             match outcome {
                 Ok(Ok(result)) => result,
                 Ok(Err(e)) => Err(planning_error(&env, grant, e)),
-                Err(_) => Err(self.sql.timed_out(target, timeout)),
+                Err(_) => Err(self.sql.timed_out(target, timeout).await),
             }
         }
         .instrument(span.clone())
