@@ -39,6 +39,16 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub const MAX_MEMORY: usize = 4 << 30;
 /// Concurrent instances the pool holds (one per run in flight).
 pub const POOL_INSTANCES: u32 = 128;
+/// Stack a plugin's wasm code may use.
+pub const MAX_WASM_STACK: usize = 1 << 20;
+/// Stack of each run's fiber: the wasm code's [`MAX_WASM_STACK`], and at least
+/// the rest for host calls, which run on the same stack. The largest user is
+/// the `mongo` capability, which parses, classifies, encodes and drops command
+/// documents nested up to `mongo::classify::MAX_NESTING` (128) levels, and
+/// replies as deep as MongoDB stores (100 levels): about 18 KiB of stack a
+/// level in a debug build (2.3 MiB at 128 levels, measured), so 2 MiB, the
+/// default, is not enough. Reserved address space, touched only as used.
+pub const ASYNC_STACK: usize = 8 << 20;
 /// Time `describe()` may take.
 const DESCRIBE_DEADLINE: Duration = Duration::from_secs(5);
 /// Memory `describe()` may use.
@@ -302,7 +312,8 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .max_wasm_stack(1 << 20)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .async_stack_size(ASYNC_STACK)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)

@@ -4,8 +4,12 @@
 //! The walls, in order (the same as for `sql`):
 //! 1. Size cap, then the bytes must be one well-formed BSON document.
 //! 2. [`classify::classify`] decides the command's class from the document
-//!    itself; server-side JavaScript, user/role/replication/server control
-//!    and unknown commands are refused for any grant.
+//!    itself, walking every aggregation pipeline in it recursively (a `$out`
+//!    or `$merge` at any depth makes a write); server-side JavaScript,
+//!    user/role/replication/server control, unknown commands and unknown
+//!    aggregation stages are refused for any grant, and so is nesting deeper
+//!    than [`classify::MAX_NESTING`] levels (checked on the bytes before they
+//!    are parsed).
 //! 3. [`check`] refuses a class the plugin's grant for the target lacks,
 //!    and `session-control` commands (`killOp`, `killSessions`, ...)
 //!    whatever the grant: operations are killed through `sessions.kill-op`
@@ -32,7 +36,7 @@ use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Erro
 use crate::runtime::bindings::warden::plugin::mongo::{
     Batch, CommandReply, Host, HostCursor, Outcome,
 };
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use classify::MongoClassified;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Cursor};
@@ -111,14 +115,20 @@ fn parse_and_classify(
             command.len()
         )));
     }
+    let refused = |e: classify::MongoClassifyError| match e {
+        classify::MongoClassifyError::Forbidden(..)
+        | classify::MongoClassifyError::Unknown(_)
+        | classify::MongoClassifyError::UnknownStage { .. } => denied(e.to_string()),
+        other => invalid(other.to_string()),
+    };
+    // The nesting is checked on the bytes, without recursion, before the
+    // parser (which recurses per level) sees them.
+    let bytes = RawDocument::from_bytes(command)
+        .map_err(|e| invalid(format!("the command is not a BSON document: {e}")))?;
+    classify::check_raw_nesting(bytes).map_err(refused)?;
     let document = Document::from_reader(command)
         .map_err(|e| invalid(format!("the command is not a BSON document: {e}")))?;
-    let classified = classify::classify(&document).map_err(|e| match e {
-        classify::MongoClassifyError::Forbidden(..) | classify::MongoClassifyError::Unknown(_) => {
-            denied(e.to_string())
-        }
-        other => invalid(other.to_string()),
-    })?;
+    let classified = classify::classify(&document).map_err(refused)?;
     let raw = RawDocumentBuf::from_document(&document)
         .map_err(|e| invalid(format!("the command cannot be encoded: {e}")))?;
     Ok((document, raw, classified))
