@@ -301,6 +301,13 @@ async fn a_fan_out_past_the_per_run_limit_is_refused() {
             children.iter().all(|c| c.plugin == "noop" && c.depth == 1),
             "{children:#?}"
         );
+        let shown = warden::cli::render_text(&children[0]);
+        assert!(
+            shown.contains(&format!(
+                "started by run {root} (depth 1 of a chain of runs started by runs)"
+            )),
+            "{shown}"
+        );
     }
     let runs = all_settled(&d).await;
     assert_eq!(runs.iter().filter(|r| r.plugin == "noop").count(), 8);

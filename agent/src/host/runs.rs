@@ -208,7 +208,7 @@ impl HostState {
         );
         let admitted = match admitter
             .admit(Request::Started {
-                rec,
+                rec: Box::new(rec),
                 max_queued: env.config.runs.max_queued_per_plugin,
             })
             .await

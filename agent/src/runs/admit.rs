@@ -47,7 +47,10 @@ pub enum Request {
     /// written only while its plugin has fewer than `max_queued` runs
     /// queued (counting every source, and the records of the same batch),
     /// else refused with [`AdmitError::QueueFull`] and nothing written.
-    Started { rec: RunRecord, max_queued: u32 },
+    Started {
+        rec: Box<RunRecord>,
+        max_queued: u32,
+    },
 }
 
 /// Why admission wrote nothing for a request.
@@ -203,30 +206,9 @@ async fn admission_loop(
                     records.extend(recs);
                     Ok(0)
                 }
-                Request::Started {
-                    mut rec,
-                    max_queued,
-                } => match agent.store.queued_of(&rec.plugin).await {
-                    Ok(stored) => {
-                        let in_batch = records
-                            .iter()
-                            .filter(|r| r.plugin == rec.plugin && r.status == RunStatus::Queued)
-                            .count();
-                        let queued = stored.saturating_add(in_batch as u64);
-                        match queue_full(&rec.plugin, queued, max_queued) {
-                            Some(refusal) => Err(refusal),
-                            None => {
-                                agent.plan_first_if_required(&mut rec);
-                                records.push(rec);
-                                Ok(0)
-                            }
-                        }
-                    }
-                    Err(e) => Err(AdmitError::Failed(format!(
-                        "counting the queued runs of `{}`: {e:#}",
-                        rec.plugin
-                    ))),
-                },
+                Request::Started { rec, max_queued } => {
+                    admit_started(&agent, *rec, max_queued, &mut records).await
+                }
                 Request::Alerts {
                     alerts,
                     traceparent,
@@ -336,6 +318,34 @@ pub async fn rebuild_guardrails(agent: &Agent) -> anyhow::Result<Guardrails> {
     let records = agent.store.origin_runs_since(since).await?;
     let circuits = agent.store.circuits().await?;
     Ok(Guardrails::restore(circuits, &records, &policies.rules))
+}
+
+/// Admits a run started by a run, unless its plugin already has
+/// `max_queued` runs queued: in the state database (from any source) or
+/// earlier in this batch.
+async fn admit_started(
+    agent: &Agent,
+    mut rec: RunRecord,
+    max_queued: u32,
+    records: &mut Vec<RunRecord>,
+) -> Result<usize, AdmitError> {
+    let stored = agent.store.queued_of(&rec.plugin).await.map_err(|e| {
+        AdmitError::Failed(format!(
+            "counting the queued runs of `{}`: {e:#}",
+            rec.plugin
+        ))
+    })?;
+    let in_batch = records
+        .iter()
+        .filter(|r| r.plugin == rec.plugin && r.status == RunStatus::Queued)
+        .count();
+    let queued = stored.saturating_add(u64::try_from(in_batch).unwrap_or(u64::MAX));
+    if let Some(refusal) = queue_full(&rec.plugin, queued, max_queued) {
+        return Err(refusal);
+    }
+    agent.plan_first_if_required(&mut rec);
+    records.push(rec);
+    Ok(0)
 }
 
 /// Admits one webhook call's alerts: each alert is stored, and each rule

@@ -697,7 +697,7 @@ mod tests {
             .into_iter()
             .map(|r| r.id)
             .collect();
-        assert_eq!(children, [child.id.clone()]);
+        assert_eq!(children, std::slice::from_ref(&child.id));
         assert_eq!(store.queued_of("starter").await.unwrap(), 2);
         assert_eq!(store.queued_of("vacuum").await.unwrap(), 1);
         let mut done = child.clone();
@@ -705,6 +705,46 @@ mod tests {
         store.save(&done).await.unwrap();
         assert_eq!(store.queued_of("starter").await.unwrap(), 1);
         assert_eq!(store.queued_of("backup").await.unwrap(), 0);
+    }
+
+    /// Approving a started run's plan queues the real run at the plan's
+    /// place in the chain: approval does not reset the depth.
+    #[tokio::test]
+    async fn an_approved_plan_keeps_its_parent_and_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("state.db")).await.unwrap();
+        let mut plan = RunRecord::started_by(
+            "parent-run",
+            "runbook",
+            2,
+            "vacuum",
+            "app",
+            BTreeMap::new(),
+            true,
+        );
+        plan.status = RunStatus::AwaitingApproval;
+        plan.approval = Some(Approval {
+            state: ApprovalState::Pending,
+            ttl_secs: 3600,
+            expires_at: None,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            linked_run: None,
+        });
+        store.save(&plan).await.unwrap();
+        let (_, real) = approvals::approve(&store, &plan.id, "oncall")
+            .await
+            .unwrap();
+        assert!(!real.dry_run);
+        assert_eq!(
+            (real.parent_run.as_deref(), real.depth),
+            (Some("parent-run"), 3)
+        );
+        assert_eq!(
+            column(&store, &real.id).await,
+            (Some("parent-run".to_string()), 3)
+        );
     }
 
     /// A state database made before the columns existed is upgraded in
