@@ -120,6 +120,8 @@ fn main() {
                 max_runtime: Duration::from_secs(10),
                 approved: false,
                 admitter: None,
+                depth: 0,
+                metrics: agent.metrics.clone(),
             })
         };
         for i in 0..100 {

@@ -576,6 +576,8 @@ impl Agent {
             policies: loaded.policies.clone(),
             runbooks: loaded.runbooks.clone(),
             admitter: self.admitter.get().cloned(),
+            depth: record.depth,
+            metrics: self.metrics.clone(),
             store: self.store.clone(),
             redactor: self.redactor.clone(),
             deadline: Instant::now() + grant.max_runtime,

@@ -631,6 +631,13 @@ pub fn render_text(r: &RunRecord) -> String {
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         let _ = writeln!(s, "alert: rule {rule}, labels {{{}}}", shown.join(", "));
     }
+    if let Some(parent) = &r.parent_run {
+        let _ = writeln!(
+            s,
+            "started by run {parent} (depth {} of a chain of runs started by runs)",
+            r.depth
+        );
+    }
     if r.attempt > 1 || r.retried_by.is_some() {
         let _ = writeln!(
             s,

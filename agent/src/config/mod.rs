@@ -88,6 +88,50 @@ pub struct Config {
     /// Folder of runbooks (`*.toml`), from `[runbooks] dir`; `None` loads
     /// none.
     pub runbooks_dir: Option<PathBuf>,
+    /// Bounds on runs started by runs (`runs.start`), from `[runs]`.
+    pub runs: RunLimits,
+}
+
+/// `[runs]`: bounds on runs that plugins start through `runs.start`
+/// (each start also needs the plugin in the caller's grant `run_plugins`,
+/// and counts against that grant's `max_started_runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Deepest a run started by runs may be: a run requested by an alert,
+    /// a schedule or a person has depth 0, a run it starts depth 1, ...; a
+    /// run at this depth may start none.
+    pub max_chain_depth: u32,
+    /// A start is refused while the started plugin has this many runs
+    /// queued (from any source).
+    pub max_queued_per_plugin: u32,
+}
+
+impl RunLimits {
+    /// Default `max_chain_depth`: 3.
+    pub const fn default_max_chain_depth() -> u32 {
+        3
+    }
+
+    /// Largest `max_chain_depth`: 16. Every level multiplies the runs one
+    /// request can lead to by the fan-out; a chain deeper than this is a
+    /// loop, not a procedure.
+    pub const fn max_max_chain_depth() -> u32 {
+        16
+    }
+
+    /// Default `max_queued_per_plugin`: 100.
+    pub const fn default_max_queued_per_plugin() -> u32 {
+        100
+    }
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            max_chain_depth: RunLimits::default_max_chain_depth(),
+            max_queued_per_plugin: RunLimits::default_max_queued_per_plugin(),
+        }
+    }
 }
 
 /// `[http]`: the API `warden run` serves (webhook, runs, metrics, health).
@@ -194,6 +238,22 @@ struct RunbooksFile {
     dir: Option<Spanned<PathBuf>>,
 }
 
+/// `[runs]` as written: bounds on runs started by runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsFile {
+    /// Longest chain of runs started by runs (`runs.start`), A starting B
+    /// starting C, self-recursion and cycles included: a run requested by
+    /// an alert, a schedule or a person has depth 0, a run it starts depth
+    /// 1, and so on; a run at this depth may start no other. 1 to 16;
+    /// default 3.
+    max_chain_depth: Option<Spanned<i64>>,
+    /// Most queued runs of one plugin for `runs.start` to queue another:
+    /// a start is refused while the started plugin has this many runs
+    /// queued, whoever queued them. At least 1; default 100.
+    max_queued_per_plugin: Option<Spanned<i64>>,
+}
+
 /// How the agent writes its logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,6 +315,9 @@ struct ConfigFile {
     /// `[runbooks]`: see `RunbooksFile` (read on its own).
     #[serde(default, rename = "runbooks")]
     _runbooks: Option<IgnoredAny>,
+    /// `[runs]`: see `RunsFile` (read on its own).
+    #[serde(default, rename = "runs")]
+    _runs: Option<IgnoredAny>,
 }
 
 /// One `[[target]]` table: a database plugins may work on. Give its
@@ -316,6 +379,7 @@ impl Config {
         let stores = document.take_array::<StoreFile>("store", &mut diags);
         let tools = document.take_table::<ToolsFile>("tools", &mut diags);
         let runbooks = document.take_table::<RunbooksFile>("runbooks", &mut diags);
+        let runs = document.take_table::<RunsFile>("runs", &mut diags);
         let root = document.finish::<ConfigFile>(&mut diags);
 
         let resolver = Resolver {
@@ -333,6 +397,7 @@ impl Config {
                 .map(|p| resolver.dir.join(p.get_ref()))
         });
         let runbooks_dir = runbooks.and_then(|t| resolver.runbooks_dir(&t, &mut diags));
+        let runs = runs.map_or_else(RunLimits::default, |t| run_limits(&t, &mut diags));
         let config = root
             .and_then(|root| resolver.config(&root, targets, &mut diags))
             .map(|config| Config {
@@ -341,6 +406,7 @@ impl Config {
                 stores,
                 pg_bin_dir,
                 runbooks_dir,
+                runs,
                 ..config
             });
         diags.sort_by_line();
@@ -363,6 +429,56 @@ impl Config {
     /// The names of the targets, in order.
     pub fn target_names(&self) -> Vec<&str> {
         self.targets.iter().map(|t| t.name.as_str()).collect()
+    }
+}
+
+/// `[runs]`, checked: each field within its bounds, else its default and
+/// a diagnostic.
+fn run_limits(table: &Table<'_, RunsFile>, diags: &mut Diagnostics) -> RunLimits {
+    let file = &table.value;
+    let mut bounded = |value: &Option<Spanned<i64>>,
+                       field: &str,
+                       default: u32,
+                       range: std::ops::RangeInclusive<u32>,
+                       hint: &str| {
+        let Some(value) = value else {
+            return default;
+        };
+        match u32::try_from(*value.get_ref()) {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                diags.push(table.source.error(
+                    &value.span(),
+                    table.field(field),
+                    format!(
+                        "{} is out of range: {hint} (default {default})",
+                        value.get_ref()
+                    ),
+                ));
+                default
+            }
+        }
+    };
+    let max_chain_depth = bounded(
+        &file.max_chain_depth,
+        "max_chain_depth",
+        RunLimits::default_max_chain_depth(),
+        1..=RunLimits::max_max_chain_depth(),
+        &format!(
+            "use 1 to {}; to let no plugin start runs, list none in any grant's `run_plugins`",
+            RunLimits::max_max_chain_depth()
+        ),
+    );
+    let max_queued_per_plugin = bounded(
+        &file.max_queued_per_plugin,
+        "max_queued_per_plugin",
+        RunLimits::default_max_queued_per_plugin(),
+        1..=u32::MAX,
+        "use at least 1; to let no plugin start runs, list none in any grant's `run_plugins`",
+    );
+    RunLimits {
+        max_chain_depth,
+        max_queued_per_plugin,
     }
 }
 
@@ -430,6 +546,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             stores: Vec::new(),
             pg_bin_dir: None,
             runbooks_dir: None,
+            runs: RunLimits::default(),
         })
     }
 

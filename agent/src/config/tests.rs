@@ -556,3 +556,76 @@ fn bad_runbooks_tables_name_file_line_and_field() {
     assert_eq!(missing.line, Some(4));
     assert_eq!(missing.message, "missing field `dir`");
 }
+
+#[test]
+fn runs_limits_default_and_load() {
+    let fixture = Fixture::new();
+    let config = fixture.load(DIRS).unwrap();
+    assert_eq!(
+        config.runs,
+        RunLimits {
+            max_chain_depth: 3,
+            max_queued_per_plugin: 100
+        }
+    );
+    let config = fixture
+        .load(&format!(
+            "{DIRS}\n[runs]\nmax_chain_depth = 16\nmax_queued_per_plugin = 5\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        config.runs,
+        RunLimits {
+            max_chain_depth: 16,
+            max_queued_per_plugin: 5
+        }
+    );
+    // One field alone; the other keeps its default.
+    let config = fixture
+        .load(&format!("{DIRS}\n[runs]\nmax_chain_depth = 1\n"))
+        .unwrap();
+    assert_eq!(config.runs.max_chain_depth, 1);
+    assert_eq!(config.runs.max_queued_per_plugin, 100);
+}
+
+#[test]
+fn bad_runs_limits_name_file_line_field_and_range() {
+    let fixture = Fixture::new();
+    for (depth, queued) in [("0", "0"), ("17", "-1"), ("-3", "4294967296")] {
+        let diags = fixture.errors(&format!(
+            "{DIRS}\n[runs]\nmax_chain_depth = {depth}\nmax_queued_per_plugin = {queued}\n"
+        ));
+        assert_eq!(diags.len(), 2, "{diags}");
+        let d = about(&diags, "runs.max_chain_depth");
+        assert_eq!(d.line, Some(5));
+        assert_eq!(
+            d.message,
+            format!(
+                "{depth} is out of range: use 1 to 16; to let no plugin start runs, list none \
+                 in any grant's `run_plugins` (default 3)"
+            )
+        );
+        let q = about(&diags, "runs.max_queued_per_plugin");
+        assert_eq!(q.line, Some(6));
+        assert!(
+            q.message
+                .starts_with(&format!("{queued} is out of range: use at least 1"))
+                && q.message.ends_with("(default 100)"),
+            "{q}"
+        );
+        assert!(
+            q.to_string()
+                .starts_with(&format!("{}:6:", fixture.path("warden.toml").display())),
+            "{q}"
+        );
+    }
+    let diags = fixture.errors(&format!("{DIRS}\n[runs]\nmax_depth = 2\n"));
+    let unknown = about(&diags, "runs.max_depth");
+    assert!(
+        unknown.message.contains("unknown field `max_depth`")
+            && unknown.message.contains("`max_chain_depth`"),
+        "{unknown}"
+    );
+    let diags = fixture.errors(&format!("{DIRS}\n[runs]\nmax_chain_depth = \"3\"\n"));
+    assert_eq!(about(&diags, "runs.max_chain_depth").line, Some(5));
+}

@@ -42,6 +42,20 @@ impl LogSink {
         });
         true
     }
+
+    /// Keeps a line the host writes about the run, even when a cap is
+    /// reached: for notes the record must not lose to a plugin that filled
+    /// its log first. Callers write a bounded number of them per run (one
+    /// per `runs.start` bound hit, say).
+    pub fn push_host(&mut self, level: &str, mut message: String) {
+        truncate_utf8(&mut message, MAX_LINE);
+        self.bytes += message.len();
+        self.lines.push(LogLine {
+            at: chrono::Utc::now(),
+            level: level.to_string(),
+            message,
+        });
+    }
 }
 
 /// Cuts a string to at most `max` bytes on a character boundary, marking the cut.
@@ -126,6 +140,13 @@ mod tests {
         assert!(big.bytes <= MAX_BYTES + MAX_LINE + 20);
         assert!(big.lines.iter().all(|l| l.message.len() <= MAX_LINE + 20));
         assert!(big.dropped > 0);
+        // Host notes are kept past the caps (their callers bound them).
+        sink.push_host("warn", "host: runs.start refused".into());
+        assert_eq!(sink.lines.len(), MAX_LINES + 1);
+        assert_eq!(
+            sink.lines.last().map(|l| l.message.as_str()),
+            Some("host: runs.start refused")
+        );
     }
 
     #[test]

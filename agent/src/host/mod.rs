@@ -52,6 +52,12 @@ pub struct RunEnv {
     pub approved: bool,
     /// Where `runs.start` queues runs; `None` outside the service.
     pub admitter: Option<crate::runs::admit::Admitter>,
+    /// The run's depth in a chain of runs started by runs (0 unless a run
+    /// started it): what `runs.start` holds against `[runs]
+    /// max_chain_depth`.
+    pub depth: u32,
+    /// The agent's metrics (refused `runs.start` calls are counted).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl RunEnv {
@@ -117,8 +123,12 @@ pub struct HostState {
     pub state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
     pub actions: Vec<Action>,
-    /// Runs this run started (`runs.start`), by id.
+    /// Runs this run started (`runs.start`), by id: their number is
+    /// what `max_started_runs` bounds.
     pub started_runs: Vec<String>,
+    /// The `runs.start` bounds this run has hit, each noted once on its
+    /// record even when its log is full.
+    pub start_refusals: runs::Refusals,
     stderr: MemoryOutputPipe,
 }
 
@@ -146,6 +156,7 @@ impl HostState {
             state: state::StateOverlay::default(),
             actions: Vec::new(),
             started_runs: Vec::new(),
+            start_refusals: runs::Refusals::default(),
             stderr,
         }
     }

@@ -75,6 +75,11 @@ pub(super) struct GrantFile {
     /// queue (`warden:plugin/runs`), each run under its own grant. Default
     /// none.
     run_plugins: Option<Vec<Spanned<String>>>,
+    /// Most runs one run of the plugin may start (`runs.start`), counted
+    /// by the host per run across all targets: a start through this grant
+    /// is refused once the run has started this many. Needs `run_plugins`.
+    /// 1 to 1000; default 10.
+    max_started_runs: Option<Spanned<i64>>,
 }
 
 /// Permission for one plugin to work on one target. A `[[grant]]` listing several
@@ -106,6 +111,9 @@ pub struct Grant {
     pub allow_privileged_sessions: bool,
     /// Plugins this plugin may start on this target (`runs.start`).
     pub run_plugins: BTreeSet<String>,
+    /// Most runs one run of the plugin may start in all; a start through
+    /// this grant is refused once the run has started this many.
+    pub max_started_runs: u32,
     /// The `[[grant]]` this comes from.
     pub source: Location,
 }
@@ -149,6 +157,16 @@ impl Grant {
     /// Default `approval_ttl`: 24h.
     pub const fn default_approval_ttl() -> Duration {
         DEFAULT_APPROVAL_TTL
+    }
+
+    /// Default `max_started_runs`: 10.
+    pub const fn default_max_started_runs() -> u32 {
+        10
+    }
+
+    /// Largest `max_started_runs`: 1000.
+    pub const fn max_max_started_runs() -> u32 {
+        1000
     }
 
     /// True if the grant allows `class`.
@@ -432,6 +450,39 @@ pub(super) fn expand(
         }
     }
 
+    let max_started_runs = match &file.max_started_runs {
+        None => Grant::default_max_started_runs(),
+        Some(value) => {
+            let max = Grant::max_max_started_runs();
+            match u32::try_from(*value.get_ref()) {
+                Ok(n) if (1..=max).contains(&n) => {
+                    if file.run_plugins.as_ref().is_none_or(Vec::is_empty) {
+                        diags.push(source.error(
+                            &value.span(),
+                            table.field("max_started_runs"),
+                            "has no effect without `run_plugins`: list the plugins this plugin \
+                             may start, or remove this field",
+                        ));
+                    }
+                    n
+                }
+                _ => {
+                    diags.push(source.error(
+                        &value.span(),
+                        table.field("max_started_runs"),
+                        format!(
+                            "{} is out of range: use 1 to {max} (default {}); to let the \
+                             plugin start no runs, remove `run_plugins`",
+                            value.get_ref(),
+                            Grant::default_max_started_runs()
+                        ),
+                    ));
+                    Grant::default_max_started_runs()
+                }
+            }
+        }
+    };
+
     let allow_privileged_sessions = match &file.allow_privileged_sessions {
         None => false,
         Some(flag) => {
@@ -513,6 +564,7 @@ pub(super) fn expand(
                 log_files: log_files.clone(),
                 allow_privileged_sessions,
                 run_plugins: run_plugins.clone(),
+                max_started_runs,
                 source: location.clone(),
             },
             span: target.span(),

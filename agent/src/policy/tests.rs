@@ -2021,3 +2021,72 @@ fn run_plugins_lists_plugin_names() {
     assert_eq!(d.line, Some(5));
     assert!(d.message.contains("is not a plugin name"), "{}", d.message);
 }
+
+#[test]
+fn max_started_runs_defaults_to_ten_and_is_bounded() {
+    let policies = Policies::new();
+    let grant = |extra: &str| {
+        format!(
+            "[[grant]]\nplugin = \"runbook\"\ntargets = [\"app\", \"quickstart\"]\n\
+             capabilities = [\"read\"]\n{extra}\n"
+        )
+    };
+    policies.write("a.toml", &grant("run_plugins = [\"vacuum\"]"));
+    let set = policies.load().unwrap();
+    assert_eq!(set.grant("runbook", "app").unwrap().max_started_runs, 10);
+    assert_eq!(Grant::default_max_started_runs(), 10);
+
+    for n in [1, 250, 1000] {
+        policies.write(
+            "a.toml",
+            &grant(&format!(
+                "run_plugins = [\"vacuum\"]\nmax_started_runs = {n}"
+            )),
+        );
+        let set = policies.load().unwrap();
+        for target in ["app", "quickstart"] {
+            assert_eq!(set.grant("runbook", target).unwrap().max_started_runs, n);
+        }
+    }
+
+    for n in ["0", "1001", "-1", "99999999999"] {
+        policies.write(
+            "a.toml",
+            &grant(&format!(
+                "run_plugins = [\"vacuum\"]\nmax_started_runs = {n}"
+            )),
+        );
+        let diags = policies.errors();
+        let d = about(
+            &diags,
+            &policies.path("a.toml"),
+            "grant[0].max_started_runs",
+        );
+        assert_eq!(d.line, Some(6), "{d}");
+        assert_eq!(
+            d.message,
+            format!(
+                "{n} is out of range: use 1 to 1000 (default 10); to let the plugin start no \
+                 runs, remove `run_plugins`"
+            )
+        );
+    }
+
+    // Without `run_plugins` it would bound nothing: an error, not a no-op.
+    for extra in [
+        "max_started_runs = 5",
+        "run_plugins = []\nmax_started_runs = 5",
+    ] {
+        policies.write("a.toml", &grant(extra));
+        let diags = policies.errors();
+        let d = about(
+            &diags,
+            &policies.path("a.toml"),
+            "grant[0].max_started_runs",
+        );
+        assert!(
+            d.message.contains("has no effect without `run_plugins`"),
+            "{d}"
+        );
+    }
+}

@@ -43,6 +43,43 @@ pub enum Request {
     },
     /// Run requests (manual, schedule), already built as `queued` records.
     Runs(Vec<RunRecord>),
+    /// A run that a run starts (`runs.start`), built as a `queued` record:
+    /// written only while its plugin has fewer than `max_queued` runs
+    /// queued (counting every source, and the records of the same batch),
+    /// else refused with [`AdmitError::QueueFull`] and nothing written.
+    Started {
+        rec: Box<RunRecord>,
+        max_queued: u32,
+    },
+}
+
+/// Why admission wrote nothing for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// [`Request::Started`] while the started plugin's queue is full.
+    #[error(
+        "plugin `{plugin}` already has {queued} queued runs, the most a run may add to \
+         (max_queued_per_plugin = {max})"
+    )]
+    QueueFull {
+        plugin: String,
+        queued: u64,
+        max: u32,
+    },
+    /// The request was invalid, the state database refused the write, or
+    /// the agent is shutting down.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The refusal for starting a run of `plugin` when `queued` of its runs
+/// are queued already, if that is `max_queued` or more.
+pub fn queue_full(plugin: &str, queued: u64, max_queued: u32) -> Option<AdmitError> {
+    (queued >= u64::from(max_queued)).then(|| AdmitError::QueueFull {
+        plugin: plugin.to_string(),
+        queued,
+        max: max_queued,
+    })
 }
 
 /// What admission did with one request: the records it wrote.
@@ -52,7 +89,7 @@ pub struct Admitted {
     pub runs: Vec<RunRecord>,
 }
 
-type Job = (Request, oneshot::Sender<Result<Admitted, String>>);
+type Job = (Request, oneshot::Sender<Result<Admitted, AdmitError>>);
 
 /// The handle callers use; cheap to clone.
 #[derive(Clone)]
@@ -133,15 +170,14 @@ impl Admitter {
     }
 
     /// Admits `req` durably; the records written come back.
-    pub async fn admit(&self, req: Request) -> Result<Admitted, String> {
+    pub async fn admit(&self, req: Request) -> Result<Admitted, AdmitError> {
         let (reply, answer) = oneshot::channel();
+        let shutting_down = || AdmitError::Failed("the agent is shutting down".to_string());
         self.tx
             .send((req, reply))
             .await
-            .map_err(|_| "the agent is shutting down".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the agent is shutting down".to_string())?
+            .map_err(|_| shutting_down())?;
+        answer.await.map_err(|_| shutting_down())?
     }
 }
 
@@ -158,7 +194,7 @@ async fn admission_loop(
         let mut records: Vec<RunRecord> = Vec::new();
         let mut spans: Vec<(usize, usize, usize)> = Vec::new();
         let mut touched_rules: BTreeSet<String> = BTreeSet::new();
-        let mut failures: Vec<Option<String>> = Vec::new();
+        let mut failures: Vec<Option<AdmitError>> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
         for (req, reply) in batch {
             let before = records.len();
@@ -170,21 +206,23 @@ async fn admission_loop(
                     records.extend(recs);
                     Ok(0)
                 }
+                Request::Started { rec, max_queued } => {
+                    admit_started(&agent, *rec, max_queued, &mut records).await
+                }
                 Request::Alerts {
                     alerts,
                     traceparent,
-                } => {
-                    admit_alerts(
-                        &agent,
-                        &guardrails,
-                        alerts,
-                        traceparent,
-                        &mut alerts_out,
-                        &mut records,
-                        &mut touched_rules,
-                    )
-                    .await
-                }
+                } => admit_alerts(
+                    &agent,
+                    &guardrails,
+                    alerts,
+                    traceparent,
+                    &mut alerts_out,
+                    &mut records,
+                    &mut touched_rules,
+                )
+                .await
+                .map_err(AdmitError::Failed),
             };
             match result {
                 Ok(n) => {
@@ -247,7 +285,9 @@ async fn admission_loop(
         for ((reply, (from, to, n)), failure) in replies.into_iter().zip(spans).zip(failures) {
             let answer = match (&saved, failure) {
                 (_, Some(e)) => Err(e),
-                (Err(e), None) => Err(format!("the state database refused the write: {e:#}")),
+                (Err(e), None) => Err(AdmitError::Failed(format!(
+                    "the state database refused the write: {e:#}"
+                ))),
                 (Ok(()), None) => Ok(Admitted {
                     alerts: n,
                     runs: records[from..to].to_vec(),
@@ -278,6 +318,34 @@ pub async fn rebuild_guardrails(agent: &Agent) -> anyhow::Result<Guardrails> {
     let records = agent.store.origin_runs_since(since).await?;
     let circuits = agent.store.circuits().await?;
     Ok(Guardrails::restore(circuits, &records, &policies.rules))
+}
+
+/// Admits a run started by a run, unless its plugin already has
+/// `max_queued` runs queued: in the state database (from any source) or
+/// earlier in this batch.
+async fn admit_started(
+    agent: &Agent,
+    mut rec: RunRecord,
+    max_queued: u32,
+    records: &mut Vec<RunRecord>,
+) -> Result<usize, AdmitError> {
+    let stored = agent.store.queued_of(&rec.plugin).await.map_err(|e| {
+        AdmitError::Failed(format!(
+            "counting the queued runs of `{}`: {e:#}",
+            rec.plugin
+        ))
+    })?;
+    let in_batch = records
+        .iter()
+        .filter(|r| r.plugin == rec.plugin && r.status == RunStatus::Queued)
+        .count();
+    let queued = stored.saturating_add(u64::try_from(in_batch).unwrap_or(u64::MAX));
+    if let Some(refusal) = queue_full(&rec.plugin, queued, max_queued) {
+        return Err(refusal);
+    }
+    agent.plan_first_if_required(&mut rec);
+    records.push(rec);
+    Ok(0)
 }
 
 /// Admits one webhook call's alerts: each alert is stored, and each rule

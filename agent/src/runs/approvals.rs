@@ -68,6 +68,10 @@ pub async fn approve(
         false,
     );
     real.traceparent = plan.traceparent.clone();
+    // The real run keeps the plan's place in a chain of runs started by
+    // runs: approving a plan does not reset its depth.
+    real.parent_run = plan.parent_run.clone();
+    real.depth = plan.depth;
     let mut approval = plan.approval.clone().unwrap_or(crate::runs::Approval {
         state: ApprovalState::Approved,
         ttl_secs: 0,

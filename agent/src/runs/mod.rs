@@ -144,7 +144,7 @@ impl RunStore {
         }
         for chunk in recs.chunks(500) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin) ",
+                "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin, parent_run, depth) ",
             );
             let mut rows = Vec::with_capacity(chunk.len());
             for rec in chunk {
@@ -159,7 +159,9 @@ impl RunStore {
                     .push_bind(json)
                     .push_bind(ts(rec.requested_at))
                     .push_bind(rec.not_before.map(ts))
-                    .push_bind(rec.origin().map(str::to_string));
+                    .push_bind(rec.origin().map(str::to_string))
+                    .push_bind(rec.parent_run.clone())
+                    .push_bind(i64::from(rec.depth));
             });
             q.push(
                 " ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record,
@@ -217,6 +219,27 @@ impl RunStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many runs of `plugin` are `queued` (from any source): what
+    /// admission holds against `[runs] max_queued_per_plugin`.
+    pub async fn queued_of(&self, plugin: &str) -> anyhow::Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM runs WHERE plugin = ? AND status = 'queued'")
+                .bind(plugin)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The runs that run `parent` started (`runs.start`), oldest first.
+    pub async fn children_of(&self, parent: &str) -> anyhow::Result<Vec<RunRecord>> {
+        let rows =
+            sqlx::query("SELECT record FROM runs WHERE parent_run = ? ORDER BY requested_at, id")
+                .bind(parent)
+                .fetch_all(&self.pool)
+                .await?;
+        decode_all(&rows)
     }
 
     /// Marks runs left `running` by a previous agent process as
@@ -508,8 +531,8 @@ fn decode_all(rows: &[sqlx::sqlite::SqliteRow]) -> anyhow::Result<Vec<RunRecord>
 async fn save_on(conn: &mut sqlx::SqliteConnection, rec: &RunRecord) -> anyhow::Result<()> {
     let json = serde_json::to_string(rec)?;
     sqlx::query(
-        "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO runs (id, plugin, target, status, started_at, record, requested_at, not_before, origin, parent_run, depth)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record,
              started_at = excluded.started_at, not_before = excluded.not_before",
     )
@@ -522,6 +545,8 @@ async fn save_on(conn: &mut sqlx::SqliteConnection, rec: &RunRecord) -> anyhow::
     .bind(ts(rec.requested_at))
     .bind(rec.not_before.map(ts))
     .bind(rec.origin())
+    .bind(&rec.parent_run)
+    .bind(i64::from(rec.depth))
     .execute(&mut *conn)
     .await
     .context("writing a run record")?;
@@ -562,6 +587,14 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
         ),
         ("not_before", "ALTER TABLE runs ADD COLUMN not_before TEXT"),
         ("origin", "ALTER TABLE runs ADD COLUMN origin TEXT"),
+        // Runs started by runs (`runs.start`): the parent's id and the
+        // depth in the chain; earlier runs were all requested from outside
+        // (or their link is only in the trigger's text): depth 0.
+        ("parent_run", "ALTER TABLE runs ADD COLUMN parent_run TEXT"),
+        (
+            "depth",
+            "ALTER TABLE runs ADD COLUMN depth INTEGER NOT NULL DEFAULT 0",
+        ),
     ] {
         if !columns.iter().any(|c| c == column) {
             sqlx::raw_sql(ddl).execute(pool).await?;
@@ -571,9 +604,196 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
         "UPDATE runs SET requested_at = started_at WHERE requested_at = '';
          CREATE INDEX IF NOT EXISTS runs_status ON runs (status, requested_at);
          CREATE INDEX IF NOT EXISTS runs_origin ON runs (origin, requested_at);
-         CREATE INDEX IF NOT EXISTS runs_requested ON runs (requested_at);",
+         CREATE INDEX IF NOT EXISTS runs_requested ON runs (requested_at);
+         CREATE INDEX IF NOT EXISTS runs_plugin_status ON runs (plugin, status);
+         CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run) WHERE parent_run IS NOT NULL;",
     )
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn manual(plugin: &str) -> RunRecord {
+        RunRecord::new(
+            plugin,
+            "app",
+            Trigger::Manual { by: "test".into() },
+            BTreeMap::new(),
+            false,
+        )
+    }
+
+    async fn column(store: &RunStore, id: &str) -> (Option<String>, i64) {
+        let row = sqlx::query("SELECT parent_run, depth FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        (row.try_get(0).unwrap(), row.try_get(1).unwrap())
+    }
+
+    /// A started run's parent and depth are in its record and in columns
+    /// of their own, through both write paths; a run started from outside
+    /// has depth 0 and no parent.
+    #[tokio::test]
+    async fn parent_and_depth_are_stored_in_record_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("state.db")).await.unwrap();
+        let root = manual("starter");
+        let child = RunRecord::started_by(
+            &root.id,
+            "starter",
+            root.depth,
+            "starter",
+            "app",
+            BTreeMap::new(),
+            false,
+        );
+        let grandchild = RunRecord::started_by(
+            &child.id,
+            "starter",
+            child.depth,
+            "vacuum",
+            "app",
+            BTreeMap::new(),
+            true,
+        );
+        assert_eq!(
+            child.trigger,
+            Trigger::Manual {
+                by: format!("run {} (starter)", root.id)
+            }
+        );
+        assert_eq!((child.depth, grandchild.depth), (1, 2));
+        assert!(grandchild.dry_run);
+        store
+            .save_all(&[], &[root.clone(), child.clone()])
+            .await
+            .unwrap();
+        store.save(&grandchild).await.unwrap();
+
+        assert_eq!(column(&store, &root.id).await, (None, 0));
+        assert_eq!(column(&store, &child.id).await, (Some(root.id.clone()), 1));
+        assert_eq!(
+            column(&store, &grandchild.id).await,
+            (Some(child.id.clone()), 2)
+        );
+        let back = store.get(&grandchild.id).await.unwrap().unwrap();
+        assert_eq!(back.parent_run.as_deref(), Some(child.id.as_str()));
+        assert_eq!(back.depth, 2);
+        // A record without a parent does not carry the fields at all.
+        let json = serde_json::to_value(&root).unwrap();
+        assert!(json.get("parent_run").is_none() && json.get("depth").is_none());
+
+        let children: Vec<String> = store
+            .children_of(&root.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(children, std::slice::from_ref(&child.id));
+        assert_eq!(store.queued_of("starter").await.unwrap(), 2);
+        assert_eq!(store.queued_of("vacuum").await.unwrap(), 1);
+        let mut done = child.clone();
+        done.status = RunStatus::Succeeded;
+        store.save(&done).await.unwrap();
+        assert_eq!(store.queued_of("starter").await.unwrap(), 1);
+        assert_eq!(store.queued_of("backup").await.unwrap(), 0);
+    }
+
+    /// Approving a started run's plan queues the real run at the plan's
+    /// place in the chain: approval does not reset the depth.
+    #[tokio::test]
+    async fn an_approved_plan_keeps_its_parent_and_depth() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("state.db")).await.unwrap();
+        let mut plan = RunRecord::started_by(
+            "parent-run",
+            "runbook",
+            2,
+            "vacuum",
+            "app",
+            BTreeMap::new(),
+            true,
+        );
+        plan.status = RunStatus::AwaitingApproval;
+        plan.approval = Some(Approval {
+            state: ApprovalState::Pending,
+            ttl_secs: 3600,
+            expires_at: None,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            linked_run: None,
+        });
+        store.save(&plan).await.unwrap();
+        let (_, real) = approvals::approve(&store, &plan.id, "oncall")
+            .await
+            .unwrap();
+        assert!(!real.dry_run);
+        assert_eq!(
+            (real.parent_run.as_deref(), real.depth),
+            (Some("parent-run"), 3)
+        );
+        assert_eq!(
+            column(&store, &real.id).await,
+            (Some("parent-run".to_string()), 3)
+        );
+    }
+
+    /// A state database made before the columns existed is upgraded in
+    /// place: its runs get depth 0 and no parent, and new runs store both.
+    #[tokio::test]
+    async fn an_older_state_database_gets_the_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = manual("vacuum");
+        {
+            let opts = SqliteConnectOptions::from_str("sqlite://")
+                .unwrap()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(opts).await.unwrap();
+            // The schema of the first release.
+            sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO runs (id, plugin, target, status, started_at, record) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&old.id)
+            .bind(&old.plugin)
+            .bind(&old.target)
+            .bind(old.status.as_str())
+            .bind(ts(old.started_at))
+            .bind(serde_json::to_string(&old).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = RunStore::open(&path).await.unwrap();
+        assert_eq!(column(&store, &old.id).await, (None, 0));
+        assert_eq!(store.get(&old.id).await.unwrap().unwrap().depth, 0);
+        let child = RunRecord::started_by(
+            &old.id,
+            "vacuum",
+            0,
+            "vacuum",
+            "app",
+            BTreeMap::new(),
+            false,
+        );
+        store.save(&child).await.unwrap();
+        assert_eq!(column(&store, &child.id).await, (Some(old.id.clone()), 1));
+        assert_eq!(store.queued_of("vacuum").await.unwrap(), 2);
+        drop(store);
+        // Opening again changes nothing.
+        let store = RunStore::open(&path).await.unwrap();
+        assert_eq!(column(&store, &child.id).await, (Some(old.id.clone()), 1));
+    }
 }

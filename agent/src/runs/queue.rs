@@ -311,6 +311,8 @@ async fn run_one(
             Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
         next.approval = fin.approval.clone();
         next.traceparent = fin.traceparent.clone();
+        next.parent_run = fin.parent_run.clone();
+        next.depth = fin.depth;
         fin.retried_by = Some(next.id.clone());
         tracing::info!(run = %fin.id, retry = %next.id, attempt = next.attempt, delay = ?delay, "retry queued");
         retry_rec = Some(next);

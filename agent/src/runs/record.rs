@@ -405,6 +405,21 @@ pub struct RunRecord {
     /// The trace id of the run's span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The run that started this one through `runs.start`, if one did
+    /// (also in the state database's `parent_run` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run: Option<String>,
+    /// Its place in a chain of runs started by runs: 0 for a run requested
+    /// by an alert, a schedule or a person; a run started by a run of depth
+    /// `d` has depth `d + 1` (also in the `depth` column). Bounded by
+    /// `[runs] max_chain_depth`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+}
+
+/// For `skip_serializing_if` (which passes a reference).
+const fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 const fn first_attempt() -> u32 {
@@ -447,7 +462,35 @@ impl RunRecord {
             approval: None,
             traceparent: None,
             trace_id: None,
+            parent_run: None,
+            depth: 0,
         }
+    }
+
+    /// A new record for a run that run `parent` (of `parent_plugin`, at
+    /// depth `parent_depth`) starts through `runs.start`: trigger `manual`
+    /// by `run <id> (<plugin>)`, linked to its parent, one level deeper.
+    pub fn started_by(
+        parent: &str,
+        parent_plugin: &str,
+        parent_depth: u32,
+        plugin: &str,
+        target: &str,
+        params: BTreeMap<String, String>,
+        dry_run: bool,
+    ) -> RunRecord {
+        let mut rec = RunRecord::new(
+            plugin,
+            target,
+            Trigger::Manual {
+                by: format!("run {parent} ({parent_plugin})"),
+            },
+            params,
+            dry_run,
+        );
+        rec.parent_run = Some(parent.to_string());
+        rec.depth = parent_depth.saturating_add(1);
+        rec
     }
 
     /// Marks it not run, for `kind`, now.

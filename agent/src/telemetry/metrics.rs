@@ -39,6 +39,7 @@ type Labels2 = [(&'static str, String); 2];
 /// | `warden_webhook_requests_total` | counter | `code` |
 /// | `warden_alerts_received_total` | counter | |
 /// | `warden_reloads_total` | counter | `kind`, `result` (`ok`/`rejected`) |
+/// | `warden_run_starts_refused_total` | counter | `plugin` (the caller), `limit` (`chain-depth`/`per-run`/`queue`) |
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -54,6 +55,7 @@ struct Inner {
     webhook: Family<Labels1, Counter>,
     alerts: Counter,
     reloads: Family<Labels2, Counter>,
+    starts_refused: Family<Labels2, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -127,6 +129,12 @@ impl Metrics {
             "Configuration and policy reloads",
             reloads.clone(),
         );
+        let starts_refused = Family::<Labels2, Counter>::default();
+        registry.register(
+            "warden_run_starts_refused",
+            "runs.start calls refused by a bound on runs started by runs",
+            starts_refused.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -138,6 +146,7 @@ impl Metrics {
                 webhook,
                 alerts,
                 reloads,
+                starts_refused,
             }),
         }
     }
@@ -196,6 +205,15 @@ impl Metrics {
             .inc();
     }
 
+    /// `warden_run_starts_refused_total{plugin,limit}` + 1: a `runs.start`
+    /// of `plugin` refused by `limit` (`chain-depth`, `per-run`, `queue`).
+    pub fn run_start_refused(&self, plugin: &str, limit: &str) {
+        self.inner
+            .starts_refused
+            .get_or_create(&[("plugin", label(plugin)), ("limit", label(limit))])
+            .inc();
+    }
+
     /// The OpenMetrics text exposition, ending with `# EOF`; serve it with
     /// [`CONTENT_TYPE`].
     pub fn encode(&self) -> String {
@@ -226,6 +244,9 @@ mod tests {
         m.alerts_received(5);
         m.reload("policy", true);
         m.reload("config", false);
+        m.run_start_refused("starter", "chain-depth");
+        m.run_start_refused("starter", "chain-depth");
+        m.run_start_refused("starter", "queue");
         let text = m.encode();
         for line in [
             "# TYPE warden_runs counter",
@@ -244,6 +265,9 @@ mod tests {
             "warden_alerts_received_total 5",
             r#"warden_reloads_total{kind="policy",result="ok"} 1"#,
             r#"warden_reloads_total{kind="config",result="rejected"} 1"#,
+            "# TYPE warden_run_starts_refused counter",
+            r#"warden_run_starts_refused_total{plugin="starter",limit="chain-depth"} 2"#,
+            r#"warden_run_starts_refused_total{plugin="starter",limit="queue"} 1"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

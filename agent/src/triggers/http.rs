@@ -201,7 +201,7 @@ async fn handle_alerts(
             traceparent,
         })
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let runs: Vec<_> = admitted.runs.iter().map(run_summary).collect();
     Ok(axum::Json(json!({ "accepted": admitted.alerts, "runs": runs })).into_response())
 }
@@ -314,7 +314,7 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         .admitter
         .admit(Request::Runs(vec![rec]))
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let rec = admitted.runs.into_iter().next().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
