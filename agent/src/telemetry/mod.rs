@@ -48,6 +48,7 @@
 //! `db.system.name = "postgresql"`). Display values (`%x`) and Debug values (`?x`)
 //! are exported as strings.
 
+mod fields;
 mod metrics;
 pub mod otlp;
 
@@ -64,6 +65,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
+pub use fields::EscapedFields;
 pub use metrics::{CONTENT_TYPE, MAX_LABEL_LEN, Metrics, RUN_DURATION_BUCKETS};
 pub use otlp::{DEFAULT_SERVICE_NAME, OtlpPipeline, OtlpProtocol, OtlpSettings};
 
@@ -79,7 +81,9 @@ pub fn init(format: LogFormat, otlp: Option<OtlpSettings>) -> anyhow::Result<Tel
 /// Installs the global `tracing` subscriber:
 ///
 /// - a fmt layer on stderr (text or one JSON object per line), filtered by
-///   `WARDEN_LOG` or else `default_level`;
+///   `WARDEN_LOG` or else `default_level`; in text, every field value is
+///   escaped ([`EscapedFields`]), so text from a plugin cannot drive the
+///   terminal or forge a log line;
 /// - an OpenTelemetry layer ([`otlp::otel_filter`]). With `otlp`, its spans are
 ///   exported by OTLP; without, spans still get trace ids (so
 ///   [`current_trace_id`] and [`set_parent_from_traceparent`] work) but go nowhere.
@@ -101,7 +105,8 @@ pub fn init_with_level(
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
         LogFormat::Json => fmt.json().boxed(),
-        LogFormat::Text => fmt.boxed(),
+        // Every field escaped: plugins' text is logged (see `fields`).
+        LogFormat::Text => fmt.fmt_fields(EscapedFields).boxed(),
     };
     let pipeline = otlp
         .as_ref()
