@@ -9,6 +9,11 @@
 //! warden --config FILE run
 //! ```
 //!
+//! Text output shows every string a plugin, an alert or an API caller chose
+//! through [`crate::text::Shown`] (control characters, bidi overrides and
+//! line feeds as visible escapes); JSON output writes them as `\uXXXX`
+//! ([`crate::text::json_safe`]). Neither can drive the terminal.
+//!
 //! Exit codes: 0 success; 1 the run failed (plugin error, trap, timeout,
 //! limit); 2 bad usage, config or request; 3 denied by policy.
 
@@ -16,7 +21,7 @@ use crate::agent::{Agent, RunRequest, inspect};
 use crate::config::{Config, LogFormat};
 use crate::diag::Diagnostics;
 use crate::runs::{RunRecord, RunStatus, RunStore, Trigger};
-use crate::text::{Shown, ShownLines};
+use crate::text::{Shown, ShownLines, json_safe};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,7 +185,7 @@ async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
         CircuitsCommand::List { output } => match agent.store.circuits().await {
             Ok(c) => {
                 if output == Output::Json {
-                    println!("{}", serde_json::json!(c));
+                    println!("{}", json_safe(&serde_json::json!(c).to_string()));
                 } else {
                     for (rule, c) in c {
                         println!(
@@ -359,7 +364,10 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
             match crate::runs::approvals::approve(&agent.store, &run, &by).await {
                 Ok((plan, real)) => {
                     if output == Output::Json {
-                        println!("{}", serde_json::json!({ "plan": plan, "run": real }));
+                        println!(
+                            "{}",
+                            json_safe(&serde_json::json!({ "plan": plan, "run": real }).to_string())
+                        );
                     } else {
                         println!(
                             "approved {} by {}; run {} is queued (the agent runs it)",
@@ -504,7 +512,7 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(list));
+            println!("{}", json_safe(&serde_json::Value::Array(list).to_string()));
         }
         Output::Text => {
             for p in loaded.plugins.values() {
@@ -559,7 +567,7 @@ async fn runs_list(
             Ok(list) => {
                 match output {
                     Output::Json => match serde_json::to_string(&list) {
-                        Ok(s) => println!("{s}"),
+                        Ok(s) => println!("{}", json_safe(&s)),
                         Err(e) => {
                             eprintln!("error: {}", Shown(e));
                             return ExitCode::FAILURE;
@@ -615,7 +623,7 @@ async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
 pub fn print_record(r: &RunRecord, output: Output) {
     match output {
         Output::Json => match serde_json::to_string_pretty(r) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => println!("{}", json_safe(&s)),
             Err(e) => eprintln!("error: {}", Shown(e)),
         },
         // Every field is escaped where it is written (`Shown`); the whole

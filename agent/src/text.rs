@@ -164,6 +164,30 @@ pub fn escaping_writer<W: fmt::Write + ?Sized>(out: &mut W) -> impl fmt::Write +
     }
 }
 
+/// JSON text as serde_json writes it, with every [`is_hidden`] character
+/// but the line feeds between lines written as a `\uXXXX` escape: the same
+/// JSON value, safe on a terminal. (serde_json escapes only U+0000–U+001F;
+/// DEL, C1 controls and bidi overrides it writes raw. In its output every
+/// other hidden character is inside a string, where an escape means the
+/// same.)
+pub fn json_safe(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(|c| c != '\n' && is_hidden(c)) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c != '\n' && is_hidden(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -297,6 +321,29 @@ mod tests {
         assert_eq!(format!("[{:<8}]", Shown("ab")), "[ab      ]");
         assert_eq!(format!("[{:<8}]", Shown("a\x1bb")), "[a\\x1bb  ]");
         assert_eq!(format!("[{:>4}]", Shown("\r")), "[  \\r]");
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_hidden_characters() {
+        for (c, _) in hostile() {
+            let value = serde_json::json!({ "summary": format!("a{c}b"), "n": [1, 2] });
+            for json in [
+                serde_json::to_string(&value).unwrap(),
+                serde_json::to_string_pretty(&value).unwrap(),
+            ] {
+                let safe = json_safe(&json);
+                assert!(
+                    !safe.chars().any(|c| c != '\n' && is_hidden(c)),
+                    "U+{:04X}: {safe}",
+                    u32::from(c)
+                );
+                let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+                assert_eq!(back, value, "U+{:04X}", u32::from(c));
+            }
+        }
+        assert_eq!(json_safe("{\"a\":\"\u{202e}\"}"), "{\"a\":\"\\u202e\"}");
+        assert_eq!(json_safe("\"\u{e0041}\""), "\"\\udb40\\udc41\"");
+        assert!(matches!(json_safe("{}"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! overrides. [`EscapedFields`] formats every field of every event and span
 //! like the default (`message` bare and first, then `name=value`), but
 //! through [`crate::text`]: each value on one line, every hidden character
-//! a visible escape. JSON logs are escaped by their encoder.
+//! a visible escape. In JSON logs, [`JsonSafe`] writes them as `\uXXXX`.
 
 use std::fmt::{self, Write as _};
 
@@ -91,5 +91,44 @@ impl Visit for EscapingVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.write(field, format_args!("{value:?}"));
+    }
+}
+
+/// The destination of the JSON log: `W`'s writers, each event's JSON passed
+/// through [`crate::text::json_safe`] (the encoder writes DEL, C1 controls
+/// and bidi overrides raw; this writes them as `\uXXXX`, the same value).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonSafe<W>(pub W);
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for JsonSafe<W>
+{
+    type Writer = JsonSafeWriter<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JsonSafeWriter(self.0.make_writer())
+    }
+}
+
+/// One event's writer of [`JsonSafe`].
+#[derive(Debug)]
+pub struct JsonSafeWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for JsonSafeWriter<W> {
+    /// Takes the whole buffer (the formatter writes one event in one call),
+    /// so a character is never split between two calls.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self
+                .0
+                .write_all(crate::text::json_safe(text).as_bytes())
+                .map(|()| buf.len()),
+            // Not what the JSON encoder writes; passed on unchanged.
+            Err(_) => self.0.write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }

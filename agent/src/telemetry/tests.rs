@@ -246,3 +246,29 @@ fn the_text_log_escapes_every_field_of_events_and_spans() {
     assert!(out.contains(r"\u{9b}2J"), "{out}");
     assert!(out.contains("warden.plugin="), "{out}");
 }
+
+#[test]
+fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
+    let hostile = "x\x1b[2J\r\nstatus: ok \u{7f} \u{9b}2J \u{202e}ko \u{2066}\u{e0041}";
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(JsonSafe(captured.clone())),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("warden.run", warden.plugin = hostile);
+        span.in_scope(|| tracing::info!(plugin = %hostile, "{hostile}"));
+    });
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        !out.chars().any(|c| c != '\n' && crate::text::is_hidden(c)),
+        "{}",
+        out.escape_debug()
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["fields"]["message"], hostile);
+    assert_eq!(v["fields"]["plugin"], hostile);
+    assert_eq!(v["span"]["warden.plugin"], hostile);
+}
