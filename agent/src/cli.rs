@@ -314,7 +314,14 @@ async fn run_cli(cli: Cli) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let store = agent.store.clone();
     let code = run_command(cli, agent).await;
+    // Every command that opened the state database leaves it clean: its
+    // write-ahead log checkpointed, truncated and (unless a running agent
+    // has it open) removed.
+    if let Err(e) = store.close().await {
+        eprintln!("warning: {}", Shown(format_args!("{e:#}")));
+    }
     if let Some(t) = &mut telemetry
         && let Err(e) = t.shutdown()
     {

@@ -22,6 +22,7 @@ mod monitoring;
 mod pg_harness;
 mod planner;
 mod reload;
+mod retention;
 mod runbooks;
 mod secrets;
 mod sessions_capability;
