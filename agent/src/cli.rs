@@ -356,10 +356,7 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
                     exit_for(record.status)
                 }
                 Err(e) => {
-                    eprintln!(
-                        "error: {}",
-                        Shown(agent.redactor.redact(&format!("{e:#}")))
-                    );
+                    eprintln!("error: {}", Shown(agent.redactor.redact(&format!("{e:#}"))));
                     ExitCode::FAILURE
                 }
             }
@@ -373,7 +370,9 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
                     if output == Output::Json {
                         println!(
                             "{}",
-                            json_safe(&serde_json::json!({ "plan": plan, "run": real }).to_string())
+                            json_safe(
+                                &serde_json::json!({ "plan": plan, "run": real }).to_string()
+                            )
                         );
                     } else {
                         println!(
@@ -809,10 +808,7 @@ async fn serve(agent: Agent) -> ExitCode {
     match crate::service::serve(agent.clone(), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                Shown(agent.redactor.redact(&format!("{e:#}")))
-            );
+            eprintln!("error: {}", Shown(agent.redactor.redact(&format!("{e:#}"))));
             ExitCode::FAILURE
         }
     }

@@ -248,7 +248,10 @@ mod tests {
                 "U+{:04X} came through: {shown:?}",
                 u32::from(c)
             );
-            assert!(shown.starts_with("a\\") && shown.ends_with('b'), "{shown:?}");
+            assert!(
+                shown.starts_with("a\\") && shown.ends_with('b'),
+                "{shown:?}"
+            );
             assert!(shown.chars().all(|c| c.is_ascii_graphic()), "{shown:?}");
             if !expected.is_empty() {
                 assert_eq!(shown, format!("a{expected}b"));

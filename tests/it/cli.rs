@@ -347,7 +347,10 @@ fn plugin_text_never_reaches_the_terminal_raw() {
             .as_str()
             .or(v["version"].as_str())
             .unwrap_or_else(|| panic!("{args:?}: {v}"));
-        assert!(s.contains("\x1b[2J") && s.contains('\u{202e}'), "{args:?}: {s:?}");
+        assert!(
+            s.contains("\x1b[2J") && s.contains('\u{202e}'),
+            "{args:?}: {s:?}"
+        );
     }
     for id in &ids {
         let o = warden(&config, &["runs", "show", id]);
@@ -367,7 +370,11 @@ fn plugin_text_never_reaches_the_terminal_raw() {
         w.path("plugins/termjack-name.wasm"),
     )
     .unwrap();
-    for cmd in [&["check"][..], &["plugins", "list"][..], &["runs", "list"][..]] {
+    for cmd in [
+        &["check"][..],
+        &["plugins", "list"][..],
+        &["runs", "list"][..],
+    ] {
         let o = warden(&config, cmd);
         assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", text(&o));
         assert_shown_safely(&format!("{cmd:?} with a hostile name"), &o);

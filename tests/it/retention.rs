@@ -46,9 +46,7 @@ async fn write_for(store: &RunStore, secs: u64) -> (u64, usize) {
     let start = Instant::now();
     let (mut max, mut n) = (0, 0);
     while start.elapsed() < Duration::from_secs(secs) {
-        let batch: Vec<StoredAlert> = (n..n + 100)
-            .map(|i| stored_alert(i, Utc::now()))
-            .collect();
+        let batch: Vec<StoredAlert> = (n..n + 100).map(|i| stored_alert(i, Utc::now())).collect();
         n += 100;
         store.save_all(&batch, &[]).await.unwrap();
         max = max.max(store.wal_size());
@@ -105,10 +103,14 @@ async fn the_write_ahead_log_stays_bounded_under_writes_and_is_emptied_at_close(
         "the WAL reached {max} bytes under a {limit}-byte bound ({unbounded_max} unbounded)"
     );
     // Idle: back under the bound.
-    wait_for("the WAL back under its bound", Duration::from_secs(10), || {
-        let size = store.wal_size();
-        async move { size <= limit }
-    })
+    wait_for(
+        "the WAL back under its bound",
+        Duration::from_secs(10),
+        || {
+            let size = store.wal_size();
+            async move { size <= limit }
+        },
+    )
     .await;
     store.close().await.unwrap();
     assert!(wal_is_empty(&path), "a clean close leaves no WAL behind");
@@ -131,7 +133,13 @@ async fn a_stopped_agent_leaves_no_write_ahead_log() {
     let mut agent = Proc::start(&config).await;
     for batch in 0..20 {
         let alerts = (0..100)
-            .map(|i| alert("firing", &format!("f{batch}-{i}"), &[("alertname", "Nobody")]))
+            .map(|i| {
+                alert(
+                    "firing",
+                    &format!("f{batch}-{i}"),
+                    &[("alertname", "Nobody")],
+                )
+            })
             .collect();
         agent.api.alerts(&payload(alerts)).await;
     }
@@ -225,11 +233,22 @@ async fn retention_deletes_old_finished_history_and_keeps_the_rest() {
     assert_eq!(deleted.runs, gone.len() as u64);
     assert_eq!(deleted.alerts, 700);
     for r in &gone {
-        assert_eq!(store.get(&r.id).await.unwrap(), None, "{} {:?}", r.status, r.trigger);
+        assert_eq!(
+            store.get(&r.id).await.unwrap(),
+            None,
+            "{} {:?}",
+            r.status,
+            r.trigger
+        );
     }
     for r in &kept {
         let found = store.get(&r.id).await.unwrap();
-        assert_eq!(found.as_ref().map(|f| f.status), Some(r.status), "{:?}", r.trigger);
+        assert_eq!(
+            found.as_ref().map(|f| f.status),
+            Some(r.status),
+            "{:?}",
+            r.trigger
+        );
     }
     let left = store.alerts(u32::MAX).await.unwrap();
     assert_eq!(left.len(), 3);
@@ -239,7 +258,10 @@ async fn retention_deletes_old_finished_history_and_keeps_the_rest() {
     let again = sweep(&store, keep, rule_window, now).await.unwrap();
     assert_eq!((again.runs, again.alerts), (0, 0));
     let shorter = sweep(&store, keep, day, now).await.unwrap();
-    assert_eq!(shorter.runs, 2, "the rule's and the schedule's run past 30 days");
+    assert_eq!(
+        shorter.runs, 2,
+        "the rule's and the schedule's run past 30 days"
+    );
     store.close().await.unwrap();
 }
 
@@ -301,7 +323,11 @@ target = "app"
             r.trigger
         );
     }
-    assert_eq!(store.alerts(100).await.unwrap().len(), 1, "the old alert went");
+    assert_eq!(
+        store.alerts(100).await.unwrap().len(),
+        1,
+        "the old alert went"
+    );
     d.stop().await;
     assert_eq!(store.wal_size(), 0, "stopping truncates the WAL");
 
@@ -338,11 +364,7 @@ fn state_keep_is_checked_by_warden_check() {
     let config = w.write();
     let text = std::fs::read_to_string(&config).unwrap();
     let check = |keep: &str| {
-        let with = text.replacen(
-            "cache_dir",
-            &format!("state_keep = {keep}\ncache_dir"),
-            1,
-        );
+        let with = text.replacen("cache_dir", &format!("state_keep = {keep}\ncache_dir"), 1);
         std::fs::write(&config, with).unwrap();
         let o = std::process::Command::new(warden_bin())
             .arg("--config")
@@ -374,7 +396,10 @@ fn state_keep_is_checked_by_warden_check() {
     // Shorter than the rule's windows: fine, with a warning naming them.
     let (code, out) = check("\"1h\"");
     assert_eq!(code, Some(0), "{out}");
-    for field in ["dedup_window: rule `r`: dedup_window 1day", "cooldown: rule `r`: cooldown 2h"] {
+    for field in [
+        "dedup_window: rule `r`: dedup_window 1day",
+        "cooldown: rule `r`: cooldown 2h",
+    ] {
         assert!(
             out.contains("warning: ") && out.contains("grants.toml:") && out.contains(field),
             "{field}: {out}"

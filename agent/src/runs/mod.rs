@@ -128,10 +128,7 @@ impl RunStore {
             .pragma("wal_autocheckpoint", "0")
             // After a checkpoint that reset the log, its file is cut back
             // to this (by default it would keep its largest size forever).
-            .pragma(
-                "journal_size_limit",
-                (limits.wal_max_bytes / 2).to_string(),
-            )
+            .pragma("journal_size_limit", (limits.wal_max_bytes / 2).to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -148,7 +145,11 @@ impl RunStore {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = std::path::PathBuf::from(wal);
-        tokio::spawn(checkpointer(pool.clone(), wal.clone(), limits.wal_max_bytes));
+        tokio::spawn(checkpointer(
+            pool.clone(),
+            wal.clone(),
+            limits.wal_max_bytes,
+        ));
         Ok(RunStore { pool, wal })
     }
 
@@ -166,11 +167,10 @@ impl RunStore {
     /// zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting up to the
     /// busy timeout for readers and writers. Errors if it could not finish.
     pub async fn checkpoint_truncate(&self) -> anyhow::Result<()> {
-        let (busy, log, done): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await
-                .context("checkpointing the state database")?;
+        let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await
+            .context("checkpointing the state database")?;
         if busy != 0 {
             anyhow::bail!(
                 "checkpointing the state database: still in use after the busy timeout \
