@@ -319,9 +319,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
     // Every command that opened the state database leaves it clean: its
     // write-ahead log checkpointed, truncated and (unless a running agent
     // has it open) removed.
-    if let Err(e) = store.close().await {
-        eprintln!("warning: {}", Shown(format_args!("{e:#}")));
-    }
+    store.close().await;
     if let Some(t) = &mut telemetry
         && let Err(e) = t.shutdown()
     {

@@ -77,7 +77,7 @@ async fn the_write_ahead_log_stays_bounded_under_writes_and_is_emptied_at_close(
     .await
     .unwrap();
     let (unbounded_max, _) = write_for(&unbounded, 4).await;
-    unbounded.close().await.unwrap();
+    unbounded.close().await;
 
     let limit = 1 << 20;
     let path = dir.path().join("state.db");
@@ -112,12 +112,12 @@ async fn the_write_ahead_log_stays_bounded_under_writes_and_is_emptied_at_close(
         },
     )
     .await;
-    store.close().await.unwrap();
+    store.close().await;
     assert!(wal_is_empty(&path), "a clean close leaves no WAL behind");
     // Nothing was lost on the way.
     let reopened = RunStore::open(&path).await.unwrap();
     assert_eq!(reopened.alerts(u32::MAX).await.unwrap().len(), n);
-    reopened.close().await.unwrap();
+    reopened.close().await;
     assert!(wal_is_empty(&path));
 }
 
@@ -153,7 +153,7 @@ async fn a_stopped_agent_leaves_no_write_ahead_log() {
     );
     let store = RunStore::open(&db).await.unwrap();
     assert_eq!(store.alerts(u32::MAX).await.unwrap().len(), 2000);
-    store.close().await.unwrap();
+    store.close().await;
 }
 
 fn record(trigger: Trigger, status: RunStatus, at: DateTime<Utc>) -> RunRecord {
@@ -262,7 +262,7 @@ async fn retention_deletes_old_finished_history_and_keeps_the_rest() {
         shorter.runs, 2,
         "the rule's and the schedule's run past 30 days"
     );
-    store.close().await.unwrap();
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +305,7 @@ target = "app"
             )
             .await
             .unwrap();
-        store.close().await.unwrap();
+        store.close().await;
     }
 
     let d = Daemon::start(&w).await;

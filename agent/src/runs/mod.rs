@@ -180,17 +180,16 @@ impl RunStore {
         Ok(())
     }
 
-    /// A clean shutdown of the state database: truncates the write-ahead
-    /// log, then closes every connection (SQLite then removes the log file
-    /// unless another process has the database open). Later calls on this
-    /// store (or its clones) fail; calling it again does nothing.
-    pub async fn close(&self) -> anyhow::Result<()> {
-        if self.pool.is_closed() {
-            return Ok(());
-        }
-        let checkpoint = self.checkpoint_truncate().await;
+    /// Closes every connection. The last connection to the database (in
+    /// any process) checkpoints the whole write-ahead log and removes its
+    /// file; when another process (a running agent) still has the database
+    /// open, nothing waits for it: closing never blocks on a busy database,
+    /// so a CLI command ends at once. (`warden run` truncates the log with
+    /// [`RunStore::checkpoint_truncate`] when it stops, before this.) Later
+    /// calls on this store (or its clones) fail; calling it again does
+    /// nothing.
+    pub async fn close(&self) {
         self.pool.close().await;
-        checkpoint
     }
 
     /// Deletes at most `batch` finished runs requested before `before`
