@@ -219,6 +219,35 @@ pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
     out
 }
 
+/// Rule windows longer than `state_keep`: retention keeps the runs of
+/// rules that long anyway (see [`crate::runs::retention`]), which the
+/// operator may not expect.
+pub fn keep_warnings(config: &Config, policies: &PolicySet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for rule in &policies.rules {
+        for (field, window) in crate::runs::guardrails::history_windows(rule) {
+            if window > config.state_keep {
+                out.push(Diagnostic {
+                    file: rule.source.file.clone(),
+                    line: Some(rule.source.line),
+                    column: None,
+                    field: field.to_string(),
+                    message: format!(
+                        "rule `{}`: {field} {} is longer than state_keep {} ({}); runs of \
+                         rules are kept {} so that the guardrails see them after a restart",
+                        rule.name,
+                        humantime::format_duration(window),
+                        humantime::format_duration(config.state_keep),
+                        config.file.display(),
+                        humantime::format_duration(window),
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The redactor for every target's credentials.
 pub fn redactor_for(config: &Config) -> Redactor {
     let api_token = config.http.iter().map(|h| h.token.expose().to_string());
@@ -287,6 +316,7 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     errors.extend(plugin_problems);
     let mut warnings = Vec::new();
     if let Some(p) = &policies {
+        warnings.extend(keep_warnings(&config, p));
         for d in cross_check(p, &plugins) {
             if d.field == "plugin" {
                 errors.push(d);

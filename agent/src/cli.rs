@@ -9,6 +9,11 @@
 //! warden --config FILE run
 //! ```
 //!
+//! Text output shows every string a plugin, an alert or an API caller chose
+//! through [`crate::text::Shown`] (control characters, bidi overrides and
+//! line feeds as visible escapes); JSON output writes them as `\uXXXX`
+//! ([`crate::text::json_safe`]). Neither can drive the terminal.
+//!
 //! Exit codes: 0 success; 1 the run failed (plugin error, trap, timeout,
 //! limit); 2 bad usage, config or request; 3 denied by policy.
 
@@ -16,6 +21,7 @@ use crate::agent::{Agent, RunRequest, inspect};
 use crate::config::{Config, LogFormat};
 use crate::diag::Diagnostics;
 use crate::runs::{RunRecord, RunStatus, RunStore, Trigger};
+use crate::text::{Shown, ShownLines, json_safe};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -179,40 +185,46 @@ async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
         CircuitsCommand::List { output } => match agent.store.circuits().await {
             Ok(c) => {
                 if output == Output::Json {
-                    println!("{}", serde_json::json!(c));
+                    println!("{}", json_safe(&serde_json::json!(c).to_string()));
                 } else {
                     for (rule, c) in c {
                         println!(
-                            "{rule}: {} since {} ({})",
-                            c["state"].as_str().unwrap_or("?"),
-                            c["since"].as_str().unwrap_or("?"),
-                            c["reason"].as_str().unwrap_or("")
+                            "{}: {} since {} ({})",
+                            Shown(&rule),
+                            Shown(c["state"].as_str().unwrap_or("?")),
+                            Shown(c["since"].as_str().unwrap_or("?")),
+                            Shown(c["reason"].as_str().unwrap_or(""))
                         );
                     }
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", Shown(format_args!("{e:#}")));
                 ExitCode::FAILURE
             }
         },
         CircuitsCommand::Reset { rule, by } => {
             if agent.policies().rule(&rule).is_none() {
                 eprintln!(
-                    "error: no rule named `{rule}` in {}",
-                    agent.config.policy_dir.display()
+                    "error: no rule named `{}` in {}",
+                    Shown(&rule),
+                    Shown(agent.config.policy_dir.display())
                 );
                 return ExitCode::from(EXIT_BAD_INPUT);
             }
             let by = by.unwrap_or_else(current_user);
             match agent.store.request_circuit_reset(&rule, &by).await {
                 Ok(()) => {
-                    println!("reset of rule `{rule}`'s circuit breaker requested by {by}");
+                    println!(
+                        "reset of rule `{}`'s circuit breaker requested by {}",
+                        Shown(&rule),
+                        Shown(&by)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", Shown(format_args!("{e:#}")));
                     ExitCode::FAILURE
                 }
             }
@@ -267,15 +279,20 @@ fn init_logging(
     match crate::telemetry::init_with_level(format, default_level, otlp) {
         Ok(g) => Some(g),
         Err(e) => {
-            eprintln!("error: telemetry: {e:#}; continuing without span export");
+            eprintln!(
+                "error: telemetry: {}; continuing without span export",
+                Shown(format_args!("{e:#}"))
+            );
             crate::telemetry::init_with_level(format, default_level, None).ok()
         }
     }
 }
 
+/// One line per problem. A diagnostic can quote a plugin's manifest (its
+/// name, a parameter) or a file's contents: shown escaped.
 fn print_diagnostics(d: &Diagnostics) {
     for diag in &d.0 {
-        eprintln!("error: {diag}");
+        eprintln!("error: {}", Shown(diag));
     }
 }
 
@@ -297,11 +314,16 @@ async fn run_cli(cli: Cli) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let store = agent.store.clone();
     let code = run_command(cli, agent).await;
+    // Every command that opened the state database leaves it clean: its
+    // write-ahead log checkpointed, truncated and (unless a running agent
+    // has it open) removed.
+    store.close().await;
     if let Some(t) = &mut telemetry
         && let Err(e) = t.shutdown()
     {
-        eprintln!("warning: flushing spans: {e:#}");
+        eprintln!("warning: flushing spans: {}", Shown(format_args!("{e:#}")));
     }
     code
 }
@@ -332,7 +354,7 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
                     exit_for(record.status)
                 }
                 Err(e) => {
-                    eprintln!("error: {}", agent.redactor.redact(&format!("{e:#}")));
+                    eprintln!("error: {}", Shown(agent.redactor.redact(&format!("{e:#}"))));
                     ExitCode::FAILURE
                 }
             }
@@ -344,17 +366,24 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
             match crate::runs::approvals::approve(&agent.store, &run, &by).await {
                 Ok((plan, real)) => {
                     if output == Output::Json {
-                        println!("{}", serde_json::json!({ "plan": plan, "run": real }));
+                        println!(
+                            "{}",
+                            json_safe(
+                                &serde_json::json!({ "plan": plan, "run": real }).to_string()
+                            )
+                        );
                     } else {
                         println!(
-                            "approved {} by {by}; run {} is queued (the agent runs it)",
-                            plan.id, real.id
+                            "approved {} by {}; run {} is queued (the agent runs it)",
+                            Shown(&plan.id),
+                            Shown(&by),
+                            Shown(&real.id)
                         );
                     }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Shown(e));
                     ExitCode::from(EXIT_BAD_INPUT)
                 }
             }
@@ -372,7 +401,7 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Shown(e));
                     ExitCode::from(EXIT_BAD_INPUT)
                 }
             }
@@ -390,7 +419,7 @@ async fn load_agent(
         eprintln!(
             "{} problem(s) in {}; nothing was started",
             d.0.len(),
-            cli.config.display()
+            Shown(cli.config.display())
         );
         ExitCode::from(EXIT_BAD_INPUT)
     };
@@ -439,7 +468,7 @@ async fn check(config_path: &Path) -> ExitCode {
         }
     };
     for w in &found.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", Shown(w));
     }
     if found.errors.is_empty() {
         let count =
@@ -456,7 +485,7 @@ async fn check(config_path: &Path) -> ExitCode {
                 .runbooks
                 .as_ref()
                 .map_or(0, crate::runbook::RunbookSet::len),
-            config_path.display()
+            Shown(config_path.display())
         );
         ExitCode::SUCCESS
     } else {
@@ -487,7 +516,7 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(list));
+            println!("{}", json_safe(&serde_json::Value::Array(list).to_string()));
         }
         Output::Text => {
             for p in loaded.plugins.values() {
@@ -495,9 +524,9 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
                 let digest: String = p.digest.chars().take(12).collect();
                 println!(
                     "{:<16} {:<8} sha256:{}  capabilities: {}",
-                    p.manifest.name,
-                    p.manifest.version,
-                    digest,
+                    Shown(&p.manifest.name),
+                    Shown(&p.manifest.version),
+                    Shown(digest),
                     caps.join(", ")
                 );
             }
@@ -518,7 +547,8 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
                 Some((_, Some(s))) => Some(s),
                 Some((s, None)) => {
                     eprintln!(
-                        "error: unknown status `{s}` (one of {})",
+                        "error: unknown status `{}` (one of {})",
+                        Shown(s),
                         RunStatus::ALL.map(RunStatus::as_str).join(", ")
                     );
                     return ExitCode::from(EXIT_BAD_INPUT);
@@ -541,9 +571,9 @@ async fn runs_list(
             Ok(list) => {
                 match output {
                     Output::Json => match serde_json::to_string(&list) {
-                        Ok(s) => println!("{s}"),
+                        Ok(s) => println!("{}", json_safe(&s)),
                         Err(e) => {
-                            eprintln!("error: {e}");
+                            eprintln!("error: {}", Shown(e));
                             return ExitCode::FAILURE;
                         }
                     },
@@ -551,11 +581,11 @@ async fn runs_list(
                         for r in &list {
                             println!(
                                 "{}  {}  {:<17} {:<16} {:<12} {}{}{}",
-                                r.id,
+                                Shown(&r.id),
                                 r.started_at.format("%Y-%m-%d %H:%M:%S"),
                                 r.status.as_str(),
-                                r.plugin,
-                                r.target,
+                                Shown(&r.plugin),
+                                Shown(&r.target),
                                 r.trigger.kind(),
                                 if r.dry_run { " (dry-run)" } else { "" },
                                 r.decision
@@ -569,7 +599,7 @@ async fn runs_list(
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", Shown(format_args!("{e:#}")));
                 ExitCode::FAILURE
             }
         }
@@ -583,11 +613,11 @@ async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(None) => {
-            eprintln!("error: no run with id `{id}`");
+            eprintln!("error: no run with id `{}`", Shown(id));
             ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", Shown(format_args!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -597,23 +627,30 @@ async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
 pub fn print_record(r: &RunRecord, output: Output) {
     match output {
         Output::Json => match serde_json::to_string_pretty(r) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("error: {e}"),
+            Ok(s) => println!("{}", json_safe(&s)),
+            Err(e) => eprintln!("error: {}", Shown(e)),
         },
-        Output::Text => print!("{}", render_text(r)),
+        // Every field is escaped where it is written (`Shown`); the whole
+        // text once more, so that a field written without it still cannot
+        // reach the terminal raw.
+        Output::Text => print!("{}", ShownLines(render_text(r))),
     }
 }
 
-/// The text form of a run record.
+/// The text form of a run record. Every string that a plugin, an alert or
+/// a caller of the API chose is written through [`Shown`]: on its own line
+/// part, with control characters, bidi overrides and line feeds shown as
+/// escapes, so no such string can add, hide or rewrite a line. Multi-line
+/// finding details are split on `\n` and indented, each line escaped.
 pub fn render_text(r: &RunRecord) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "run {}: {} on {} ({}{}): {}{}",
-        r.id,
-        r.plugin,
-        r.target,
+        Shown(&r.id),
+        Shown(&r.plugin),
+        Shown(&r.target),
         r.trigger.kind(),
         if r.dry_run { ", dry-run" } else { "" },
         r.status,
@@ -622,14 +659,28 @@ pub fn render_text(r: &RunRecord) -> String {
             .unwrap_or_default()
     );
     if let Some(e) = &r.error {
-        let _ = writeln!(s, "error ({:?}, {}): {}", e.blame, e.kind, e.message);
+        let _ = writeln!(
+            s,
+            "error ({:?}, {}): {}",
+            e.blame,
+            Shown(&e.kind),
+            Shown(&e.message)
+        );
     }
     if let Some(d) = &r.decision {
-        let _ = writeln!(s, "decision: {}: {}", d.kind.as_str(), d.detail);
+        let _ = writeln!(s, "decision: {}: {}", d.kind.as_str(), Shown(&d.detail));
     }
     if let Trigger::Alert { rule, labels, .. } = &r.trigger {
-        let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        let _ = writeln!(s, "alert: rule {rule}, labels {{{}}}", shown.join(", "));
+        let shown: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{}={:?}", Shown(k), v))
+            .collect();
+        let _ = writeln!(
+            s,
+            "alert: rule {}, labels {{{}}}",
+            Shown(rule),
+            Shown(shown.join(", "))
+        );
     }
     if let Some(parent) = &r.parent_run {
         let _ = writeln!(
@@ -645,11 +696,11 @@ pub fn render_text(r: &RunRecord) -> String {
             r.attempt,
             r.retry_of
                 .as_ref()
-                .map(|id| format!(", retrying {id}"))
+                .map(|id| format!(", retrying {}", Shown(id)))
                 .unwrap_or_default(),
             r.retried_by
                 .as_ref()
-                .map(|id| format!(", retried by {id}"))
+                .map(|id| format!(", retried by {}", Shown(id)))
                 .unwrap_or_default()
         );
     }
@@ -660,38 +711,41 @@ pub fn render_text(r: &RunRecord) -> String {
             a.state,
             a.decided_by
                 .as_ref()
-                .map(|b| format!(" by {b}"))
+                .map(|b| format!(" by {}", Shown(b)))
                 .unwrap_or_default(),
             a.expires_at
                 .map(|t| format!(", expires {}", t.to_rfc3339()))
                 .unwrap_or_default(),
             a.linked_run
                 .as_ref()
-                .map(|l| format!(", linked run {l}"))
+                .map(|l| format!(", linked run {}", Shown(l)))
                 .unwrap_or_default()
         );
         if r.status == RunStatus::AwaitingApproval {
-            let _ = writeln!(s, "approve with: warden approve {}", r.id);
+            let _ = writeln!(s, "approve with: warden approve {}", Shown(&r.id));
         }
     }
     if let Some(rep) = &r.report {
-        let _ = writeln!(s, "status: {:?} - {}", rep.status, rep.summary);
+        let _ = writeln!(s, "status: {:?} - {}", rep.status, Shown(&rep.summary));
         if !rep.findings.is_empty() {
             let _ = writeln!(s, "findings:");
             for f in &rep.findings {
-                let _ = writeln!(s, "  [{:?}] {}", f.severity, f.title);
-                for line in f.detail.lines() {
-                    let _ = writeln!(s, "      {line}");
+                let _ = writeln!(s, "  [{:?}] {}", f.severity, Shown(&f.title));
+                let detail = f.detail.strip_suffix('\n').unwrap_or(&f.detail);
+                if !detail.is_empty() {
+                    for line in detail.split('\n') {
+                        let _ = writeln!(s, "      {}", Shown(line));
+                    }
                 }
                 if let Some(a) = &f.suggested_action {
-                    let _ = writeln!(s, "      -> {a}");
+                    let _ = writeln!(s, "      -> {}", Shown(a));
                 }
             }
         }
         if !rep.metrics.is_empty() {
             let _ = writeln!(s, "metrics:");
             for m in &rep.metrics {
-                let _ = writeln!(s, "  {} = {} {}", m.name, m.value, m.unit);
+                let _ = writeln!(s, "  {} = {} {}", Shown(&m.name), m.value, Shown(&m.unit));
             }
         }
     }
@@ -705,11 +759,11 @@ pub fn render_text(r: &RunRecord) -> String {
                 format!("{:?}", a.state).to_lowercase(),
                 a.class.as_str(),
                 format!("{:?}", a.origin).to_lowercase(),
-                a.target,
-                a.statement,
+                Shown(&a.target),
+                Shown(&a.statement),
                 a.error
                     .as_ref()
-                    .map(|e| format!(" ({e})"))
+                    .map(|e| format!(" ({})", Shown(e)))
                     .unwrap_or_default()
             );
         }
@@ -721,8 +775,8 @@ pub fn render_text(r: &RunRecord) -> String {
                 s,
                 "  {} {:<5} {}",
                 l.at.format("%H:%M:%S%.3f"),
-                l.level,
-                l.message
+                Shown(&l.level),
+                Shown(&l.message)
             );
         }
         if r.logs_dropped > 0 {
@@ -740,7 +794,7 @@ async fn serve(agent: Agent) -> ExitCode {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot listen for SIGTERM: {e}");
+            eprintln!("error: cannot listen for SIGTERM: {}", Shown(e));
             return ExitCode::FAILURE;
         }
     };
@@ -759,7 +813,7 @@ async fn serve(agent: Agent) -> ExitCode {
     match crate::service::serve(agent.clone(), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", agent.redactor.redact(&format!("{e:#}")));
+            eprintln!("error: {}", Shown(agent.redactor.redact(&format!("{e:#}"))));
             ExitCode::FAILURE
         }
     }

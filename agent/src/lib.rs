@@ -11,7 +11,8 @@
 //!   [`host::permission`];
 //! - [`runs`]: run records and plugin state in the state database;
 //! - [`agent`]: the path every run takes;
-//! - [`cli`]: the `warden` command.
+//! - [`cli`]: the `warden` command, which shows outsiders' text through
+//!   [`text`] (control characters escaped).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -38,4 +39,5 @@ pub mod runtime;
 pub mod secrets;
 pub mod service;
 pub mod telemetry;
+pub mod text;
 pub mod triggers;

@@ -5,12 +5,15 @@
 //! 2. the guardrails, rebuilt from the state database;
 //! 3. admission (the one durable writer), the run queue, the scheduler;
 //! 4. hot reload of the plugin and policy folders;
-//! 5. the HTTP API, if `[http]` is set.
+//! 5. retention: history older than `state_keep` is deleted, at start and
+//!    every few minutes (see [`crate::runs::retention`]);
+//! 6. the HTTP API, if `[http]` is set.
 //!
 //! On shutdown (SIGTERM, Ctrl-C) it drains: the HTTP API and the
 //! scheduler stop taking requests, no queued run starts, runs in flight
 //! finish (or hit their `max_runtime`), and the queue stays in the state
-//! database for the next start.
+//! database for the next start. Last, the state database's write-ahead log
+//! is checkpointed and truncated to zero bytes.
 
 use crate::agent::Agent;
 use crate::runs::Trigger;
@@ -72,6 +75,10 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
         agent.clone(),
         admitter.clone(),
         reloaded_rx,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::runs::retention::run(
+        agent.clone(),
         stop_rx.clone(),
     )));
     let reloader = match crate::reload::Reloader::start(agent.clone(), reloaded_tx) {
@@ -137,6 +144,10 @@ impl Running {
         self.dispatcher.drain();
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Nothing writes any more: leave an empty write-ahead log behind.
+        if let Err(e) = self.agent.store.checkpoint_truncate().await {
+            tracing::warn!(error = %format!("{e:#}"), "state database not checkpointed at shutdown");
         }
     }
 }

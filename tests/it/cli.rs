@@ -230,3 +230,158 @@ fn components_are_cached_by_content_hash() {
         );
     }
 }
+
+/// Panics if `o`'s stdout or stderr holds a character a terminal acts on
+/// (anything of `warden::text::is_hidden` but the line feeds between lines)
+/// or a line forged by plugin text.
+fn assert_shown_safely(what: &str, o: &Output) {
+    for (stream, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        let out = String::from_utf8(bytes.clone())
+            .unwrap_or_else(|e| panic!("{what}: {stream} is not UTF-8: {e}"));
+        if let Some(c) = out
+            .chars()
+            .find(|&c| c != '\n' && warden::text::is_hidden(c))
+        {
+            panic!(
+                "{what}: U+{:04X} reached {stream} raw:\n{}",
+                u32::from(c),
+                out.escape_debug()
+            );
+        }
+        for line in out.lines() {
+            assert!(
+                !line.starts_with("status: ok")
+                    && !line.starts_with("status: Ok - all good")
+                    && !line.starts_with("ok: 9 target(s)"),
+                "{what}: forged line {line:?} in {stream}:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plugin_text_never_reaches_the_terminal_raw() {
+    let w = World::new()
+        .sqlite_target("db", "db.sqlite")
+        .fixture("termjack")
+        .grant("termjack", "db", &["read"], "");
+    let config = w.write();
+    // The escaped forms that must be shown instead.
+    let clear = r"\x1b[2J\x1b[H\x1b[31mred\x1b[0m";
+    let link = r"\x1b]8;;http://evil.example/\x07link\x1b]8;;\x07";
+    let forged = r"fail\rstatus: ok\nstatus: Ok - all good";
+    let bidi = r"\u{202e}ko :sutats\u{202c} \u{2066}x\u{2069}";
+
+    let o = warden(&config, &["check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_shown_safely("check", &o);
+
+    let o = warden(&config, &["plugins", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_shown_safely("plugins list", &o);
+    assert!(
+        text(&o).contains(r"0.1.0\x1b[2J\r\u{202e}"),
+        "the version is shown escaped: {}",
+        text(&o)
+    );
+
+    // A report, text logs on stderr at info (plugin log lines included),
+    // and the same through `runs show` and `runs list`.
+    let mut ids = Vec::new();
+    for (fail, log_format) in [("false", "text"), ("true", "text"), ("false", "json")] {
+        let what = format!("invoke fail={fail} --log-format {log_format}");
+        let o = Command::new(warden_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-format", log_format])
+            .args(["invoke", "termjack", "--target", "db", "--param"])
+            .arg(format!("fail={fail}"))
+            .env("WARDEN_LOG", "info")
+            .output()
+            .unwrap();
+        assert_shown_safely(&what, &o);
+        let t = text(&o);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let id = stdout
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("run "))
+            .and_then(|l| l.split(':').next())
+            .unwrap_or_else(|| panic!("{what}: no run line: {t}"))
+            .to_string();
+        for shown in [clear, link, forged, bidi] {
+            assert!(stdout.contains(shown), "{what}: {shown} not shown: {t}");
+        }
+        if log_format == "text" {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                stderr.contains(&format!("warn {clear}")),
+                "{what}: the plugin's log line is in the agent log, escaped: {stderr}"
+            );
+        }
+        if fail == "true" {
+            assert_eq!(o.status.code(), Some(1), "{t}");
+            assert!(stdout.contains("error (Guest"), "{t}");
+        } else {
+            assert!(o.status.success(), "{t}");
+            assert!(
+                stdout.contains(r"      line one") && stdout.contains(r"      last\x1b[2K"),
+                "a detail keeps its lines, each indented: {t}"
+            );
+        }
+        ids.push(id);
+    }
+    // JSON output: the same values, hidden characters as `\uXXXX`.
+    for args in [
+        &["invoke", "termjack", "--target", "db", "--output", "json"][..],
+        &["runs", "show", &ids[0], "--output", "json"][..],
+        &["runs", "list", "--output", "json"][..],
+        &["plugins", "list", "--output", "json"][..],
+    ] {
+        let o = warden(&config, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert_shown_safely(&format!("{args:?}"), &o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = if v.is_array() { v[0].clone() } else { v };
+        let s = v["report"]["summary"]
+            .as_str()
+            .or(v["version"].as_str())
+            .unwrap_or_else(|| panic!("{args:?}: {v}"));
+        assert!(
+            s.contains("\x1b[2J") && s.contains('\u{202e}'),
+            "{args:?}: {s:?}"
+        );
+    }
+    for id in &ids {
+        let o = warden(&config, &["runs", "show", id]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_shown_safely("runs show", &o);
+        assert!(text(&o).contains(forged), "{}", text(&o));
+    }
+    let o = warden(&config, &["runs", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_shown_safely("runs list", &o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+
+    // A manifest name with terminal sequences: refused, and the refusal
+    // shows it escaped, in `check` and in every command that loads plugins.
+    std::fs::copy(
+        warden_tests::fixture_wasm("termjack-name"),
+        w.path("plugins/termjack-name.wasm"),
+    )
+    .unwrap();
+    for cmd in [
+        &["check"][..],
+        &["plugins", "list"][..],
+        &["runs", "list"][..],
+    ] {
+        let o = warden(&config, cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", text(&o));
+        assert_shown_safely(&format!("{cmd:?} with a hostile name"), &o);
+        let t = text(&o);
+        assert!(
+            t.contains(r"plugin name `x\x1b[2J\x1b]0;owned\x07\rok: 9 target(s)\nstatus: ok\u{202e}\u{9b}\0`"),
+            "{cmd:?}: {t}"
+        );
+    }
+}

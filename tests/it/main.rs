@@ -22,6 +22,7 @@ mod monitoring;
 mod pg_harness;
 mod planner;
 mod reload;
+mod retention;
 mod run_chains;
 mod runbooks;
 mod secrets;

@@ -16,6 +16,7 @@ pub struct World {
     grants: Vec<String>,
     http: bool,
     config_extra: Vec<String>,
+    top_level: Vec<String>,
 }
 
 impl World {
@@ -28,6 +29,7 @@ impl World {
             grants: Vec::new(),
             http: false,
             config_extra: Vec::new(),
+            top_level: Vec::new(),
         }
     }
 
@@ -107,6 +109,13 @@ impl World {
         self
     }
 
+    /// A top-level config key (like `state_keep = "1h"`), written before
+    /// any table.
+    pub fn top_level(mut self, line: &str) -> World {
+        self.top_level.push(line.to_string());
+        self
+    }
+
     /// More config TOML (tables like `[telemetry]`).
     pub fn config(mut self, text: &str) -> World {
         self.config_extra.push(text.to_string());
@@ -128,8 +137,9 @@ impl World {
         std::fs::write(root.join("policies/grants.toml"), self.grants.join("\n")).unwrap();
         let cache = repo_root().join("target/test-component-cache");
         let mut config = format!(
-            "plugin_dir = \"plugins\"\npolicy_dir = \"policies\"\nstate_db = \"state/warden.db\"\ncache_dir = \"{}\"\n\n{}",
+            "plugin_dir = \"plugins\"\npolicy_dir = \"policies\"\nstate_db = \"state/warden.db\"\ncache_dir = \"{}\"\n{}\n\n{}",
             cache.display(),
+            self.top_level.join("\n"),
             self.targets.join("\n")
         );
         if self.http {

@@ -59,6 +59,9 @@ pub(crate) use secret::percent_decode;
 pub const DEFAULT_STATE_DB: &str = "state/warden.db";
 /// Name of the default `cache_dir`, in the folder of `state_db`.
 pub const DEFAULT_CACHE_DIR_NAME: &str = "cache";
+/// Default `state_keep`: 30 days.
+pub const DEFAULT_STATE_KEEP: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The loaded agent configuration; every path is absolute.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +74,9 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// The SQLite state database.
     pub state_db: PathBuf,
+    /// How long finished runs and accepted alerts are kept in `state_db`
+    /// (see [`crate::runs::retention`]).
+    pub state_keep: std::time::Duration,
     /// Cache of compiled components.
     pub cache_dir: PathBuf,
     pub log_format: LogFormat,
@@ -290,6 +296,16 @@ struct ConfigFile {
     /// The SQLite database where the agent keeps its state (runs, schedules).
     /// Default `"state/warden.db"`, relative to the folder of this file.
     state_db: Option<Spanned<PathBuf>>,
+    /// How long `warden run` keeps history in `state_db`: finished runs
+    /// (with their reports and logs) and accepted alerts older than this are
+    /// deleted, a batch at a time, every few minutes. A duration like
+    /// `"30d"` (the default), `"12h"` or `"1y"`; more than zero. Runs still
+    /// queued, running or awaiting approval are never deleted. Runs of alert
+    /// rules are kept at least as long as the longest `dedup_window`,
+    /// `cooldown` and throttle `per` of the policies, whatever this says:
+    /// the guardrails are rebuilt from them at start (`warden check` warns
+    /// when this is shorter).
+    state_keep: Option<Spanned<units::HumanDuration>>,
     /// Folder caching compiled plugin components. Default: `cache` next to
     /// `state_db`. Relative to the folder of this file.
     cache_dir: Option<Spanned<PathBuf>>,
@@ -526,6 +542,19 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             Some(state_db) => self.path(root, "state_db", Some(state_db), diags)?,
             None => self.dir.join(DEFAULT_STATE_DB),
         };
+        let state_keep = match &file.state_keep {
+            Some(keep) if keep.get_ref().0.is_zero() => {
+                diags.push(root.source.error(
+                    &keep.span(),
+                    root.field("state_keep"),
+                    "must be more than zero (history would be deleted as soon as it is \
+                     written); give a duration like \"30d\"",
+                ));
+                DEFAULT_STATE_KEEP
+            }
+            Some(keep) => keep.get_ref().0,
+            None => DEFAULT_STATE_KEEP,
+        };
         let cache_dir = match &file.cache_dir {
             Some(cache_dir) => self.path(root, "cache_dir", Some(cache_dir), diags)?,
             None => state_db
@@ -538,6 +567,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             plugin_dir: plugin_dir?,
             policy_dir: policy_dir?,
             state_db,
+            state_keep,
             cache_dir,
             log_format: file.log_format,
             targets,

@@ -67,8 +67,52 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.policy_dir, dir.join("policies"));
     assert_eq!(config.state_db, dir.join("state/warden.db"));
     assert_eq!(config.cache_dir, dir.join("state/cache"));
+    assert_eq!(config.state_keep, DEFAULT_STATE_KEEP);
     assert_eq!(config.log_format, LogFormat::Text);
     assert!(config.targets.is_empty());
+}
+
+#[test]
+fn state_keep_is_a_duration_above_zero() {
+    let fixture = Fixture::new();
+    for (value, secs) in [
+        ("\"30d\"", 30 * 86_400),
+        ("\"12h\"", 12 * 3_600),
+        ("\"1y\"", 31_557_600),
+        ("\"90s\"", 90),
+        ("\" 2days 1h \"", 2 * 86_400 + 3_600),
+    ] {
+        let config = fixture
+            .load(&format!("{DIRS}state_keep = {value}\n"))
+            .unwrap();
+        assert_eq!(config.state_keep.as_secs(), secs, "{value}");
+    }
+    for (value, message) in [
+        ("\"0s\"", "must be more than zero"),
+        ("\"0d\"", "must be more than zero"),
+        ("\"30\"", "invalid duration \"30\""),
+        ("\"thirty days\"", "invalid duration \"thirty days\""),
+        ("\"-1d\"", "invalid duration \"-1d\""),
+        ("\"\"", "invalid duration \"\""),
+        ("30", "expected a duration like"),
+        ("true", "expected a duration like"),
+        ("{ days = 30 }", "expected a duration like"),
+    ] {
+        // Line 4, after the two folders and a comment; a second bad field
+        // is reported too.
+        let diags = fixture.errors(&format!(
+            "{DIRS}# history\nstate_keep = {value}\nlog_format = \"yaml\"\n"
+        ));
+        let keep = about(&diags, "state_keep");
+        assert_eq!(keep.line, Some(4), "{value}: {diags}");
+        assert_eq!(keep.file, fixture.path("warden.toml"));
+        assert!(keep.message.contains(message), "{value}: {keep}");
+        about(&diags, "log_format");
+        assert!(
+            keep.to_string().contains("warden.toml:4:"),
+            "{value}: {keep}"
+        );
+    }
 }
 
 #[test]

@@ -301,20 +301,8 @@ async fn admission_loop(
 /// Guardrails rebuilt from the state database.
 pub async fn rebuild_guardrails(agent: &Agent) -> anyhow::Result<Guardrails> {
     let policies = agent.policies();
-    let longest = policies
-        .rules
-        .iter()
-        .flat_map(|r| {
-            [
-                Some(r.dedup_window),
-                r.cooldown,
-                r.throttle.as_ref().map(|t| t.per),
-            ]
-        })
-        .flatten()
-        .max()
-        .unwrap_or_default();
-    let since = Utc::now() - chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
+    let longest = crate::runs::guardrails::history_needed(&policies.rules);
+    let since = crate::runs::retention::before(Utc::now(), longest);
     let records = agent.store.origin_runs_since(since).await?;
     let circuits = agent.store.circuits().await?;
     Ok(Guardrails::restore(circuits, &records, &policies.rules))

@@ -15,6 +15,7 @@ pub mod approvals;
 pub mod guardrails;
 pub mod queue;
 mod record;
+pub mod retention;
 
 pub use record::*;
 
@@ -67,15 +68,47 @@ CREATE TABLE IF NOT EXISTS plugin_state (
 );
 "#;
 
+/// The write-ahead log may grow to this before the background checkpointer
+/// forces it back to empty (`wal_checkpoint(TRUNCATE)`); see
+/// [`StoreLimits::wal_max_bytes`].
+pub const WAL_MAX_BYTES: u64 = 16 << 20;
+
+/// Bounds on the state database's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Once the write-ahead log file is larger than this, the background
+    /// checkpointer (which looks every 100 ms) runs a `TRUNCATE` checkpoint
+    /// (writers wait for it, a few milliseconds per MiB); SQLite's
+    /// `journal_size_limit` is half of it, so a log that was reset is also
+    /// cut back. The file stays under this plus what is written in about
+    /// 100 ms. Default [`WAL_MAX_BYTES`].
+    pub wal_max_bytes: u64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            wal_max_bytes: WAL_MAX_BYTES,
+        }
+    }
+}
+
 /// The state database: run records and plugin key-value state.
 #[derive(Clone, Debug)]
 pub struct RunStore {
     pool: SqlitePool,
+    /// The write-ahead log file, `<state_db>-wal`.
+    wal: std::path::PathBuf,
 }
 
 impl RunStore {
     /// Opens (creating if needed) the state database at `path`.
     pub async fn open(path: &Path) -> anyhow::Result<RunStore> {
+        RunStore::open_with(path, StoreLimits::default()).await
+    }
+
+    /// [`RunStore::open`] with other bounds.
+    pub async fn open_with(path: &Path, limits: StoreLimits) -> anyhow::Result<RunStore> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -93,6 +126,9 @@ impl RunStore {
             // Checkpoints run in the background (see `checkpointer`), not
             // inside a commit that a webhook caller is waiting for.
             .pragma("wal_autocheckpoint", "0")
+            // After a checkpoint that reset the log, its file is cut back
+            // to this (by default it would keep its largest size forever).
+            .pragma("journal_size_limit", (limits.wal_max_bytes / 2).to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -106,8 +142,105 @@ impl RunStore {
         migrate(&pool)
             .await
             .with_context(|| format!("upgrading the tables in {}", path.display()))?;
-        tokio::spawn(checkpointer(pool.clone()));
-        Ok(RunStore { pool })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
+        tokio::spawn(checkpointer(
+            pool.clone(),
+            wal.clone(),
+            limits.wal_max_bytes,
+        ));
+        Ok(RunStore { pool, wal })
+    }
+
+    /// The write-ahead log file (`<state_db>-wal`); it may not exist.
+    pub fn wal_path(&self) -> &Path {
+        &self.wal
+    }
+
+    /// Size of the write-ahead log file in bytes (0 when there is none).
+    pub fn wal_size(&self) -> u64 {
+        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
+    }
+
+    /// Moves the whole write-ahead log into the database and truncates it to
+    /// zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting up to the
+    /// busy timeout for readers and writers. Errors if it could not finish.
+    pub async fn checkpoint_truncate(&self) -> anyhow::Result<()> {
+        let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await
+            .context("checkpointing the state database")?;
+        if busy != 0 {
+            anyhow::bail!(
+                "checkpointing the state database: still in use after the busy timeout \
+                 ({done} of {log} log pages copied); the log is truncated at the next checkpoint"
+            );
+        }
+        Ok(())
+    }
+
+    /// Closes every connection. The last connection to the database (in
+    /// any process) checkpoints the whole write-ahead log and removes its
+    /// file; when another process (a running agent) still has the database
+    /// open, nothing waits for it: closing never blocks on a busy database,
+    /// so a CLI command ends at once. (`warden run` truncates the log with
+    /// [`RunStore::checkpoint_truncate`] when it stops, before this.) Later
+    /// calls on this store (or its clones) fail; calling it again does
+    /// nothing.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Deletes at most `batch` finished runs requested before `before`
+    /// (those with an origin, a rule or a schedule, only if also requested
+    /// before `origin_before`), then at most `batch` alerts received before
+    /// `before`, oldest first. Runs in a status that is not final (queued,
+    /// running, awaiting approval) or unknown are never deleted. Returns
+    /// what was deleted; call again until both are below `batch`.
+    pub async fn delete_history(
+        &self,
+        before: DateTime<Utc>,
+        origin_before: DateTime<Utc>,
+        batch: u32,
+    ) -> anyhow::Result<Deleted> {
+        // An allowlist of the final statuses, from the one definition.
+        let finals: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .map(RunStatus::as_str)
+            .collect();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE requested_at < ",
+        );
+        q.push_bind(ts(before))
+            .push(" AND (origin IS NULL OR requested_at < ")
+            .push_bind(ts(origin_before))
+            .push(") AND status IN (");
+        let mut statuses = q.separated(", ");
+        for s in finals {
+            statuses.push_bind(s);
+        }
+        q.push(") ORDER BY requested_at LIMIT ")
+            .push_bind(i64::from(batch))
+            .push(")");
+        let runs = q
+            .build()
+            .execute(&self.pool)
+            .await
+            .context("deleting old runs")?
+            .rows_affected();
+        let alerts = sqlx::query(
+            "DELETE FROM alerts WHERE seq IN
+             (SELECT seq FROM alerts WHERE received_at < ? ORDER BY seq LIMIT ?)",
+        )
+        .bind(ts(before))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .context("deleting old alerts")?
+        .rows_affected();
+        Ok(Deleted { runs, alerts })
     }
 
     /// Inserts or replaces a record (records are written at start and at end).
@@ -553,24 +686,62 @@ async fn save_on(conn: &mut sqlx::SqliteConnection, rec: &RunRecord) -> anyhow::
     Ok(())
 }
 
+/// What [`RunStore::delete_history`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub runs: u64,
+    pub alerts: u64,
+}
+
+/// How often the checkpointer looks at the size of the write-ahead log.
+const WAL_POLL: Duration = Duration::from_millis(100);
+/// Passive checkpoints per second: one every this many polls.
+const PASSIVE_EVERY: u32 = 10;
+
 /// Moves the write-ahead log into the database file every second, off the
-/// commit path; stops when the pool is closed.
-async fn checkpointer(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// commit path, without waiting for anyone (`PASSIVE`). Under a steady
+/// stream of writes a passive checkpoint never catches up with the end of
+/// the log, so SQLite never restarts it and the file grows without bound
+/// (200 MB after 80k alerts): so every [`WAL_POLL`] the file's size is
+/// looked at (whoever wrote it, this process or another), and once it is
+/// over `max_bytes` a `TRUNCATE` checkpoint waits for the writer of the
+/// moment, copies the rest and empties the file. Stops when the pool is
+/// closed.
+async fn checkpointer(pool: SqlitePool, wal: std::path::PathBuf, max_bytes: u64) {
+    let mut tick = tokio::time::interval(WAL_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut polls = 0u32;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            if pool.is_closed() {
-                return;
+        polls = (polls + 1) % PASSIVE_EVERY;
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let mode = if size > max_bytes {
+            "TRUNCATE"
+        } else if polls == 0 {
+            "PASSIVE"
+        } else {
+            continue;
+        };
+        let result: Result<(i64, i64, i64), _> =
+            sqlx::query_as(&format!("PRAGMA wal_checkpoint({mode})"))
+                .fetch_one(&pool)
+                .await;
+        match result {
+            Ok((busy, log, done)) if busy != 0 && mode == "TRUNCATE" => {
+                tracing::warn!(
+                    wal_bytes = size,
+                    log_pages = log,
+                    copied_pages = done,
+                    "the state database's write-ahead log is over its bound and could not be \
+                     truncated (the database was busy); trying again"
+                );
             }
-            tracing::warn!(error = %e, "state database checkpoint failed");
+            Ok(_) => {}
+            Err(_) if pool.is_closed() => return,
+            Err(e) => tracing::warn!(error = %e, "state database checkpoint failed"),
         }
     }
 }
@@ -606,7 +777,8 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
          CREATE INDEX IF NOT EXISTS runs_origin ON runs (origin, requested_at);
          CREATE INDEX IF NOT EXISTS runs_requested ON runs (requested_at);
          CREATE INDEX IF NOT EXISTS runs_plugin_status ON runs (plugin, status);
-         CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run) WHERE parent_run IS NOT NULL;",
+         CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run) WHERE parent_run IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS alerts_received ON alerts (received_at);",
     )
     .execute(pool)
     .await?;

@@ -48,6 +48,7 @@
 //! `db.system.name = "postgresql"`). Display values (`%x`) and Debug values (`?x`)
 //! are exported as strings.
 
+mod fields;
 mod metrics;
 pub mod otlp;
 
@@ -64,6 +65,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
+pub use fields::{EscapedFields, JsonSafe};
 pub use metrics::{CONTENT_TYPE, MAX_LABEL_LEN, Metrics, RUN_DURATION_BUCKETS};
 pub use otlp::{DEFAULT_SERVICE_NAME, OtlpPipeline, OtlpProtocol, OtlpSettings};
 
@@ -79,7 +81,10 @@ pub fn init(format: LogFormat, otlp: Option<OtlpSettings>) -> anyhow::Result<Tel
 /// Installs the global `tracing` subscriber:
 ///
 /// - a fmt layer on stderr (text or one JSON object per line), filtered by
-///   `WARDEN_LOG` or else `default_level`;
+///   `WARDEN_LOG` or else `default_level`; in text, every field value is
+///   escaped ([`EscapedFields`]), in JSON every hidden character is a
+///   `\uXXXX` escape ([`JsonSafe`]), so text from a plugin cannot drive the
+///   terminal or forge a log line;
 /// - an OpenTelemetry layer ([`otlp::otel_filter`]). With `otlp`, its spans are
 ///   exported by OTLP; without, spans still get trace ids (so
 ///   [`current_trace_id`] and [`set_parent_from_traceparent`] work) but go nowhere.
@@ -98,10 +103,19 @@ pub fn init_with_level(
 ) -> anyhow::Result<TelemetryGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal (and not with NO_COLOR): a log file or a
+    // pipe gets no escape sequences, not even the formatter's own.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(colour);
+    // Plugins' text is logged: every field escaped in text, every hidden
+    // character a `\uXXXX` in JSON (see `fields`).
     let fmt = match format {
-        LogFormat::Json => fmt.json().boxed(),
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().with_writer(JsonSafe(std::io::stderr)).boxed(),
+        LogFormat::Text => fmt
+            .fmt_fields(EscapedFields)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let pipeline = otlp
         .as_ref()

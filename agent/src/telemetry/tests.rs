@@ -174,3 +174,101 @@ fn other_targets_and_debug_spans_are_not_exported() {
     let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["warden.kept"]);
 }
+
+/// An in-memory log destination.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[test]
+fn the_text_log_escapes_every_field_of_events_and_spans() {
+    let hostile = [
+        "\x1b[2J\x1b[Hcleared",
+        "\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07",
+        "\x1b]0;new title\x07",
+        "bell\x07 back\x08\x08 nul\0",
+        "fail\r2026-01-01T00:00:00Z  INFO warden: status: ok",
+        "one\nINFO warden: status: ok",
+        "\u{202e}ko :sutats\u{202c} \u{2066}x\u{2069}",
+        "c1 \u{9b}2J \u{9d}0;t\u{9c} \u{85}",
+    ];
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .fmt_fields(EscapedFields),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        for h in hostile {
+            let span = tracing::info_span!("warden.run", warden.plugin = h);
+            span.in_scope(|| {
+                tracing::info!(plugin = %h, debug = ?h, text = h, "{h}");
+                let err = std::io::Error::other(h.to_string());
+                tracing::warn!(error = &err as &(dyn std::error::Error + 'static), "failed");
+            });
+        }
+    });
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        out.lines().count(),
+        2 * hostile.len(),
+        "one line per event:\n{out}"
+    );
+    for c in out.chars() {
+        assert!(
+            c == '\n' || !crate::text::is_hidden(c),
+            "U+{:04X} reached the log:\n{out}",
+            u32::from(c)
+        );
+    }
+    // Shown, not dropped.
+    assert!(out.contains(r"\x1b[2J\x1b[Hcleared"), "{out}");
+    assert!(out.contains(r"fail\r2026"), "{out}");
+    assert!(out.contains(r"one\nINFO"), "{out}");
+    assert!(out.contains(r"\u{202e}ko"), "{out}");
+    assert!(out.contains(r"\u{9b}2J"), "{out}");
+    assert!(out.contains("warden.plugin="), "{out}");
+}
+
+#[test]
+fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
+    let hostile = "x\x1b[2J\r\nstatus: ok \u{7f} \u{9b}2J \u{202e}ko \u{2066}\u{e0041}";
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(JsonSafe(captured.clone())),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("warden.run", warden.plugin = hostile);
+        span.in_scope(|| tracing::info!(plugin = %hostile, "{hostile}"));
+    });
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        !out.chars().any(|c| c != '\n' && crate::text::is_hidden(c)),
+        "{}",
+        out.escape_debug()
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["fields"]["message"], hostile);
+    assert_eq!(v["fields"]["plugin"], hostile);
+    assert_eq!(v["span"]["warden.plugin"], hostile);
+}
