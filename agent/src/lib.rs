@@ -11,7 +11,9 @@
 //!   [`host::permission`];
 //! - [`runs`]: run records and plugin state in the state database;
 //! - [`agent`]: the path every run takes;
-//! - [`cli`]: the `warden` command.
+//! - [`cli`]: the `warden` command;
+//! - [`credentials`]: `warden check --connect`, what the roles behind the
+//!   targets' URLs may do.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -28,6 +30,7 @@ pub mod artifacts;
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod diag;
 pub mod host;
 pub mod policy;
