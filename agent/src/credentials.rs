@@ -416,7 +416,7 @@ impl Place<'_> {
                     format!(
                         "give the read URL a role with only CONNECT, USAGE, SELECT and \
                          `pg_monitor` (like `warden_read`, see \"Recommended database roles\" \
-                         in the README), or revoke those from `{}`",
+                         in the README) instead of `{}`, or take those rights from it",
                         role.name
                     )
                 } else {
@@ -588,4 +588,114 @@ fn beyond_read<'a>(grants: &[&'a Grant], first: &'a Grant) -> &'a Grant {
         })
         .copied()
         .unwrap_or(first)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn role(superuser: bool, createrole: bool, member_of: &[&str]) -> PgRole {
+        PgRole {
+            name: "r".to_owned(),
+            superuser,
+            createrole,
+            member_of: member_of.iter().map(|m| (*m).to_owned()).collect(),
+            database: "app".to_owned(),
+            system_identifier: None,
+        }
+    }
+
+    #[test]
+    fn pg_read_problems_name_each_right_and_only_those() {
+        assert!(role(false, false, &[]).read_problems().is_empty());
+        // A superuser is a member of everything: said once.
+        let all: Vec<&str> = PG_READ_FORBIDDEN_ROLES.iter().map(|(r, _)| *r).collect();
+        let problems = role(true, true, &all).read_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("is a superuser"), "{problems:?}");
+        for (member, _) in PG_READ_FORBIDDEN_ROLES {
+            let problems = role(false, false, &[member]).read_problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with(&format!("is a member of `{member}` (")),
+                "{problems:?}"
+            );
+        }
+        let problems = role(
+            false,
+            true,
+            &["pg_execute_server_program", "pg_signal_backend"],
+        )
+        .read_problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        // In the order of PG_READ_FORBIDDEN_ROLES, then CREATEROLE.
+        assert!(problems[0].contains("pg_signal_backend"), "{problems:?}");
+        assert!(
+            problems[1].contains("pg_execute_server_program"),
+            "{problems:?}"
+        );
+        assert!(problems[2].starts_with("has CREATEROLE"), "{problems:?}");
+    }
+
+    #[test]
+    fn mongo_roles_from_connection_status() {
+        let reply = bson::doc! {
+            "authInfo": {
+                "authenticatedUsers": [{"user": "reader", "db": "admin"}],
+                "authenticatedUserRoles": [
+                    {"role": "read", "db": "app"},
+                    {"role": "clusterMonitor", "db": "admin"},
+                ],
+            },
+            "ok": 1.0,
+        };
+        let roles = MongoRoles::from_status(&reply);
+        assert_eq!(roles.users, ["reader@admin"]);
+        assert_eq!(roles.who(), "`reader@admin`");
+        assert!(roles.read_problems().is_empty());
+        assert!(roles.main_problems().is_empty());
+        // No access control: no user, nothing judged.
+        let none = MongoRoles::from_status(
+            &bson::doc! {"authInfo": {"authenticatedUsers": [], "authenticatedUserRoles": []}, "ok": 1.0},
+        );
+        assert_eq!(none, MongoRoles::default());
+        assert_eq!(none.who(), "no user");
+        assert_eq!(
+            MongoRoles::from_status(&bson::doc! {"ok": 1.0}),
+            MongoRoles::default()
+        );
+    }
+
+    #[test]
+    fn mongo_read_problems_cover_each_powerful_role() {
+        let with = |role: &str, db: &str| MongoRoles {
+            users: vec!["u@admin".to_owned()],
+            roles: vec![(role.to_owned(), db.to_owned())],
+        };
+        for (role, db) in [
+            ("root", "admin"),
+            ("__system", "admin"),
+            ("userAdminAnyDatabase", "admin"),
+            ("userAdmin", "admin"),
+            ("dbOwner", "admin"),
+            ("clusterAdmin", "admin"),
+            ("hostManager", "admin"),
+        ] {
+            let problems = with(role, db).read_problems();
+            assert_eq!(problems.len(), 1, "{role}: {problems:?}");
+            assert!(
+                problems[0].starts_with(&format!("has role `{role}` on `{db}`")),
+                "{problems:?}"
+            );
+        }
+        // Owning an application database is no way to more rights.
+        assert!(with("dbOwner", "app").read_problems().is_empty());
+        assert!(with("userAdmin", "app").read_problems().is_empty());
+        assert!(with("readAnyDatabase", "admin").read_problems().is_empty());
+        // The main URL: only the all-powerful ones.
+        assert_eq!(with("root", "admin").main_problems().len(), 1);
+        assert_eq!(with("__system", "admin").main_problems().len(), 1);
+        assert!(with("hostManager", "admin").main_problems().is_empty());
+    }
 }

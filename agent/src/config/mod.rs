@@ -9,6 +9,8 @@
 //! name = "app"
 //! kind = "postgres"
 //! url_env = "APP_DATABASE_URL"
+//! # Optional: every read-class call logs in as a role that may only read.
+//! read_url_env = "APP_READ_DATABASE_URL"
 //!
 //! [[target]]
 //! name = "quickstart"
@@ -26,6 +28,8 @@
 //! let config = warden::config::Config::load("warden.toml".as_ref())?;
 //! for target in &config.targets {
 //!     println!("{} ({})", target.name, target.kind); // never prints the URL
+//!     // The credentials a `read` call uses: the read URL, else the main one.
+//!     let _url = target.url_for(warden::capability::CapabilityClass::Read);
 //! }
 //! # Ok(())
 //! # }
