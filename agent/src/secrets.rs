@@ -3,9 +3,8 @@
 //!
 //! Every target's connection URLs, the main one and the read URL (and the
 //! password inside each, raw and percent-decoded), are registered here when
-//! the config is loaded; every text
-//! that leaves the host (a database error, a log line, a report, a record)
-//! passes through [`Redactor::redact`] first.
+//! the config is loaded; every text that leaves the host (a database error,
+//! a log line, a report, a record) passes through [`Redactor::redact`] first.
 //!
 //! ```
 //! use warden::secrets::Redactor;
