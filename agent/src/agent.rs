@@ -259,7 +259,7 @@ pub fn redactor_for(config: &Config) -> Redactor {
         config
             .targets
             .iter()
-            .flat_map(|t| t.url.password_fragments())
+            .flat_map(crate::config::Target::password_fragments)
             .chain(api_token)
             .chain(otlp_headers),
     )

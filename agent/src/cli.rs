@@ -1,7 +1,7 @@
 //! The `warden` command line: the contract other tools and tests rely on.
 //!
 //! ```text
-//! warden --config FILE check
+//! warden --config FILE check [--connect]
 //! warden --config FILE plugins list [--output json]
 //! warden --config FILE invoke PLUGIN --target NAME [--param KEY=VALUE]... [--dry-run] [--output json]
 //! warden --config FILE runs list [--limit N] [--output json]
@@ -63,7 +63,16 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the config, the policies and the plugins; list every problem.
-    Check,
+    Check {
+        /// Also log in to each PostgreSQL and MongoDB target a grant names
+        /// and warn when the role `read` calls use may do more than read
+        /// (superuser, pg_signal_backend, pg_read_server_files,
+        /// pg_write_server_files, pg_execute_server_program, CREATEROLE), or
+        /// the main URL's role is a superuser. A target that cannot be
+        /// reached is an error. Without it, nothing is connected to.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Installed plugins.
     Plugins {
         #[command(subcommand)]
@@ -306,9 +315,9 @@ async fn run_cli(cli: Cli) -> ExitCode {
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => LogFormat::Text,
     };
-    if let Command::Check = cli.command {
+    if let Command::Check { connect } = cli.command {
         let _telemetry = init_logging(config_format, default_level, None);
-        return check(&cli.config).await;
+        return check(&cli.config, connect).await;
     }
     let (agent, mut telemetry) = match load_agent(&cli, default_level).await {
         Ok(a) => a,
@@ -330,7 +339,7 @@ async fn run_cli(cli: Cli) -> ExitCode {
 
 async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
     match cli.command {
-        Command::Check => ExitCode::SUCCESS,
+        Command::Check { .. } => ExitCode::SUCCESS,
         Command::Plugins {
             command: PluginsCommand::List { output },
         } => plugins_list(&agent, output),
@@ -457,15 +466,23 @@ fn exit_for(status: RunStatus) -> ExitCode {
 }
 
 /// `warden check`: every problem in config, policies, runbooks and plugins, without
-/// opening the state database or starting anything.
-async fn check(config_path: &Path) -> ExitCode {
-    let found = match inspect(config_path).await {
+/// opening the state database or starting anything; with `connect`, also
+/// the roles the targets' URLs log in as (see [`crate::credentials`]), after
+/// the offline checks passed.
+async fn check(config_path: &Path, connect: bool) -> ExitCode {
+    let mut found = match inspect(config_path).await {
         Ok(found) => found,
         Err(d) => {
             print_diagnostics(&d);
             eprintln!("{} problem(s)", d.0.len());
             return ExitCode::from(EXIT_BAD_INPUT);
         }
+    };
+    // Connecting is worth it only for a config that is otherwise fine.
+    let connected = if connect && found.errors.is_empty() {
+        Some(crate::credentials::check_inspection(&mut found).await)
+    } else {
+        None
     };
     for w in &found.warnings {
         eprintln!("warning: {}", Shown(w));
@@ -487,11 +504,20 @@ async fn check(config_path: &Path) -> ExitCode {
                 .map_or(0, crate::runbook::RunbookSet::len),
             Shown(config_path.display())
         );
+        if let Some(count) = connected {
+            println!(
+                "ok: roles checked on {count} target(s), {} warning(s)",
+                found.warnings.len()
+            );
+        }
         ExitCode::SUCCESS
     } else {
         let d = Diagnostics(found.errors);
         print_diagnostics(&d);
         eprintln!("{} problem(s)", d.0.len());
+        if connect && connected.is_none() {
+            eprintln!("no target was connected to: fix the problems above first");
+        }
         ExitCode::from(EXIT_BAD_INPUT)
     }
 }

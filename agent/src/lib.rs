@@ -12,7 +12,9 @@
 //! - [`runs`]: run records and plugin state in the state database;
 //! - [`agent`]: the path every run takes;
 //! - [`cli`]: the `warden` command, which shows outsiders' text through
-//!   [`text`] (control characters escaped).
+//!   [`text`] (control characters escaped);
+//! - [`credentials`]: `warden check --connect`, what the roles behind the
+//!   targets' URLs may do.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -29,6 +31,7 @@ pub mod artifacts;
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod diag;
 pub mod host;
 pub mod policy;

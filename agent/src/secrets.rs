@@ -1,10 +1,10 @@
 //! Redaction of secrets: the one place that keeps credentials out of run
 //! records, reports, logs and CLI output.
 //!
-//! Every target's connection URL (and the password inside it, raw and
-//! percent-decoded) is registered here when the config is loaded; every text
-//! that leaves the host (a database error, a log line, a report, a record)
-//! passes through [`Redactor::redact`] first.
+//! Every target's connection URLs, the main one and the read URL (and the
+//! password inside each, raw and percent-decoded), are registered here when
+//! the config is loaded; every text that leaves the host (a database error,
+//! a log line, a report, a record) passes through [`Redactor::redact`] first.
 //!
 //! ```
 //! use warden::secrets::Redactor;

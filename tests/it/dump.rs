@@ -24,16 +24,12 @@ use crate::backup_data::{
 };
 
 fn target(name: &str, kind: TargetKind, url: &str) -> Target {
-    Target {
-        name: name.to_owned(),
-        kind,
-        url: Secret::new(url),
-    }
+    Target::new(name, kind, Secret::new(url))
 }
 
 /// The redactor the agent would build for these targets.
 fn redactor(targets: &[&Target]) -> Redactor {
-    Redactor::new(targets.iter().flat_map(|t| t.url.password_fragments()))
+    Redactor::new(targets.iter().flat_map(|t| t.password_fragments()))
 }
 
 fn ctx<'a>(redactor: &'a Redactor, tools: &'a Tools) -> DumpContext<'a> {

@@ -8,6 +8,7 @@ mod backup_data;
 mod cli;
 mod compat;
 mod crash;
+mod credentials;
 mod daemon;
 mod dump;
 mod guardrails;

@@ -79,6 +79,25 @@ impl World {
         self
     }
 
+    /// A `kind` (postgres or mongodb) target whose main URL and URL of
+    /// read-class calls (`read_url_file`) are kept in files.
+    pub fn target_with_read_url(
+        mut self,
+        name: &str,
+        kind: &str,
+        url: &str,
+        read_url: &str,
+    ) -> World {
+        let (file, read_file) = (format!("{name}.url"), format!("{name}.read.url"));
+        std::fs::write(self.dir.path().join(&file), url).unwrap();
+        std::fs::write(self.dir.path().join(&read_file), read_url).unwrap();
+        self.targets.push(format!(
+            "[[target]]\nname = \"{name}\"\nkind = \"{kind}\"\nurl_file = \"{file}\"\n\
+             read_url_file = \"{read_file}\"\n"
+        ));
+        self
+    }
+
     /// A local artifact store rooted at `stores/<name>` in the world's folder.
     pub fn store(mut self, name: &str) -> World {
         self.targets.push(format!(

@@ -9,6 +9,8 @@
 //! name = "app"
 //! kind = "postgres"
 //! url_env = "APP_DATABASE_URL"
+//! # Optional: every read-class call logs in as a role that may only read.
+//! read_url_env = "APP_READ_DATABASE_URL"
 //!
 //! [[target]]
 //! name = "quickstart"
@@ -26,6 +28,8 @@
 //! let config = warden::config::Config::load("warden.toml".as_ref())?;
 //! for target in &config.targets {
 //!     println!("{} ({})", target.name, target.kind); // never prints the URL
+//!     // The credentials a `read` call uses: the read URL, else the main one.
+//!     let _url = target.url_for(warden::capability::CapabilityClass::Read);
 //! }
 //! # Ok(())
 //! # }
@@ -49,7 +53,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
 
-use crate::capability::TargetKind;
+use crate::capability::{CapabilityClass, TargetKind};
 use crate::diag::{Diagnostic, Diagnostics};
 use document::{Document, Table};
 pub use secret::Secret;
@@ -272,13 +276,75 @@ pub enum LogFormat {
 }
 
 /// A database plugins may work on, if a policy grants it.
+///
+/// It may hold separate credentials per capability class: every
+/// `read`-class call uses [`Target::url_for`]`(Read)`, the read URL when
+/// `read_url_env` / `read_url_file` is set, so that a role with SELECT
+/// and the monitoring roles only answers read calls, and the main URL
+/// (the role that may vacuum, signal sessions, ...) answers the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
     pub kind: TargetKind,
-    /// The connection URL (for sqlite, a `sqlite:` URL with an absolute
-    /// path when it came from `path` or a relative `url`).
+    /// The main connection URL (for sqlite, a `sqlite:` URL with an
+    /// absolute path when it came from `path` or a relative `url`): every
+    /// call not of the `read` class, and `read` calls too when there is no
+    /// read URL. Prefer [`Target::url_for`] to pick the URL of a call.
     pub url: Secret,
+    /// The URL of `read`-class calls, from `read_url_env` / `read_url_file`
+    /// (postgres and mongodb only).
+    read_url: Option<Secret>,
+}
+
+impl Target {
+    /// A target with one URL for every call.
+    pub fn new(name: impl Into<String>, kind: TargetKind, url: Secret) -> Target {
+        Target {
+            name: name.into(),
+            kind,
+            url,
+            read_url: None,
+        }
+    }
+
+    /// This target with `read_url` for its `read`-class calls.
+    #[must_use]
+    pub fn with_read_url(mut self, read_url: Secret) -> Target {
+        self.read_url = Some(read_url);
+        self
+    }
+
+    /// The URL a call of `class` connects with: the read URL for `read`
+    /// when one is set, the main URL otherwise.
+    pub fn url_for(&self, class: CapabilityClass) -> &Secret {
+        match (class, &self.read_url) {
+            (CapabilityClass::Read, Some(read_url)) => read_url,
+            (
+                CapabilityClass::Read
+                | CapabilityClass::Maintenance
+                | CapabilityClass::Ddl
+                | CapabilityClass::Write
+                | CapabilityClass::SessionControl,
+                _,
+            ) => &self.url,
+        }
+    }
+
+    /// The URL of `read`-class calls, if set apart from the main URL.
+    pub fn read_url(&self) -> Option<&Secret> {
+        self.read_url.as_ref()
+    }
+
+    /// Every URL of this target: the main one, then the read URL if set.
+    pub fn urls(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.url).chain(self.read_url.as_ref())
+    }
+
+    /// The strings to redact for this target: the fragments of each of its
+    /// URLs (see [`Secret::password_fragments`]).
+    pub fn password_fragments(&self) -> Vec<String> {
+        self.urls().flat_map(Secret::password_fragments).collect()
+    }
 }
 
 /// `warden.toml` as written. Required fields are `Option`s too, checked by
@@ -338,7 +404,8 @@ struct ConfigFile {
 
 /// One `[[target]]` table: a database plugins may work on. Give its
 /// connection URL in exactly one of `url_env`, `url_file`, `path` (sqlite)
-/// or `url` (sqlite).
+/// or `url` (sqlite), and optionally the URL of `read`-class calls in one
+/// of `read_url_env` or `read_url_file` (postgres, mongodb).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetFile {
@@ -362,6 +429,16 @@ struct TargetFile {
     /// FILE is relative to the folder of this file. (Other kinds would put
     /// credentials in this file: use `url_env` or `url_file`.)
     url: Option<Spanned<String>>,
+    /// postgres and mongodb only, optional: name of the environment
+    /// variable holding the connection URL of every `read`-class call, for
+    /// a role that may only read (see "Recommended database roles" in the
+    /// README). The same database as the main URL, with other credentials.
+    /// Without it, reads use the main URL.
+    read_url_env: Option<Spanned<String>>,
+    /// postgres and mongodb only, optional: file holding the URL of every
+    /// `read`-class call (like `read_url_env`), surrounding whitespace
+    /// ignored. Relative to the folder of this file.
+    read_url_file: Option<Spanned<PathBuf>>,
 }
 
 const fn default_log_format() -> LogFormat {
@@ -518,6 +595,25 @@ fn is_valid_env_name(name: &str) -> bool {
 
 /// The fields that give a target's connection URL.
 const URL_FIELDS: [&str; 4] = ["url_env", "url_file", "path", "url"];
+/// The fields that give a target's URL for `read`-class calls.
+const READ_URL_FIELDS: [&str; 2] = ["read_url_env", "read_url_file"];
+
+/// What a URL field gives, for messages: the main URL or the read URL.
+#[derive(Clone, Copy)]
+enum UrlUse {
+    Main,
+    Read,
+}
+
+impl UrlUse {
+    /// Completes "set it to the ...".
+    const fn what(self) -> &'static str {
+        match self {
+            UrlUse::Main => "connection URL",
+            UrlUse::Read => "connection URL of read-class calls",
+        }
+    }
+}
 
 /// Turns the file structs into domain types, checking them.
 struct Resolver<'a, E> {
@@ -896,11 +992,23 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 }
                 _ => None,
             };
-            if let (true, Some(name), Some(kind), Some(url)) = (valid, name, kind, url) {
+            let read_broken = READ_URL_FIELDS.iter().any(|field| table.is_broken(field));
+            // `None` when reported; `Some(None)` when not set.
+            let read_url = match kind {
+                Some(kind) if !read_broken => {
+                    let shown = name.map_or("?", |name| name.get_ref().as_str());
+                    self.read_url(table, shown, *kind.get_ref(), diags)
+                }
+                _ => None,
+            };
+            if let (true, Some(name), Some(kind), Some(url), Some(read_url)) =
+                (valid, name, kind, url, read_url)
+            {
                 targets.push(Target {
                     name: name.get_ref().clone(),
                     kind: *kind.get_ref(),
                     url,
+                    read_url,
                 });
             }
         }
@@ -959,94 +1067,17 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             None
         };
         if let Some(env_name) = &target.url_env {
-            let (env_name, at) = (env_name.get_ref(), env_name.span());
-            if !is_valid_env_name(env_name) {
-                // Do not quote it: it may be a URL put in the wrong field.
-                return fail(
-                    diags,
-                    "url_env",
-                    &at,
-                    format!(
-                        "target `{name}`: `url_env` must be the name of an environment variable \
-                         (letters, digits and `_`, not starting with a digit) that holds the URL"
-                    ),
-                );
-            }
-            let Some(value) = (self.env)(env_name) else {
-                return fail(
-                    diags,
-                    "url_env",
-                    &at,
-                    format!(
-                        "target `{name}`: environment variable `{env_name}` is not set; \
-                         set it to the connection URL, or change `url_env`"
-                    ),
-                );
-            };
-            let Ok(value) = value.into_string() else {
-                return fail(
-                    diags,
-                    "url_env",
-                    &at,
-                    format!(
-                        "target `{name}`: environment variable `{env_name}` is not valid UTF-8"
-                    ),
-                );
-            };
-            return match check_url(kind, value.trim()) {
-                Ok(()) => Some(Secret::new(value.trim())),
-                Err(problem) => fail(
-                    diags,
-                    "url_env",
-                    &at,
-                    format!(
-                        "target `{name}`: the URL in environment variable `{env_name}` {problem}"
-                    ),
-                ),
-            };
+            return self.url_from_env(
+                table,
+                name,
+                kind,
+                ("url_env", UrlUse::Main),
+                env_name,
+                diags,
+            );
         }
         if let Some(url_file) = &target.url_file {
-            let at = url_file.span();
-            let shown = url_file.get_ref().display().to_string();
-            if shown.contains("://") || shown.contains('@') {
-                // Do not quote it: it may be a URL put in the wrong field.
-                return fail(
-                    diags,
-                    "url_file",
-                    &at,
-                    format!(
-                        "target `{name}`: `url_file` must be the path of a file holding the URL, \
-                         not the URL itself"
-                    ),
-                );
-            }
-            let path = self.dir.join(url_file.get_ref());
-            let value = match fs::read_to_string(&path) {
-                Ok(value) => value,
-                Err(e) => {
-                    return fail(
-                        diags,
-                        "url_file",
-                        &at,
-                        format!(
-                            "target `{name}`: cannot read the URL file {}: {e}",
-                            path.display()
-                        ),
-                    );
-                }
-            };
-            return match check_url(kind, value.trim()) {
-                Ok(()) => Some(Secret::new(value.trim())),
-                Err(problem) => fail(
-                    diags,
-                    "url_file",
-                    &at,
-                    format!(
-                        "target `{name}`: the URL in file {} {problem}",
-                        path.display()
-                    ),
-                ),
-            };
+            return self.url_from_file(table, name, kind, "url_file", url_file, diags);
         }
         let refused = format!(
             "target `{name}` is a {kind} database: put the URL in an environment variable \
@@ -1098,6 +1129,181 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             };
         }
         None
+    }
+
+    /// The URL of target `name`'s `read`-class calls: `Some(None)` when
+    /// neither `read_url_env` nor `read_url_file` is set, `None` after
+    /// reporting a problem. Read and checked like the main URL.
+    fn read_url(
+        &self,
+        table: &Table<'_, TargetFile>,
+        name: &str,
+        kind: TargetKind,
+        diags: &mut Diagnostics,
+    ) -> Option<Option<Secret>> {
+        let target = &table.value;
+        let given: Vec<(&str, Range<usize>)> = [
+            target.read_url_env.as_ref().map(Spanned::span),
+            target.read_url_file.as_ref().map(Spanned::span),
+        ]
+        .into_iter()
+        .zip(READ_URL_FIELDS)
+        .filter_map(|(span, key)| Some((key, span?)))
+        .collect();
+        let (first, first_span) = match given.as_slice() {
+            [] => return Some(None),
+            [(first, _), (second, second_span), ..] => {
+                diags.push(table.source.error(
+                    second_span,
+                    table.field(second),
+                    format!(
+                        "target `{name}` sets both `{first}` and `{second}`: set only one of \
+                         `read_url_env` or `read_url_file`"
+                    ),
+                ));
+                return None;
+            }
+            [(first, span)] => (*first, span),
+        };
+        if kind == TargetKind::Sqlite {
+            diags.push(table.source.error(
+                first_span,
+                table.field(first),
+                format!(
+                    "target `{name}` is a sqlite database: `{first}` is only for postgres and \
+                     mongodb targets (a sqlite file has no roles to separate; every call opens \
+                     the file): remove it"
+                ),
+            ));
+            return None;
+        }
+        let url = match (&target.read_url_env, &target.read_url_file) {
+            (Some(env_name), _) => self.url_from_env(
+                table,
+                name,
+                kind,
+                ("read_url_env", UrlUse::Read),
+                env_name,
+                diags,
+            ),
+            (None, Some(url_file)) => {
+                self.url_from_file(table, name, kind, "read_url_file", url_file, diags)
+            }
+            (None, None) => None,
+        };
+        url.map(Some)
+    }
+
+    /// The URL in the environment variable named by `field` (`url_env` or
+    /// `read_url_env`), checked for `kind`. Messages name the target, the
+    /// field and the variable, never the URL.
+    fn url_from_env(
+        &self,
+        table: &Table<'_, TargetFile>,
+        name: &str,
+        kind: TargetKind,
+        (field, used): (&str, UrlUse),
+        env_name: &Spanned<String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Secret> {
+        let fail = |diags: &mut Diagnostics, message: String| {
+            diags.push(
+                table
+                    .source
+                    .error(&env_name.span(), table.field(field), message),
+            );
+            None
+        };
+        let env_name = env_name.get_ref();
+        if !is_valid_env_name(env_name) {
+            // Do not quote it: it may be a URL put in the wrong field.
+            return fail(
+                diags,
+                format!(
+                    "target `{name}`: `{field}` must be the name of an environment variable \
+                     (letters, digits and `_`, not starting with a digit) that holds the URL"
+                ),
+            );
+        }
+        let Some(value) = (self.env)(env_name) else {
+            return fail(
+                diags,
+                format!(
+                    "target `{name}`: environment variable `{env_name}` is not set; \
+                     set it to the {}, or change `{field}`",
+                    used.what()
+                ),
+            );
+        };
+        let Ok(value) = value.into_string() else {
+            return fail(
+                diags,
+                format!("target `{name}`: environment variable `{env_name}` is not valid UTF-8"),
+            );
+        };
+        match check_url(kind, value.trim()) {
+            Ok(()) => Some(Secret::new(value.trim())),
+            Err(problem) => fail(
+                diags,
+                format!("target `{name}`: the URL in environment variable `{env_name}` {problem}"),
+            ),
+        }
+    }
+
+    /// The URL in the file named by `field` (`url_file` or
+    /// `read_url_file`), checked for `kind`. Messages name the target, the
+    /// field and the file, never the URL.
+    fn url_from_file(
+        &self,
+        table: &Table<'_, TargetFile>,
+        name: &str,
+        kind: TargetKind,
+        field: &str,
+        url_file: &Spanned<PathBuf>,
+        diags: &mut Diagnostics,
+    ) -> Option<Secret> {
+        let fail = |diags: &mut Diagnostics, message: String| {
+            diags.push(
+                table
+                    .source
+                    .error(&url_file.span(), table.field(field), message),
+            );
+            None
+        };
+        let shown = url_file.get_ref().display().to_string();
+        if shown.contains("://") || shown.contains('@') {
+            // Do not quote it: it may be a URL put in the wrong field.
+            return fail(
+                diags,
+                format!(
+                    "target `{name}`: `{field}` must be the path of a file holding the URL, \
+                     not the URL itself"
+                ),
+            );
+        }
+        let path = self.dir.join(url_file.get_ref());
+        let value = match fs::read_to_string(&path) {
+            Ok(value) => value,
+            Err(e) => {
+                return fail(
+                    diags,
+                    format!(
+                        "target `{name}`: cannot read the URL file {}: {e}",
+                        path.display()
+                    ),
+                );
+            }
+        };
+        match check_url(kind, value.trim()) {
+            Ok(()) => Some(Secret::new(value.trim())),
+            Err(problem) => fail(
+                diags,
+                format!(
+                    "target `{name}`: the URL in file {} {problem}",
+                    path.display()
+                ),
+            ),
+        }
     }
 }
 

@@ -672,4 +672,233 @@ fn bad_runs_limits_name_file_line_field_and_range() {
     );
     let diags = fixture.errors(&format!("{DIRS}\n[runs]\nmax_chain_depth = \"3\"\n"));
     assert_eq!(about(&diags, "runs.max_chain_depth").line, Some(5));
+// ---------------------------------------------------------------------------
+// Credentials per capability class: `read_url_env` / `read_url_file`
+
+const READ_URL: &str = "postgres://warden_read:r3ad-s3cret@db:5432/app";
+
+#[test]
+fn read_url_from_env_or_file_is_used_for_read_calls_only() {
+    let fixture = Fixture::new()
+        .env("APP_URL", "postgres://warden_maint:m41nt@db:5432/app")
+        .env("APP_READ_URL", &format!(" {READ_URL}\n"));
+    fixture.write("mongo-read.url", "mongodb://reader:pw@h1:27017/app\n");
+    fixture.write("mongo.url", "mongodb://admin:pw@h1:27017/app\n");
+    let config = fixture
+        .load(&format!(
+            "{DIRS}[[target]]\nname = \"app\"\nkind = \"postgres\"\nurl_env = \"APP_URL\"\n\
+             read_url_env = \"APP_READ_URL\"\n\
+             [[target]]\nname = \"mongo\"\nkind = \"mongodb\"\nurl_file = \"mongo.url\"\n\
+             read_url_file = \"mongo-read.url\"\n\
+             [[target]]\nname = \"plain\"\nkind = \"postgres\"\nurl_env = \"APP_URL\"\n"
+        ))
+        .unwrap();
+    let app = config.target("app").unwrap();
+    assert_eq!(app.read_url().unwrap().expose(), READ_URL);
+    assert_eq!(app.url_for(CapabilityClass::Read).expose(), READ_URL);
+    for class in CapabilityClass::ALL
+        .into_iter()
+        .filter(|c| *c != CapabilityClass::Read)
+    {
+        assert_eq!(
+            app.url_for(class).expose(),
+            "postgres://warden_maint:m41nt@db:5432/app",
+            "{class}"
+        );
+    }
+    let mongo = config.target("mongo").unwrap();
+    assert_eq!(
+        mongo.url_for(CapabilityClass::Read).expose(),
+        "mongodb://reader:pw@h1:27017/app"
+    );
+    assert_eq!(
+        mongo.url_for(CapabilityClass::Maintenance).expose(),
+        "mongodb://admin:pw@h1:27017/app"
+    );
+    // Without a read URL, every class uses the main URL.
+    let plain = config.target("plain").unwrap();
+    assert!(plain.read_url().is_none());
+    for class in CapabilityClass::ALL {
+        assert_eq!(plain.url_for(class), &plain.url, "{class}");
+    }
+    // Never in Debug.
+    assert!(!format!("{config:?}").contains("r3ad-s3cret"), "{config:?}");
+}
+
+#[test]
+fn read_url_errors_name_target_field_and_variable_or_file() {
+    let fixture = Fixture::new()
+        .env("OK", "postgres://h/db")
+        .env("MONGO_OK", "mongodb://h/db")
+        .env("WRONG_KIND", "mongodb://u:hunter2@h/db")
+        .env("BAD_PORT", "postgres://u:hunter2@h:99999/db");
+    fixture.write("read.url", "postgres://u:hunter2@h/db\n");
+    let text = format!(
+        "{DIRS}\
+[[target]]
+name = \"missing\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = \"APP_READ_URL\"
+
+[[target]]
+name = \"both\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = \"OK\"
+read_url_file = \"read.url\"
+
+[[target]]
+name = \"lite\"
+kind = \"sqlite\"
+path = \"a.db\"
+read_url_file = \"read.url\"
+
+[[target]]
+name = \"wrong-kind\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = \"WRONG_KIND\"
+
+[[target]]
+name = \"bad-port\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = \"BAD_PORT\"
+
+[[target]]
+name = \"no-file\"
+kind = \"mongodb\"
+url_env = \"MONGO_OK\"
+read_url_file = \"secrets/read.url\"
+
+[[target]]
+name = \"inline\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = \"postgres://u:hunter2@h/db\"
+
+[[target]]
+name = \"typed\"
+kind = \"postgres\"
+url_env = \"OK\"
+read_url_env = 5
+"
+    );
+    let diags = fixture.errors(&text);
+    assert_eq!(diags.len(), 8, "{diags}");
+    let d = about(&diags, "target[0].read_url_env");
+    assert_eq!(d.line, Some(7));
+    assert!(
+        d.message.contains("target `missing`")
+            && d.message.contains("`APP_READ_URL` is not set")
+            && d.message.contains("connection URL of read-class calls")
+            && d.message.contains("change `read_url_env`"),
+        "{d}"
+    );
+    let d = about(&diags, "target[1].read_url_file");
+    assert_eq!(d.line, Some(14));
+    assert!(
+        d.message.contains(
+            "target `both` sets both `read_url_env` and `read_url_file`: set only one of"
+        ),
+        "{d}"
+    );
+    let d = about(&diags, "target[2].read_url_file");
+    assert_eq!(d.line, Some(20));
+    assert!(
+        d.message.contains("target `lite` is a sqlite database")
+            && d.message.contains("only for postgres and mongodb targets"),
+        "{d}"
+    );
+    let d = about(&diags, "target[3].read_url_env");
+    assert!(
+        d.message.contains("`WRONG_KIND`") && d.message.contains("`postgres://`"),
+        "{d}"
+    );
+    let d = about(&diags, "target[4].read_url_env");
+    assert!(d.message.contains("invalid port number"), "{d}");
+    let d = about(&diags, "target[5].read_url_file");
+    assert!(
+        d.message
+            .contains("target `no-file`: cannot read the URL file")
+            && d.message
+                .contains(&fixture.path("secrets/read.url").display().to_string()),
+        "{d}"
+    );
+    let d = about(&diags, "target[6].read_url_env");
+    assert!(
+        d.message
+            .contains("`read_url_env` must be the name of an environment variable"),
+        "{d}"
+    );
+    let d = about(&diags, "target[7].read_url_env");
+    assert!(d.message.contains("invalid type"), "{d}");
+    // The targets with a good main URL are not reported for it, and no
+    // password shows anywhere.
+    assert!(
+        diags.iter().all(|d| !d.field.ends_with(".url_env")),
+        "{diags}"
+    );
+    for d in &diags {
+        assert!(!d.to_string().contains("hunter2"), "{d}");
+    }
+}
+
+#[test]
+fn read_url_passwords_are_redacted_like_the_main_ones() {
+    let fixture = Fixture::new()
+        .env("U", "postgres://maint:m41nt-pw@h/db")
+        .env("R", "postgres://reader:r%2Fead-pw@h/db");
+    let config = fixture
+        .load(&format!(
+            "{DIRS}[[target]]\nname = \"p\"\nkind = \"postgres\"\nurl_env = \"U\"\n\
+             read_url_env = \"R\"\n"
+        ))
+        .unwrap();
+    let fragments = config.targets[0].password_fragments();
+    for expected in [
+        "postgres://maint:m41nt-pw@h/db",
+        "m41nt-pw",
+        "postgres://reader:r%2Fead-pw@h/db",
+        "r%2Fead-pw",
+        "r/ead-pw",
+    ] {
+        assert!(
+            fragments.contains(&expected.to_owned()),
+            "{expected} in {fragments:?}"
+        );
+    }
+    // The agent's redactor learns them.
+    let redactor = crate::agent::redactor_for(&config);
+    let text = "FATAL: password authentication failed for reader (r/ead-pw, r%2Fead-pw) \
+                and maint (m41nt-pw)";
+    let redacted = redactor.redact(text);
+    for secret in ["r/ead-pw", "r%2Fead-pw", "m41nt-pw"] {
+        assert!(!redacted.contains(secret), "{redacted}");
+    }
+}
+
+#[test]
+fn documented_example_loads() {
+    // The example at the top of this module.
+    let doc: String = include_str!("mod.rs")
+        .lines()
+        .filter_map(|line| line.strip_prefix("//!"))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .skip_while(|line| *line != "```toml")
+        .skip(1)
+        .take_while(|line| *line != "```")
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let fixture = Fixture::new()
+        .env("APP_DATABASE_URL", "postgres://maint:pw@db/app")
+        .env("APP_READ_DATABASE_URL", "postgres://warden_read:pw@db/app");
+    let config = fixture.load(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+    let app = config.target("app").unwrap();
+    assert_eq!(
+        app.url_for(CapabilityClass::Read).expose(),
+        "postgres://warden_read:pw@db/app"
+    );
+    assert_eq!(config.target_names(), ["app", "quickstart"]);
 }

@@ -330,7 +330,7 @@ impl<'a> Scrub<'a> {
     pub(crate) fn new(shared: &'a Redactor, target: &Target) -> Self {
         Scrub {
             shared,
-            own: Redactor::new(target.url.password_fragments()),
+            own: Redactor::new(target.password_fragments()),
         }
     }
 
@@ -412,11 +412,7 @@ mod tests {
     use crate::config::Secret;
 
     fn target(kind: TargetKind, url: &str) -> Target {
-        Target {
-            name: "t".to_owned(),
-            kind,
-            url: Secret::new(url),
-        }
+        Target::new("t", kind, Secret::new(url))
     }
 
     fn pg(format: PgFormat) -> PgDumpOptions {
