@@ -672,6 +672,8 @@ fn bad_runs_limits_name_file_line_field_and_range() {
     );
     let diags = fixture.errors(&format!("{DIRS}\n[runs]\nmax_chain_depth = \"3\"\n"));
     assert_eq!(about(&diags, "runs.max_chain_depth").line, Some(5));
+}
+
 // ---------------------------------------------------------------------------
 // Credentials per capability class: `read_url_env` / `read_url_file`
 

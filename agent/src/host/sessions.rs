@@ -502,7 +502,14 @@ impl HostState {
         }
         let timeout = call_timeout(env, grant);
         let deadline = Instant::now() + timeout;
-        let session = super::sql::session(&mut self.sql, env, target, grant).await?;
+        let session = super::sql::session(
+            &mut self.sql,
+            env,
+            target,
+            grant,
+            CapabilityClass::SessionControl,
+        )
+        .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"
@@ -527,7 +534,14 @@ impl HostState {
         if env.dry_run() {
             return Ok(self.planned(env, target, &statement, &description));
         }
-        let session = super::sql::session(&mut self.sql, env, target, grant).await?;
+        let session = super::sql::session(
+            &mut self.sql,
+            env,
+            target,
+            grant,
+            CapabilityClass::SessionControl,
+        )
+        .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"

@@ -61,12 +61,14 @@ impl SqlSessions {
     /// its backend stopped on the server, waited for (at most
     /// [`session::TERMINATE_WAIT`]).
     pub(crate) async fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
-        if let Some(s) = self.sessions.remove(target)
-            && let Some(backend) = s.backend()
-        {
-            let backend = backend.clone();
-            drop(s);
-            let _ = session::terminate(&backend).await;
+        for key in [session_key(target, false), session_key(target, true)] {
+            if let Some(s) = self.sessions.remove(&key)
+                && let Some(backend) = s.backend()
+            {
+                let backend = backend.clone();
+                drop(s);
+                let _ = session::terminate(&backend).await;
+            }
         }
         Error::Timeout(format!(
             "statement did not finish within {} (stopped on the server)",
@@ -186,24 +188,49 @@ pub(crate) fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
     }
 }
 
-/// The connection for `target`, opened with the grant's session settings on first use.
+/// The connection for `target` and a call of `class`, opened with the
+/// grant's session settings on first use. Read-class calls use the
+/// target's read credentials when it has them (`read_url_env`), on a
+/// connection of their own.
 pub(crate) async fn session<'s>(
     sessions: &'s mut SqlSessions,
     env: &RunEnv,
     target: &str,
     grant: &Grant,
+    class: CapabilityClass,
 ) -> Result<&'s mut Session, Error> {
-    if !sessions.sessions.contains_key(target) {
-        let s = open_session(env, target, grant).await?;
-        sessions.sessions.insert(target.to_string(), s);
+    let Some(t) = env.config.target(target) else {
+        return Err(denied(format!("no target named `{target}`")));
+    };
+    let key = session_key(
+        target,
+        class == CapabilityClass::Read && t.read_url().is_some(),
+    );
+    if !sessions.sessions.contains_key(&key) {
+        let s = open_session(env, target, grant, class).await?;
+        sessions.sessions.insert(key.clone(), s);
     }
     sessions
         .sessions
-        .get_mut(target)
+        .get_mut(&key)
         .ok_or_else(|| Error::Other("session vanished".into()))
 }
 
-async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Session, Error> {
+/// Sessions are kept per target and credentials.
+fn session_key(target: &str, read_credentials: bool) -> String {
+    if read_credentials {
+        format!("{target}\u{0}read")
+    } else {
+        target.to_string()
+    }
+}
+
+async fn open_session(
+    env: &RunEnv,
+    target: &str,
+    grant: &Grant,
+    class: CapabilityClass,
+) -> Result<Session, Error> {
     let Some(t) = env.config.target(target) else {
         return Err(denied(format!("no target named `{target}`")));
     };
@@ -218,7 +245,7 @@ async fn open_session(env: &RunEnv, target: &str, grant: &Grant) -> Result<Sessi
     };
     match t.kind {
         TargetKind::Postgres => Session::open_postgres(
-            &t.url,
+            t.url_for(class),
             &format!("warden/{}", env.plugin),
             grant.statement_timeout,
             grant.lock_timeout,
@@ -376,7 +403,8 @@ impl HostState {
         let span = call_span("sql.query", &checked, target);
         let timeout = call_timeout(&env, grant);
         let result = async {
-            let session = session(&mut self.sql, &env, target, grant).await?;
+            let session =
+                session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await?;
             let deadline = Instant::now() + timeout;
             let classified = &checked.classified;
             let work = run_query(session, classified, statement, params, &caps, deadline);
@@ -427,7 +455,7 @@ impl HostState {
         let span = call_span("sql.execute", &checked, target);
         let timeout = call_timeout(&env, grant);
         let result = async {
-            let session = session(&mut self.sql, &env, target, grant).await?;
+            let session = session(&mut self.sql, &env, target, grant, class).await?;
             let deadline = Instant::now() + timeout;
             let work = run_execute(session, &checked.classified, statement, params, deadline);
             match tokio::time::timeout(timeout, work).await {

@@ -341,7 +341,8 @@ impl HostState {
         );
         let timeout = call_timeout(&env, grant);
         let result = async {
-            let session = super::session(&mut self.sql, &env, target, grant).await?;
+            let session =
+                super::session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await?;
             session
                 .set_read_only(true)
                 .await
