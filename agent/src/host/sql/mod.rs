@@ -62,12 +62,8 @@ impl SqlSessions {
     /// [`session::TERMINATE_WAIT`]).
     pub(crate) async fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
         for key in [session_key(target, false), session_key(target, true)] {
-            if let Some(s) = self.sessions.remove(&key)
-                && let Some(backend) = s.backend()
-            {
-                let backend = backend.clone();
-                drop(s);
-                let _ = session::terminate(&backend).await;
+            if let Some(s) = self.sessions.remove(&key) {
+                s.abandon().await;
             }
         }
         Error::Timeout(format!(

@@ -47,6 +47,8 @@ pub enum Conn {
 /// One target's connection with what the host needs to wall each call.
 pub struct Session {
     pub(crate) conn: Conn,
+    /// Set when a call was abandoned and its backend is being stopped.
+    stopping: Stopping,
     /// PostgreSQL: how to reach this backend again, to stop it.
     backend: Option<Backend>,
     /// SQLite: the deadline the progress handler checks.
@@ -109,6 +111,7 @@ const PROGRESS_OPS: i32 = 1000;
 /// the server.
 pub(crate) struct Busy {
     backend: Option<Backend>,
+    stopping: Stopping,
     interrupt: Option<Arc<Interrupt>>,
     read: bool,
     armed: bool,
@@ -133,12 +136,18 @@ impl Drop for Busy {
         if let Some(backend) = self.backend.clone()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            handle.spawn(async move {
+            let task = handle.spawn(async move {
                 let _ = terminate(&backend).await;
             });
+            if let Ok(mut slot) = self.stopping.lock() {
+                *slot = Some(task);
+            }
         }
     }
 }
+
+/// The task stopping a session's backend, once a call was abandoned.
+type Stopping = Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>;
 
 /// How long the host waits for a backend it terminates to be gone.
 pub(crate) const TERMINATE_WAIT: Duration = Duration::from_secs(2);
@@ -203,6 +212,7 @@ impl Session {
                 .await?;
         Ok(Session {
             conn: Conn::Postgres(conn),
+            stopping: Stopping::default(),
             backend: Some(Backend {
                 url: url.clone(),
                 pid,
@@ -231,6 +241,7 @@ impl Session {
             .set_progress_handler(PROGRESS_OPS, move || check.may_continue());
         Ok(Session {
             conn: Conn::Sqlite(conn),
+            stopping: Stopping::default(),
             backend: None,
             interrupt: Some(interrupt),
             catalog: Catalog::new(Vec::new()),
@@ -272,6 +283,7 @@ impl Session {
             }
             Ok(Busy {
                 backend: self.backend.clone(),
+                stopping: self.stopping.clone(),
                 interrupt: self.interrupt.clone(),
                 read,
                 armed: true,
@@ -321,9 +333,22 @@ impl Session {
         })
     }
 
-    /// The backend to terminate when this session is abandoned mid-call.
-    pub(crate) fn backend(&self) -> Option<&Backend> {
-        self.backend.as_ref()
+    /// Stops this session's backend after a call was abandoned mid-way
+    /// (a timeout): waits for the stop the abandoned call started, or
+    /// starts one. Returns once the backend is gone (or the wait ran out).
+    pub(crate) async fn abandon(self) {
+        let started = self.stopping.lock().ok().and_then(|mut s| s.take());
+        let backend = self.backend.clone();
+        drop(self.conn);
+        match (started, backend) {
+            (Some(task), _) => {
+                let _ = tokio::time::timeout(TERMINATE_WAIT + Duration::from_secs(4), task).await;
+            }
+            (None, Some(backend)) => {
+                let _ = terminate(&backend).await;
+            }
+            (None, None) => {}
+        }
     }
 
     /// Checks the functions a read names against the target's catalog
