@@ -25,6 +25,7 @@ mod reload;
 mod runbooks;
 mod secrets;
 mod sessions_capability;
+mod slow_clients;
 mod sql_guard;
 mod state;
 mod telemetry;

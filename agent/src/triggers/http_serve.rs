@@ -30,13 +30,15 @@
 //! | idle    | the next request (keep-alive)    | the end of the answer           | closed (`idle_timeout`)          |
 //!
 //! At most `max_connections` are open. At the cap a new connection takes
-//! the place of the one that has been new, reading a head or idle the
-//! longest: such clients cost nothing to keep waiting, and none of them has
-//! handed the agent a request yet. If every connection carries a request,
-//! the new one is refused: answered `503` with a one-line reason, then
-//! closed (after reading what the client sent, for at most
-//! [`REFUSAL_LINGER`], so that the client sees the answer rather than a
-//! reset; at most [`MAX_REFUSING`] at a time, beyond that closed at once).
+//! the place of the one that has kept the server waiting longest for a
+//! request (new, reading a head or idle, and nothing left to read on its
+//! socket): such clients cost nothing to keep waiting, and none of them has
+//! handed the agent a request yet. If every connection carries a request
+//! (or has one unread), the new one is refused: its request head is read, answered `503` with a
+//! one-line reason, and the connection closed once the client has read it
+//! (all within [`REFUSAL_LINGER`], so that the client sees an answer to its
+//! request rather than a reset; at most [`MAX_REFUSING`] at a time, beyond
+//! that the answer is written and the connection closed at once).
 //!
 //! An accept that fails for want of files (EMFILE, ENFILE) closes the
 //! connection that has waited longest without a request, if there is one,
@@ -80,8 +82,8 @@ pub const ANSWER_GRACE: Duration = Duration::from_secs(1);
 /// Most refused connections being answered at once; each holds a socket
 /// for at most [`REFUSAL_LINGER`].
 pub const MAX_REFUSING: usize = 64;
-/// Longest a refused connection is kept to send its 503 and read what the
-/// client sent.
+/// Longest a refused connection is kept: to read the client's request,
+/// answer 503 and read what else it sends before closing.
 pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// First wait after a failed accept.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -95,8 +97,12 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const FILE_RESERVE: usize = 128;
 /// Longest wait for a connection closed to make room.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
-/// Least time between two log lines about refusals.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Most times the accept loop lets connections accepted just now be read
+/// before deciding that none can make room.
+const MAX_EVICTION_YIELDS: usize = 64;
+/// Least time between two log lines about refusals, or about connections
+/// closed for want of files.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Longest timeout kept; longer ones are cut to it (so deadlines cannot overflow).
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -179,6 +185,10 @@ struct ConnState {
     phase: Phase,
     /// Requests seen so far.
     requests: u64,
+    /// The server has tried to read from the socket.
+    polled: bool,
+    /// The last read found nothing: the client keeps the server waiting.
+    starved: bool,
     /// Closed to make room: the connection task closes it.
     evicted: bool,
 }
@@ -201,6 +211,8 @@ impl Conn {
             state: Mutex::new(ConnState {
                 phase: Phase::New { since: now },
                 requests: 0,
+                polled: false,
+                starved: false,
                 evicted: false,
             }),
             changed: tokio::sync::Notify::new(),
@@ -212,9 +224,18 @@ impl Conn {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A read found nothing to read.
+    fn read_pending(&self) {
+        let mut s = self.lock();
+        s.polled = true;
+        s.starved = true;
+    }
+
     /// Bytes came in: a new or idle connection is now reading a head.
     fn bytes_read(&self) {
         let mut s = self.lock();
+        s.polled = true;
+        s.starved = false;
         s.phase = match s.phase {
             // The head's time counts from accept, not from the first byte.
             Phase::New { since } => Phase::Head { since },
@@ -247,15 +268,18 @@ impl Conn {
         s.phase = Phase::Idle {
             since: Instant::now(),
         };
+        // Waiting for the next request begins with a read.
+        s.starved = false;
         drop(s);
         self.changed.notify_one();
     }
 
     /// Marks the connection to be closed to make room, unless it carries a
-    /// request or is marked already.
+    /// request, has not kept the server waiting (a request may be unread in
+    /// its socket), or is marked already.
     fn evict(&self) -> bool {
         let mut s = self.lock();
-        if s.evicted || s.phase.waiting_since().is_none() {
+        if s.evicted || !s.starved || s.phase.waiting_since().is_none() {
             return false;
         }
         s.evicted = true;
@@ -267,6 +291,11 @@ impl Conn {
     fn snapshot(&self) -> (Phase, bool) {
         let s = self.lock();
         (s.phase, s.evicted)
+    }
+
+    /// True while the server has not read from the connection yet.
+    fn unpolled(&self) -> bool {
+        !self.lock().polled
     }
 
     /// Waits until the connection's socket is closed, at most `within`.
@@ -302,20 +331,49 @@ impl Registry {
         conns.len()
     }
 
-    /// Marks the connection that has waited longest without a request to be
-    /// closed, and returns it; `None` if every connection carries one.
-    fn evict_oldest(&self) -> Option<Arc<Conn>> {
+    /// Marks the connection that has kept the server waiting longest
+    /// without a request to be closed, and returns it.
+    fn evict_oldest(&self) -> Eviction {
         let conns = self.lock();
         let mut waiting: Vec<(Instant, &Arc<Conn>)> = conns
             .values()
             .filter_map(|c| c.snapshot().0.waiting_since().map(|since| (since, c)))
             .collect();
         waiting.sort_by_key(|(since, c)| (*since, c.id));
-        waiting
-            .into_iter()
-            .find(|(_, c)| c.evict())
-            .map(|(_, c)| c.clone())
+        if let Some((_, victim)) = waiting.iter().find(|(_, c)| c.evict()) {
+            return Eviction::Closing(Arc::clone(victim));
+        }
+        if waiting.iter().any(|(_, c)| c.unpolled()) {
+            Eviction::NotYet
+        } else {
+            Eviction::Nothing
+        }
     }
+
+    /// [`Registry::evict_oldest`], letting connections accepted just now
+    /// be read first (a burst of accepts can outrun their tasks): `None`
+    /// if every connection carries a request or has just sent one.
+    async fn make_room(&self) -> Option<Arc<Conn>> {
+        for _ in 0..MAX_EVICTION_YIELDS {
+            match self.evict_oldest() {
+                Eviction::Closing(victim) => return Some(victim),
+                Eviction::Nothing => return None,
+                Eviction::NotYet => tokio::task::yield_now().await,
+            }
+        }
+        None
+    }
+}
+
+/// What [`Registry::evict_oldest`] found.
+enum Eviction {
+    /// This connection is being closed.
+    Closing(Arc<Conn>),
+    /// Nothing to close yet: some connections have not been read from.
+    NotYet,
+    /// Nothing to close: every connection carries a request or is busy
+    /// sending one.
+    Nothing,
 }
 
 /// What every connection task shares.
@@ -327,8 +385,25 @@ struct Shared {
     registry: Registry,
     /// Slots for refusals in progress.
     refusing: Arc<Semaphore>,
-    /// When refusals were last logged.
-    refusal_logged: Mutex<Option<Instant>>,
+    refusal_log: Throttle,
+    out_of_files_log: Throttle,
+}
+
+/// Lets a log line through at most once per [`LOG_EVERY`] (an attack must
+/// not flood the log; the metrics count every event).
+#[derive(Default)]
+struct Throttle(Mutex<Option<Instant>>);
+
+impl Throttle {
+    fn ready(&self) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            *last = Some(Instant::now());
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `stop` turns `true` (or its sender
@@ -353,7 +428,8 @@ pub async fn serve(
         builder,
         registry: Registry::default(),
         refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
-        refusal_logged: Mutex::new(None),
+        refusal_log: Throttle::default(),
+        out_of_files_log: Throttle::default(),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = BACKOFF_MIN;
@@ -372,9 +448,11 @@ pub async fn serve(
             Err(e) => {
                 shared.metrics.http_accept_error();
                 if is_out_of_files(&e)
-                    && let Some(victim) = shared.registry.evict_oldest()
+                    && let Some(victim) = shared.registry.make_room().await
                 {
-                    tracing::warn!(error = %e, "the HTTP listener is out of files: closing the connection that has waited longest without a request");
+                    if shared.out_of_files_log.ready() {
+                        tracing::warn!(error = %e, "the HTTP listener is out of files ({e}): closing the connections that have waited longest without a request to accept new ones");
+                    }
                     victim.closed(EVICTION_WAIT).await;
                     continue;
                 }
@@ -389,7 +467,7 @@ pub async fn serve(
         };
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => Some(slot),
-            Err(_) => match shared.registry.evict_oldest() {
+            Err(_) => match shared.registry.make_room().await {
                 Some(victim) => {
                     victim.closed(EVICTION_WAIT).await;
                     slots.clone().try_acquire_owned().ok()
@@ -458,21 +536,14 @@ fn check_open_file_limit(max_connections: usize) {
 }
 
 /// Answers 503 and closes: see the module docs.
-fn refuse(mut stream: TcpStream, shared: &Shared) {
+fn refuse(stream: TcpStream, shared: &Shared) {
     shared.metrics.http_connection_closed("refused");
     let max = shared.limits.max_connections;
-    {
-        let mut logged = shared
-            .refusal_logged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if logged.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
-            *logged = Some(Instant::now());
-            tracing::warn!(
-                max_connections = max,
-                "refusing HTTP connections: all {max} connections ([http] max_connections) carry requests"
-            );
-        }
+    if shared.refusal_log.ready() {
+        tracing::warn!(
+            max_connections = max,
+            "refusing HTTP connections (503): all {max} connections ([http] max_connections) carry requests"
+        );
     }
     let body = format!(
         "warden: too many connections: all {max} ([http] max_connections) carry requests; try again later\n"
@@ -486,22 +557,7 @@ fn refuse(mut stream: TcpStream, shared: &Shared) {
         Ok(permit) => {
             tokio::spawn(async move {
                 let _permit = permit;
-                let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-                    stream.write_all(answer.as_bytes()).await?;
-                    stream.shutdown().await?;
-                    // Read what the client sent, so that closing does not
-                    // reset the connection before it reads the answer.
-                    let mut sink = [0u8; 4096];
-                    let mut total = 0usize;
-                    while total < (64 << 10) {
-                        match stream.read(&mut sink).await? {
-                            0 => break,
-                            n => total += n,
-                        }
-                    }
-                    Ok::<(), io::Error>(())
-                })
-                .await;
+                answer_and_close(stream, answer.as_bytes()).await;
             });
         }
         Err(_) => {
@@ -509,6 +565,38 @@ fn refuse(mut stream: TcpStream, shared: &Shared) {
             let _ = stream.try_write(answer.as_bytes());
         }
     }
+}
+
+/// Reads the client's request head (for at most half of
+/// [`REFUSAL_LINGER`]), so that the answer is not one it did not ask for
+/// yet, writes `answer`, and reads what else comes until the client closes
+/// (at most the other half), so that closing does not reset the connection
+/// before the client has read the answer.
+async fn answer_and_close(mut stream: TcpStream, answer: &[u8]) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_LINGER / 2, async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < MAX_HEAD {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(REFUSAL_LINGER / 2, async {
+        stream.write_all(answer).await?;
+        stream.shutdown().await?;
+        let mut left = 64usize << 10;
+        while left > 0 {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .await;
 }
 
 /// Gives the slot back, leaves the registry and tells waiters, when the
@@ -602,8 +690,10 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.conn.bytes_read();
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.conn.bytes_read(),
+            Poll::Pending => this.conn.read_pending(),
+            Poll::Ready(_) => {}
         }
         polled
     }
@@ -809,19 +899,32 @@ mod tests {
         let (a, _) = registry.add();
         let (b, _) = registry.add();
         let (c, _) = registry.add();
-        // a carries a request, b waits since before c.
+        let (d, _) = registry.add();
+        let victim = |r: &Registry| match r.evict_oldest() {
+            Eviction::Closing(v) => Some(v.id),
+            Eviction::NotYet => None,
+            Eviction::Nothing => Some(u64::MAX),
+        };
+        // d was never read from: it may hold a whole request unread.
+        assert_eq!(victim(&registry), None);
+        // a carries a request; b has waited since before c.
         a.request(Instant::now() + Duration::from_secs(30));
         *b.state.lock().unwrap() = ConnState {
             phase: Phase::Idle {
                 since: Instant::now() - Duration::from_secs(3),
             },
             requests: 1,
+            polled: true,
+            starved: true,
             evicted: false,
         };
         c.bytes_read();
-        assert_eq!(registry.evict_oldest().map(|v| v.id), Some(b.id));
-        assert_eq!(registry.evict_oldest().map(|v| v.id), Some(c.id));
-        assert!(registry.evict_oldest().is_none(), "a is busy, b and c taken");
-        assert!(!a.snapshot().1);
+        c.read_pending();
+        d.read_pending();
+        d.bytes_read(); // bytes came after the wait: not waiting on d
+        assert_eq!(victim(&registry), Some(b.id));
+        assert_eq!(victim(&registry), Some(c.id));
+        assert_eq!(victim(&registry), Some(u64::MAX), "a is busy, d is being read, b and c taken");
+        assert!(!a.snapshot().1 && !d.snapshot().1);
     }
 }
