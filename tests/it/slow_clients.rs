@@ -282,9 +282,7 @@ async fn slow_bodies_are_answered_408_at_request_timeout() {
         let path = ["/api/v1/alerts", "/api/v1/runs", "/api/v1/alerts"][i % 3];
         c.send(&body_head(path, Some(TOKEN), 5000)).await;
         // The handler is reading the body: the request phase has begun.
-        let cont = c
-            .read_until(PROMPT, |g| g.ends_with(b"\r\n\r\n"))
-            .await;
+        let cont = c.read_until(PROMPT, |g| g.ends_with(b"\r\n\r\n")).await;
         assert!(cont.starts_with("HTTP/1.1 100 Continue"), "{cont}");
         c.got.clear();
         match i % 3 {
@@ -447,9 +445,7 @@ async fn over_the_cap_waiting_connections_make_room_and_busy_ones_get_503() {
     for _ in 0..cap {
         let mut c = Client::open(&addr).await;
         c.send(&body_head("/api/v1/alerts", Some(TOKEN), 100)).await;
-        let cont = c
-            .read_until(PROMPT, |g| g.ends_with(b"\r\n\r\n"))
-            .await;
+        let cont = c.read_until(PROMPT, |g| g.ends_with(b"\r\n\r\n")).await;
         assert!(cont.starts_with("HTTP/1.1 100 Continue"), "{cont}");
         c.got.clear();
         busy.push(c);
@@ -561,7 +557,9 @@ fn pid(p: &Proc) -> u32 {
 }
 
 fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// User plus system CPU time of `pid`.

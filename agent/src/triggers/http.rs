@@ -14,11 +14,14 @@
 //! | `GET  /healthz`, `GET /readyz`      | none   | liveness; readiness (503 while starting or draining) |
 //!
 //! Answers are JSON. Errors are `{"error": "...", "problems": [...]}` with
-//! 400 (malformed JSON), 401 (missing or wrong token), 404, 409 (a plan no
-//! longer waiting), 413 (body over `max_body`), 422 (valid JSON, wrong
-//! content: version, unknown target, ...) and 503 (shutting down, state
-//! database failing). An alert is answered 200 only after it is committed
-//! to the state database.
+//! 400 (malformed JSON), 401 (missing or wrong token; checked before the
+//! body is read), 404, 408 (request not complete within `request_timeout`),
+//! 409 (a plan no longer waiting), 413 (body over `max_body`), 422 (valid
+//! JSON, wrong content: version, unknown target, ...) and 503 (shutting
+//! down, state database failing). An alert is answered 200 only after it
+//! is committed to the state database. The listener's timeouts and
+//! connection cap (503 in plain text when every connection carries a
+//! request) are in [`super::http_serve`].
 
 use crate::agent::Agent;
 use crate::runs::admit::{Admitter, Request};

@@ -317,18 +317,21 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add(&self) -> (Arc<Conn>, usize) {
+    /// Registers a new connection; sets the open-connections gauge.
+    fn add(&self, metrics: &Metrics) -> Arc<Conn> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::new(id, Instant::now()));
         let mut conns = self.lock();
         conns.insert(id, conn.clone());
-        (conn, conns.len())
+        metrics.set_http_connections(conns.len() as i64);
+        conn
     }
 
-    fn remove(&self, id: u64) -> usize {
+    /// Forgets a closed connection; sets the open-connections gauge.
+    fn remove(&self, id: u64, metrics: &Metrics) {
         let mut conns = self.lock();
         conns.remove(&id);
-        conns.len()
+        metrics.set_http_connections(conns.len() as i64);
     }
 
     /// Marks the connection that has kept the server waiting longest
@@ -477,15 +480,8 @@ pub async fn serve(
         };
         match slot {
             Some(slot) => {
-                let (conn, open) = shared.registry.add();
-                shared.metrics.set_http_connections(open as i64);
-                tokio::spawn(connection(
-                    stream,
-                    conn,
-                    slot,
-                    shared.clone(),
-                    stop.clone(),
-                ));
+                let conn = shared.registry.add(&shared.metrics);
+                tokio::spawn(connection(stream, conn, slot, shared.clone(), stop.clone()));
             }
             None => refuse(stream, &shared),
         }
@@ -610,8 +606,9 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         drop(self.slot.take());
-        let open = self.shared.registry.remove(self.conn.id);
-        self.shared.metrics.set_http_connections(open as i64);
+        self.shared
+            .registry
+            .remove(self.conn.id, &self.shared.metrics);
         self.conn.done.send_replace(true);
     }
 }
@@ -896,10 +893,10 @@ mod tests {
     #[test]
     fn eviction_takes_the_longest_waiting_and_never_a_request() {
         let registry = Registry::default();
-        let (a, _) = registry.add();
-        let (b, _) = registry.add();
-        let (c, _) = registry.add();
-        let (d, _) = registry.add();
+        let a = registry.add(&Metrics::new());
+        let b = registry.add(&Metrics::new());
+        let c = registry.add(&Metrics::new());
+        let d = registry.add(&Metrics::new());
         let victim = |r: &Registry| match r.evict_oldest() {
             Eviction::Closing(v) => Some(v.id),
             Eviction::NotYet => None,
@@ -924,7 +921,11 @@ mod tests {
         d.bytes_read(); // bytes came after the wait: not waiting on d
         assert_eq!(victim(&registry), Some(b.id));
         assert_eq!(victim(&registry), Some(c.id));
-        assert_eq!(victim(&registry), Some(u64::MAX), "a is busy, d is being read, b and c taken");
+        assert_eq!(
+            victim(&registry),
+            Some(u64::MAX),
+            "a is busy, d is being read, b and c taken"
+        );
         assert!(!a.snapshot().1 && !d.snapshot().1);
     }
 }
