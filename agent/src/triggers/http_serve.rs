@@ -34,11 +34,12 @@
 //! request (new, reading a head or idle, and nothing left to read on its
 //! socket): such clients cost nothing to keep waiting, and none of them has
 //! handed the agent a request yet. If every connection carries a request
-//! (or has one unread), the new one is refused: its request head is read, answered `503` with a
-//! one-line reason, and the connection closed once the client has read it
-//! (all within [`REFUSAL_LINGER`], so that the client sees an answer to its
-//! request rather than a reset; at most [`MAX_REFUSING`] at a time, beyond
-//! that the answer is written and the connection closed at once).
+//! (or has one unread), the new one is refused: its request head is read,
+//! answered `503` with a one-line reason, and the connection closed once
+//! the client has read it (all within [`REFUSAL_LINGER`], so that the
+//! client sees an answer to its request rather than a reset; at most
+//! [`MAX_REFUSING`] at a time, beyond that the answer is written and the
+//! connection closed at once).
 //!
 //! An accept that fails for want of files (EMFILE, ENFILE) closes the
 //! connection that has waited longest without a request, if there is one,
