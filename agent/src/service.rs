@@ -7,10 +7,13 @@
 //! 4. hot reload of the plugin and policy folders;
 //! 5. retention: history older than `state_keep` is deleted, at start and
 //!    every few minutes (see [`crate::runs::retention`]);
-//! 6. the HTTP API, if `[http]` is set.
+//! 6. the HTTP API, if `[http]` is set (see [`http_serve`] for its
+//!    listener's timeouts and connection cap).
 //!
 //! On shutdown (SIGTERM, Ctrl-C) it drains: the HTTP API and the
-//! scheduler stop taking requests, no queued run starts, runs in flight
+//! scheduler stop taking requests (HTTP connections without a request are
+//! closed, requests in progress answered within their deadline), no queued
+//! run starts, runs in flight
 //! finish (or hit their `max_runtime`), and the queue stays in the state
 //! database for the next start. Last, the state database's write-ahead log
 //! is checkpointed and truncated to zero bytes.
@@ -19,7 +22,7 @@ use crate::agent::Agent;
 use crate::runs::Trigger;
 use crate::runs::admit::{Admitter, rebuild_guardrails};
 use crate::runs::queue::Dispatcher;
-use crate::triggers::{http, schedule};
+use crate::triggers::{http, http_serve, schedule};
 use anyhow::Context as _;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -107,18 +110,13 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
             api.clone(),
             usize::try_from(cfg.max_body).unwrap_or(usize::MAX),
         );
-        let mut stop_http = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop_http.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "the HTTP API stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(http_serve::serve(
+            listener,
+            app,
+            http_serve::Limits::from(cfg),
+            agent.metrics.clone(),
+            stop_rx.clone(),
+        )));
         api.ready.store(true, Ordering::SeqCst);
         tracing::info!(address = %addr, "HTTP API listening on {addr}");
     }

@@ -170,7 +170,34 @@ impl Proc {
     }
 
     pub async fn start_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Proc {
+        Proc::start_with(config, env, None).await
+    }
+
+    /// Like [`Proc::start_with_env`]; `max_files`, if given, is the child's
+    /// open-file limit (`RLIMIT_NOFILE`, soft and hard).
+    pub async fn start_with(
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+        max_files: Option<u64>,
+    ) -> Proc {
         let mut cmd = Command::new(warden_bin());
+        if let Some(n) = max_files {
+            use std::os::unix::process::CommandExt as _;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.arg("--config")
             .arg(config)
             .args(["--log-format", "json", "run"])

@@ -28,6 +28,7 @@ mod run_chains;
 mod runbooks;
 mod secrets;
 mod sessions_capability;
+mod slow_clients;
 mod sql_guard;
 mod sql_walls;
 mod state;

@@ -15,6 +15,8 @@ pub struct World {
     targets: Vec<String>,
     grants: Vec<String>,
     http: bool,
+    /// More lines of the `[http]` table.
+    http_extra: String,
     config_extra: Vec<String>,
     top_level: Vec<String>,
 }
@@ -28,6 +30,7 @@ impl World {
             targets: Vec::new(),
             grants: Vec::new(),
             http: false,
+            http_extra: String::new(),
             config_extra: Vec::new(),
             top_level: Vec::new(),
         }
@@ -135,6 +138,15 @@ impl World {
         self
     }
 
+    /// Serves the HTTP API like [`World::http`], with more lines in its
+    /// `[http]` table (timeouts, `max_connections`, ...).
+    pub fn http_with(mut self, lines: &str) -> World {
+        self.http = true;
+        self.http_extra.push_str(lines);
+        self.http_extra.push('\n');
+        self
+    }
+
     /// More config TOML (tables like `[telemetry]`).
     pub fn config(mut self, text: &str) -> World {
         self.config_extra.push(text.to_string());
@@ -164,6 +176,7 @@ impl World {
         if self.http {
             std::fs::write(root.join("api.token"), TOKEN).unwrap();
             config.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"api.token\"\n");
+            config.push_str(&self.http_extra);
         }
         for extra in &self.config_extra {
             config.push('\n');

@@ -48,6 +48,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -152,7 +153,33 @@ pub struct HttpConfig {
     pub token: Secret,
     /// Largest request body accepted, in bytes.
     pub max_body: u64,
+    /// Time a client has to send a complete request head (request line and
+    /// headers): from accepting the connection, or from the first byte of a
+    /// later request on a kept-alive connection.
+    pub header_timeout: Duration,
+    /// Time from a complete request head to the answer: reading the body
+    /// and handling the request. Past it the request is answered 408 and
+    /// the connection closed.
+    pub request_timeout: Duration,
+    /// Time a kept-alive connection may wait, after an answer, for the first
+    /// byte of its next request.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (see `HttpFile::max_connections`).
+    pub max_connections: usize,
 }
+
+/// Default `[http] max_body`: 1 MiB.
+pub const DEFAULT_HTTP_MAX_BODY: u64 = 1 << 20;
+/// Default `[http] header_timeout`.
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[http] request_timeout`.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `[http] idle_timeout`.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `[http] max_connections`: half the usual open-file limit (1024).
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 512;
+/// Largest `[http] max_connections` accepted.
+pub const MAX_HTTP_MAX_CONNECTIONS: usize = 65_536;
 
 /// `[telemetry]`: where traces go.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +213,28 @@ struct HttpFile {
     token_file: Option<Spanned<PathBuf>>,
     /// Largest request body, like `"1MiB"` (the default).
     max_body: Option<Spanned<units::HumanSize>>,
+    /// Time a client has to send a complete request head, like `"10s"` (the
+    /// default): counted from accepting the connection, or from the first
+    /// byte of a later request on a kept-alive connection. A client still
+    /// sending its head then is disconnected.
+    header_timeout: Option<Spanned<units::HumanDuration>>,
+    /// Time from a complete request head to the answer, like `"30s"` (the
+    /// default): reading the body (at most `max_body`) and handling the
+    /// request. A request not answered by then is answered 408 and its
+    /// connection closed; an answer not taken by the client within one more
+    /// second is cut off.
+    request_timeout: Option<Spanned<units::HumanDuration>>,
+    /// Time a kept-alive connection may wait for its next request after an
+    /// answer, like `"60s"` (the default). Then it is closed.
+    idle_timeout: Option<Spanned<units::HumanDuration>>,
+    /// Most connections open at once; default 512, at most 65536. At the
+    /// cap, a new connection takes the place of the one that has waited
+    /// longest without a complete request head (idle or slow); if every
+    /// connection carries a request, the new one is answered 503 and closed.
+    /// Keep it well under the open-file limit (`ulimit -n`, systemd's
+    /// `LimitNOFILE`): the agent needs files for its state database, plugins
+    /// and up to 64 refusals in progress too.
+    max_connections: Option<Spanned<u64>>,
 }
 
 /// `[telemetry]` as written.
@@ -575,6 +624,33 @@ fn run_limits(table: &Table<'_, RunsFile>, diags: &mut Diagnostics) -> RunLimits
     }
 }
 
+/// The duration in field `name` of `table`, or `default` when it is not
+/// set; `None` after reporting a zero duration.
+fn positive_duration<T>(
+    table: &Table<'_, T>,
+    name: &str,
+    value: &Option<Spanned<units::HumanDuration>>,
+    default: Duration,
+    diags: &mut Diagnostics,
+) -> Option<Duration> {
+    let Some(value) = value else {
+        return Some(default);
+    };
+    let duration = value.get_ref().0;
+    if duration.is_zero() {
+        diags.push(table.source.error(
+            &value.span(),
+            table.field(name),
+            format!(
+                "must be longer than zero (default \"{}\")",
+                humantime::format_duration(default)
+            ),
+        ));
+        return None;
+    }
+    Some(duration)
+}
+
 /// True for `[a-z0-9][a-z0-9_-]*`.
 pub fn is_valid_target_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -713,7 +789,10 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             }
         });
         let token = self.token(table, diags);
-        let max_body = file.max_body.as_ref().map_or(1 << 20, |m| m.get_ref().0);
+        let max_body = file
+            .max_body
+            .as_ref()
+            .map_or(DEFAULT_HTTP_MAX_BODY, |m| m.get_ref().0);
         if max_body == 0
             && let Some(m) = &file.max_body
         {
@@ -725,10 +804,52 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 ));
             }
         }
+        let header_timeout = positive_duration(
+            table,
+            "header_timeout",
+            &file.header_timeout,
+            DEFAULT_HTTP_HEADER_TIMEOUT,
+            diags,
+        );
+        let request_timeout = positive_duration(
+            table,
+            "request_timeout",
+            &file.request_timeout,
+            DEFAULT_HTTP_REQUEST_TIMEOUT,
+            diags,
+        );
+        let idle_timeout = positive_duration(
+            table,
+            "idle_timeout",
+            &file.idle_timeout,
+            DEFAULT_HTTP_IDLE_TIMEOUT,
+            diags,
+        );
+        let max_connections = match &file.max_connections {
+            None => Some(DEFAULT_HTTP_MAX_CONNECTIONS),
+            Some(m) => match usize::try_from(*m.get_ref()) {
+                Ok(n) if (1..=MAX_HTTP_MAX_CONNECTIONS).contains(&n) => Some(n),
+                _ => {
+                    diags.push(table.source.error(
+                        &m.span(),
+                        table.field("max_connections"),
+                        format!(
+                            "must be between 1 and {MAX_HTTP_MAX_CONNECTIONS} (default {DEFAULT_HTTP_MAX_CONNECTIONS}), not {}",
+                            m.get_ref()
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
         Some(HttpConfig {
             listen: listen?,
             token: token?,
             max_body,
+            header_timeout: header_timeout?,
+            request_timeout: request_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
         })
     }
 

@@ -904,3 +904,83 @@ fn documented_example_loads() {
     );
     assert_eq!(config.target_names(), ["app", "quickstart"]);
 }
+
+#[test]
+fn http_walls_default_and_can_be_set() {
+    let fixture = Fixture::new().env("API_TOKEN", "0123456789abcdef-token");
+    let http = "[http]\nlisten = \"127.0.0.1:9470\"\ntoken_env = \"API_TOKEN\"\n";
+    let config = fixture.load(&format!("{DIRS}{http}")).unwrap();
+    let h = config.http.unwrap();
+    assert_eq!(h.max_body, 1 << 20);
+    assert_eq!(h.header_timeout, Duration::from_secs(10));
+    assert_eq!(h.request_timeout, Duration::from_secs(30));
+    assert_eq!(h.idle_timeout, Duration::from_secs(60));
+    assert_eq!(h.max_connections, 512);
+
+    let config = fixture
+        .load(&format!(
+            "{DIRS}{http}header_timeout = \"2s\"\nrequest_timeout = \"1m 30s\"\nidle_timeout = \"500ms\"\nmax_connections = 16\n"
+        ))
+        .unwrap();
+    let h = config.http.unwrap();
+    assert_eq!(h.header_timeout, Duration::from_secs(2));
+    assert_eq!(h.request_timeout, Duration::from_secs(90));
+    assert_eq!(h.idle_timeout, Duration::from_millis(500));
+    assert_eq!(h.max_connections, 16);
+}
+
+#[test]
+fn bad_http_walls_name_file_line_and_field_all_at_once() {
+    let fixture = Fixture::new().env("API_TOKEN", "0123456789abcdef-token");
+    let text = format!(
+        "{DIRS}[http]\nlisten = \"127.0.0.1:9470\"\ntoken_env = \"API_TOKEN\"\n\
+         header_timeout = \"0s\"\nrequest_timeout = \"soon\"\nidle_timeout = 30\n\
+         max_connections = 0\nmax_body = \"1MiB\"\n"
+    );
+    let diags = fixture.errors(&text);
+    assert_eq!(diags.len(), 4, "{diags}");
+    let header = about(&diags, "http.header_timeout");
+    assert_eq!(header.line, Some(6));
+    assert!(
+        header.message.contains("must be longer than zero") && header.message.contains("10s"),
+        "{header}"
+    );
+    assert!(
+        header
+            .to_string()
+            .starts_with(&format!("{}:6:", fixture.path("warden.toml").display())),
+        "{header}"
+    );
+    let request = about(&diags, "http.request_timeout");
+    assert_eq!(request.line, Some(7));
+    assert!(
+        request.message.contains("invalid duration \"soon\""),
+        "{request}"
+    );
+    let idle = about(&diags, "http.idle_timeout");
+    assert_eq!(idle.line, Some(8));
+    assert!(idle.message.contains("a duration like"), "{idle}");
+    let max = about(&diags, "http.max_connections");
+    assert_eq!(max.line, Some(9));
+    assert!(
+        max.message
+            .contains("must be between 1 and 65536 (default 512), not 0"),
+        "{max}"
+    );
+
+    let diags = fixture.errors(&format!(
+        "{DIRS}[http]\nlisten = \"127.0.0.1:9470\"\ntoken_env = \"API_TOKEN\"\nmax_connections = 100000\nmax_conns = 5\n"
+    ));
+    assert!(
+        about(&diags, "http.max_connections")
+            .message
+            .contains("not 100000"),
+        "{diags}"
+    );
+    assert!(
+        about(&diags, "http.max_conns")
+            .message
+            .contains("unknown field `max_conns`"),
+        "{diags}"
+    );
+}

@@ -40,6 +40,9 @@ type Labels2 = [(&'static str, String); 2];
 /// | `warden_alerts_received_total` | counter | |
 /// | `warden_reloads_total` | counter | `kind`, `result` (`ok`/`rejected`) |
 /// | `warden_run_starts_refused_total` | counter | `plugin` (the caller), `limit` (`chain-depth`/`per-run`/`queue`) |
+/// | `warden_http_connections` | gauge | |
+/// | `warden_http_connections_closed_total` | counter | `reason` |
+/// | `warden_http_accept_errors_total` | counter | |
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -56,6 +59,9 @@ struct Inner {
     alerts: Counter,
     reloads: Family<Labels2, Counter>,
     starts_refused: Family<Labels2, Counter>,
+    http_connections: Gauge,
+    http_closed: Family<Labels1, Counter>,
+    http_accept_errors: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -135,6 +141,24 @@ impl Metrics {
             "runs.start calls refused by a bound on runs started by runs",
             starts_refused.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "warden_http_connections",
+            "Open connections to the HTTP API",
+            http_connections.clone(),
+        );
+        let http_closed = Family::<Labels1, Counter>::default();
+        registry.register(
+            "warden_http_connections_closed",
+            "HTTP connections the agent refused or closed to protect the listener, by reason",
+            http_closed.clone(),
+        );
+        let http_accept_errors = Counter::default();
+        registry.register(
+            "warden_http_accept_errors",
+            "Failed accepts on the HTTP listener (like EMFILE: too many open files)",
+            http_accept_errors.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -147,6 +171,9 @@ impl Metrics {
                 alerts,
                 reloads,
                 starts_refused,
+                http_connections,
+                http_closed,
+                http_accept_errors,
             }),
         }
     }
@@ -214,6 +241,28 @@ impl Metrics {
             .inc();
     }
 
+    /// `warden_http_connections`.
+    pub fn set_http_connections(&self, n: i64) {
+        self.inner.http_connections.set(n);
+    }
+
+    /// `warden_http_connections_closed_total{reason}` + 1. Reasons:
+    /// `refused` (at `max_connections`, every connection busy: answered
+    /// 503), `evicted` (closed to make room for a new connection),
+    /// `header_timeout`, `idle_timeout`, `request_timeout` (answered 408),
+    /// `answer_timeout` (the client did not take its answer).
+    pub fn http_connection_closed(&self, reason: &'static str) {
+        self.inner
+            .http_closed
+            .get_or_create(&[("reason", reason.to_string())])
+            .inc();
+    }
+
+    /// `warden_http_accept_errors_total` + 1.
+    pub fn http_accept_error(&self) {
+        self.inner.http_accept_errors.inc();
+    }
+
     /// The OpenMetrics text exposition, ending with `# EOF`; serve it with
     /// [`CONTENT_TYPE`].
     pub fn encode(&self) -> String {
@@ -247,6 +296,10 @@ mod tests {
         m.run_start_refused("starter", "chain-depth");
         m.run_start_refused("starter", "chain-depth");
         m.run_start_refused("starter", "queue");
+        m.set_http_connections(7);
+        m.http_connection_closed("refused");
+        m.http_connection_closed("refused");
+        m.http_accept_error();
         let text = m.encode();
         for line in [
             "# TYPE warden_runs counter",
@@ -268,6 +321,9 @@ mod tests {
             "# TYPE warden_run_starts_refused counter",
             r#"warden_run_starts_refused_total{plugin="starter",limit="chain-depth"} 2"#,
             r#"warden_run_starts_refused_total{plugin="starter",limit="queue"} 1"#,
+            "warden_http_connections 7",
+            r#"warden_http_connections_closed_total{reason="refused"} 2"#,
+            "warden_http_accept_errors_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -14,11 +14,14 @@
 //! | `GET  /healthz`, `GET /readyz`      | none   | liveness; readiness (503 while starting or draining) |
 //!
 //! Answers are JSON. Errors are `{"error": "...", "problems": [...]}` with
-//! 400 (malformed JSON), 401 (missing or wrong token), 404, 409 (a plan no
-//! longer waiting), 413 (body over `max_body`), 422 (valid JSON, wrong
-//! content: version, unknown target, ...) and 503 (shutting down, state
-//! database failing). An alert is answered 200 only after it is committed
-//! to the state database.
+//! 400 (malformed JSON), 401 (missing or wrong token; checked before the
+//! body is read), 404, 408 (request not complete within `request_timeout`),
+//! 409 (a plan no longer waiting), 413 (body over `max_body`), 422 (valid
+//! JSON, wrong content: version, unknown target, ...) and 503 (shutting
+//! down, state database failing). An alert is answered 200 only after it
+//! is committed to the state database. The listener's timeouts and
+//! connection cap (503 in plain text when every connection carries a
+//! request) are in [`super::http_serve`].
 
 use crate::agent::Agent;
 use crate::runs::admit::{Admitter, Request};
@@ -53,7 +56,9 @@ pub struct Api {
     pub ready: AtomicBool,
 }
 
-/// The router, with the body limit applied to every route.
+/// The router, with the body limit applied to every route. The token of
+/// an `/api/` call is checked before its body is read, so that a client
+/// without it cannot make the agent wait for, or hold, a body.
 pub fn router(api: Arc<Api>, max_body: usize) -> Router {
     Router::new()
         .route("/api/v1/alerts", post(post_alerts))
@@ -63,6 +68,10 @@ pub fn router(api: Arc<Api>, max_body: usize) -> Router {
         .route("/api/v1/runs/{id}/reject", post(reject))
         .route("/api/v1/circuits", get(circuits))
         .route("/api/v1/circuits/{rule}/reset", post(reset_circuit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            token_first,
+        ))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -129,6 +138,26 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
+    }
+}
+
+/// Answers 401 to an `/api/` call without the token before its body is
+/// read (the handlers check the token again).
+async fn token_first(
+    State(api): State<Arc<Api>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorize(&api, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            if request.uri().path() == "/api/v1/alerts" {
+                api.agent
+                    .metrics
+                    .webhook_request(StatusCode::UNAUTHORIZED.as_u16());
+            }
+            e.into_response()
+        }
     }
 }
 

@@ -6,4 +6,5 @@
 
 pub mod alertmanager;
 pub mod http;
+pub mod http_serve;
 pub mod schedule;
