@@ -5,8 +5,8 @@
 //! - `cargo xtask test [-- ARGS]`: everything CI runs, in order, stopping at the first
 //!   failing step.
 //! - `cargo xtask quickstart`: seed a churned SQLite database and vacuum it with the agent.
-//! - `cargo xtask bench [-- ARGS]`: the runtime, webhook, backup and index-advisor
-//!   benchmarks.
+//! - `cargo xtask bench [-- ARGS]`: the runtime, webhook, backup, index-advisor
+//!   and sql-walls benchmarks.
 
 mod cmd;
 mod mongo;
@@ -104,6 +104,13 @@ fn run(task: Task) -> Result<()> {
             cmd::run(
                 cmd::cargo(&root)
                     .args(["bench", "-p", "warden-tests", "--bench", "index_advisor"])
+                    .args(&cargo_bench_args),
+            )?;
+            // The sql walls: peak RSS for a 300 MB row under max_result_bytes
+            // 16 MiB, time from a deadline to the backend being gone.
+            cmd::run(
+                cmd::cargo(&root)
+                    .args(["bench", "-p", "warden-tests", "--bench", "walls"])
                     .args(&cargo_bench_args),
             )
         }
