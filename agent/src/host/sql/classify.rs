@@ -2267,3 +2267,96 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod query_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_plain_query_is_cut_before_its_trailing_semicolon_and_comments() {
+        for (sql, body) in [
+            ("SELECT 1", "SELECT 1"),
+            ("SELECT 1;", "SELECT 1"),
+            ("SELECT 1 ; -- done\n", "SELECT 1"),
+            ("SELECT 'ä€𝄞' AS x /* ; */ ;", "SELECT 'ä€𝄞' AS x"),
+            ("SELECT 1,\r\n  'é'\r\n;\r\n", "SELECT 1,\r\n  'é'"),
+            (
+                "\tWITH a AS (SELECT 1) SELECT * FROM a;",
+                "\tWITH a AS (SELECT 1) SELECT * FROM a",
+            ),
+            ("VALUES (1), ('ü');", "VALUES (1), ('ü')"),
+            ("SELECT $$a;b$$", "SELECT $$a;b$$"),
+        ] {
+            let c = classify(sql, Dialect::Postgres).unwrap();
+            let n = c
+                .query_len
+                .unwrap_or_else(|| panic!("{sql:?}: no query_len"));
+            assert_eq!(&sql[..n], body, "{sql:?}");
+        }
+        for sql in ["EXPLAIN SELECT 1", "SHOW work_mem", "VACUUM t"] {
+            assert_eq!(
+                classify(sql, Dialect::Postgres).unwrap().query_len,
+                None,
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_called_function_is_listed_with_its_schema() {
+        let c = classify(
+            "SELECT now(), pg_catalog.random(), \"MyFn\"(1) FROM generate_series(1, 2) g \
+             WHERE EXISTS (SELECT app.f() FROM t) AND Lower(x) = 'a'",
+            Dialect::Postgres,
+        )
+        .unwrap();
+        for f in [
+            vec!["now"],
+            vec!["pg_catalog", "random"],
+            vec!["MyFn"],
+            vec!["generate_series"],
+            vec!["app", "f"],
+            vec!["lower"],
+        ] {
+            let f: Vec<String> = f.into_iter().map(String::from).collect();
+            assert!(
+                c.functions.contains(&f),
+                "{f:?} missing from {:?}",
+                c.functions
+            );
+        }
+        // EXPLAIN lists its statement's functions.
+        let c = classify("EXPLAIN SELECT app.f()", Dialect::Postgres).unwrap();
+        assert_eq!(c.functions, vec![vec!["app".to_string(), "f".to_string()]]);
+    }
+
+    #[test]
+    fn sql_from_text_and_xid_assigners_are_not_reads() {
+        for sql in [
+            "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
+            "SELECT table_to_xml('t', true, true, '')",
+            "SELECT schema_to_xmlschema('public', true, true, '')",
+            "SELECT database_to_xml(true, true, '')",
+            "SELECT query_to_xml_and_xmlschema('select 1', true, true, '')",
+        ] {
+            assert!(
+                matches!(
+                    classify(sql, Dialect::Postgres),
+                    Err(ClassifyError::Forbidden { .. })
+                ),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT txid_current()",
+            "SELECT pg_catalog.pg_current_xact_id()",
+        ] {
+            assert_eq!(
+                classify(sql, Dialect::Postgres).unwrap().class,
+                CapabilityClass::Write,
+                "{sql}"
+            );
+        }
+    }
+}

@@ -11,12 +11,17 @@
 //!    `sessions.signal-backend` only, which looks them up first.
 //! 3. Dry-run: anything above `read` is recorded as a planned action and not
 //!    sent to the database.
-//! 4. Reads run with the session read-only (PostgreSQL
-//!    `default_transaction_read_only`, so each read is a read-only
-//!    transaction; SQLite `PRAGMA query_only`): a misclassified write still
-//!    fails.
-//! 5. Each run has its own connection with `statement_timeout` and
-//!    `lock_timeout` from the grant, closed when the run ends.
+//! 4. The session's walls ([`session`]): every call starts with `RESET
+//!    ALL` (the grant's settings are the connection's reset values); a
+//!    PostgreSQL read runs inside `BEGIN READ ONLY` ... `ROLLBACK` after its
+//!    functions were checked against the target's catalog (only
+//!    non-volatile ones or a reviewed list); SQLite reads run with
+//!    `PRAGMA query_only` and `SQLITE_LIMIT_LENGTH` at `max_result_bytes`.
+//!    A misclassified write still fails.
+//! 5. Each run has its own connection (per target and credentials; reads
+//!    use the target's read URL when it has one), closed when the run
+//!    ends. A call past its deadline is stopped on the server (the backend
+//!    terminated, the SQLite statement interrupted).
 //!
 //! Results are capped by rows and bytes (the grant's limits); credentials
 //! stay in the host, and database errors are redacted before the guest or a
