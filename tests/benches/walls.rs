@@ -45,15 +45,7 @@ async fn install(dir: &std::path::Path, pg_url: &str) -> Agent {
     std::fs::copy(fixture_wasm("sqlprobe"), dir.join("plugins/sqlprobe.wasm")).unwrap();
     std::fs::write(dir.join("app.url"), pg_url).unwrap();
     let lite = dir.join("lite.db");
-    {
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", lite.display()))
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE TABLE t (x int)")
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
+    warden_tests::create_sqlite(&lite, "CREATE TABLE t (x int)").await;
     std::fs::write(
         dir.join("warden.toml"),
         format!(

@@ -12,7 +12,7 @@ pub mod otlp;
 pub mod pg;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The repository root (the parent of `tests/`).
@@ -113,4 +113,17 @@ pub fn load_average() -> String {
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     format!("load average {} on {cpus} CPUs", load.join(" "))
+}
+
+/// Creates the SQLite database `path` (if missing) and runs `sql` in it.
+pub async fn create_sqlite(path: &Path, sql: &str) {
+    use sqlx::Connection as _;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+        .await
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    sqlx::raw_sql(sql)
+        .execute(&mut c)
+        .await
+        .unwrap_or_else(|e| panic!("{sql} in {}: {e}", path.display()));
+    let _ = c.close().await;
 }

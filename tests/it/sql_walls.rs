@@ -397,15 +397,7 @@ async fn a_sqlite_statement_past_its_deadline_stops_burning_cpu() {
         .fixture("sqlprobe")
         .grant("sqlprobe", "lite", &["read"], "max_runtime = \"1s\"");
     let db = w.path("lite.db");
-    {
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", db.display()))
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE TABLE t (x int)")
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
+    warden_tests::create_sqlite(&db, "CREATE TABLE t (x int)").await;
     let agent = w.agent().await;
     let worker_cpu = || {
         // CPU time of this process's SQLite worker threads.

@@ -154,7 +154,6 @@ pub fn classify(sql: &str, dialect: Dialect) -> Result<Classified, ClassifyError
     check_lexical_hazards(&tokens, dialect)?;
     let names = scan_words(body)?;
 
-    let mut functions = Vec::new();
     let mut query = false;
     let verdict = match leading_word(body).as_deref() {
         Some(kw @ ("VACUUM" | "ANALYZE" | "ANALYSE" | "REINDEX" | "CHECKPOINT" | "CLUSTER")) => {
@@ -178,11 +177,6 @@ pub fn classify(sql: &str, dialect: Dialect) -> Result<Classified, ClassifyError
             match statements.as_slice() {
                 [] => return Err(ClassifyError::Empty),
                 [statement] => {
-                    let mut inner = statement;
-                    while let Statement::Explain { statement, .. } = inner {
-                        inner = statement;
-                    }
-                    functions = scan(inner)?.functions;
                     query = matches!(statement, Statement::Query(_));
                     classify_statement(statement, dialect)?
                 }
@@ -199,7 +193,7 @@ pub fn classify(sql: &str, dialect: Dialect) -> Result<Classified, ClassifyError
     Ok(Classified {
         class,
         operation: verdict.operation,
-        functions,
+        functions: verdict.functions,
         query_len,
     })
 }
@@ -801,6 +795,7 @@ fn maintenance(keyword: &str, rest: &[&Token], dialect: Dialect) -> Result<Verdi
     Ok(Verdict {
         class: CapabilityClass::Maintenance,
         operation: operation.to_string(),
+        functions: Vec::new(),
     })
 }
 
@@ -835,6 +830,7 @@ fn drop_index_concurrently(rest: &[&Token]) -> Result<Verdict, ClassifyError> {
     Ok(Verdict {
         class: CapabilityClass::Ddl,
         operation: "DROP INDEX".into(),
+        functions: Vec::new(),
     })
 }
 
@@ -953,6 +949,7 @@ fn pragma(rest: &[&Token], dialect: Dialect) -> Result<Verdict, ClassifyError> {
     Ok(Verdict {
         class,
         operation: "PRAGMA".into(),
+        functions: Vec::new(),
     })
 }
 
@@ -977,6 +974,9 @@ fn pragma_value(c: &mut Cursor<'_, '_>) -> Result<(), ClassifyError> {
 struct Verdict {
     class: CapabilityClass,
     operation: String,
+    /// The functions it calls (see [`Classified::functions`]); none for
+    /// the statements checked by token grammar.
+    functions: Vec<Vec<String>>,
 }
 
 /// What the AST walk found.
@@ -1135,11 +1135,13 @@ fn classify_statement(statement: &Statement, dialect: Dialect) -> Result<Verdict
             Verdict {
                 class: inner.class,
                 operation: format!("EXPLAIN ANALYZE {}", inner.operation),
+                functions: inner.functions,
             }
         } else {
             Verdict {
                 class: CapabilityClass::Read,
                 operation: "EXPLAIN".into(),
+                functions: inner.functions,
             }
         });
     }
@@ -1176,7 +1178,11 @@ fn classify_statement(statement: &Statement, dialect: Dialect) -> Result<Verdict
             "writing pg_settings changes session settings, which the host owns",
         ));
     }
-    Ok(Verdict { class, operation })
+    Ok(Verdict {
+        class,
+        operation,
+        functions: found.functions,
+    })
 }
 
 /// Whether an EXPLAIN runs its statement (`ANALYZE`, in either syntax; any

@@ -11,6 +11,7 @@
 //! checked before the statement runs: a type the capability does not return
 //! is refused up front, not after its bytes arrived.
 
+use super::Failure;
 use crate::runtime::bindings::warden::plugin::sql::{Column, RowSet, Value};
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
@@ -23,20 +24,6 @@ use std::str::FromStr;
 pub(crate) struct Caps {
     pub(crate) rows: usize,
     pub(crate) bytes: usize,
-}
-
-/// Why a fetch failed.
-#[derive(Debug)]
-pub(crate) enum FetchError {
-    Db(sqlx::Error),
-    /// The statement returns a column the capability cannot hand back.
-    Column(String),
-}
-
-impl From<sqlx::Error> for FetchError {
-    fn from(e: sqlx::Error) -> Self {
-        FetchError::Db(e)
-    }
 }
 
 pub(crate) fn value_size(v: &Value) -> usize {
@@ -140,7 +127,7 @@ pub(crate) fn pg_fetch<'a>(
     query_len: Option<usize>,
     params: Vec<Value>,
     caps: &'a Caps,
-) -> BoxFuture<'a, Result<RowSet, FetchError>> {
+) -> BoxFuture<'a, Result<RowSet, Failure>> {
     Box::pin(async move {
         let body = query_len.and_then(|n| statement.get(..n));
         let Some(body) = body else {
@@ -154,7 +141,7 @@ pub(crate) fn pg_fetch<'a>(
         for c in prepared.columns() {
             let type_name = c.type_info().name();
             let m = measure(type_name)
-                .ok_or_else(|| FetchError::Column(unsupported(c.name(), type_name)))?;
+                .ok_or_else(|| Failure::Invalid(unsupported(c.name(), type_name)))?;
             columns.push((c.name().to_string(), m));
             shown.push(Column {
                 name: c.name().to_string(),

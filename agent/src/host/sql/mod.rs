@@ -40,7 +40,7 @@ use crate::runs::{Action, ActionState, Origin};
 use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::runtime::bindings::warden::plugin::sql::{Execution, Host, Outcome, RowSet, Value};
 use classify::{Classified, Dialect};
-use fetch::{Caps, FetchError};
+use fetch::Caps;
 use futures_util::future::BoxFuture;
 pub use session::{Conn, Session};
 use std::collections::HashMap;
@@ -277,15 +277,6 @@ enum Failure {
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
         Failure::Db(e)
-    }
-}
-
-impl From<FetchError> for Failure {
-    fn from(e: FetchError) -> Self {
-        match e {
-            FetchError::Db(e) => Failure::Db(e),
-            FetchError::Column(m) => Failure::Invalid(m),
-        }
     }
 }
 
