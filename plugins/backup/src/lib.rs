@@ -145,7 +145,7 @@ impl Plugin for Backup {
                 .with_default(true),
         )
         .param(
-            ParamSpec::integer("keep_last", "Retention: keep the newest N good backups.")
+            ParamSpec::integer("keep_last", "Retention: keep the newest N backups that are not damaged.")
                 .with_default(7),
         )
         .param(
@@ -168,6 +168,13 @@ impl Plugin for Backup {
                 "Retention: keep the newest backup of each of the last N months that have backups.",
             )
             .with_default(6),
+        )
+        .param(
+            ParamSpec::integer(
+                "min_keep",
+                "Retention: never keep fewer than the newest N backups that are not damaged, whatever the keep_* rules say (at least 1). A backup whose restore test could not run still counts; only a damaged one (checksum mismatch, unreadable) does not.",
+            )
+            .with_default(2),
         )
         .param(
             ParamSpec::boolean(
@@ -271,9 +278,10 @@ mod tests {
                     s.policy.keep_last,
                     s.policy.keep_daily,
                     s.policy.keep_weekly,
-                    s.policy.keep_monthly
+                    s.policy.keep_monthly,
+                    s.policy.min_keep
                 ),
-                (7, 7, 4, 6)
+                (7, 7, 4, 6, 2)
             );
             assert!(
                 s.ignored_params.is_empty(),

@@ -6,23 +6,35 @@
 //! `<prefix><stamp><extension>` (see [`crate::naming`]). Anything else in the
 //! store is left alone and listed as ignored.
 //!
+//! Each backup has a [`Health`]: **verified** (it passed every check asked
+//! for when it was made), **unverified** (its checksums matched, but the
+//! restore test could not run or did not match: nothing says the artifact is
+//! damaged) or **damaged** (checksum mismatch, unreadable). Only damage
+//! counts a backup out; an unverified backup counts like a verified one.
+//!
 //! The backups are ordered newest first by their completion time (ties by
 //! name, the greater name first), and:
 //!
-//! - **last N**: the `keep_last` newest good backups are kept;
+//! - **last N**: the `keep_last` newest backups that are not damaged are
+//!   kept;
 //! - **daily / weekly / monthly**: for each of the `keep_daily` most recent
 //!   UTC days, `keep_weekly` ISO weeks and `keep_monthly` months *that have
-//!   good backups* (periods without one are skipped, not counted), the
-//!   newest good backup of that period is kept;
-//! - **newest good**: the newest good backup is always kept, even when
-//!   every `keep_*` is 0;
-//! - a backup that is not good (it failed verification) is never kept by
-//!   the rules above, so it cannot push a good one out: it is kept while it
-//!   is newer than every good backup (for inspection, and because it may
-//!   still be the most recent copy there is), and deleted once a newer good
-//!   backup exists;
-//! - every other good backup is deleted, with the reason each rule did not
-//!   keep it.
+//!   backups that are not damaged* (periods without one are skipped, not
+//!   counted), the newest such backup of that period is kept;
+//! - **newest verified**: the newest verified backup is always kept, even
+//!   when every `keep_*` is 0;
+//! - **min_keep**: whatever the rules above say, the `min_keep` newest
+//!   backups that are not damaged are kept (a floor no rule goes below);
+//! - **a newer verified backup first**: a backup is deleted only when a
+//!   newer backup has completed and verified, and only when the newest
+//!   backup of all is verified: while the newest backup failed or could not
+//!   be verified, nothing is deleted;
+//! - a damaged backup is never kept by the rules above, so it cannot push a
+//!   good one out: it is kept until a newer verified backup exists (for
+//!   inspection, and because it may still be the most recent copy there
+//!   is), then deleted;
+//! - every other backup is deleted, with the reason each rule did not keep
+//!   it.
 //!
 //! The backup of the current run takes part like any other (the caller
 //! includes it). The result is the same whatever the order of the input.
@@ -32,13 +44,44 @@ use std::fmt;
 
 use crate::{clock, naming};
 
-/// How many backups to keep (the `keep_*` parameters).
+/// How many backups to keep (the `keep_*` and `min_keep` parameters).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     pub keep_last: u64,
     pub keep_daily: u64,
     pub keep_weekly: u64,
     pub keep_monthly: u64,
+    /// The floor: at least this many backups that are not damaged stay.
+    pub min_keep: u64,
+}
+
+/// What verification says about a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Passed every check asked for when it was made.
+    Verified,
+    /// Its checksums matched, but the restore test could not run (or did
+    /// not finish, or its counts differed): not known to be damaged, so it
+    /// counts like a verified backup, but it does not allow deleting older
+    /// ones.
+    Unverified,
+    /// Checksum mismatch or unreadable: it no longer counts as a backup.
+    Damaged,
+}
+
+impl Health {
+    /// Not damaged.
+    pub fn counts(self) -> bool {
+        self != Health::Damaged
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Verified => "verified",
+            Health::Unverified => "unverified",
+            Health::Damaged => "damaged",
+        }
+    }
 }
 
 /// One artifact of the store, as retention sees it.
@@ -47,25 +90,30 @@ pub struct Backup {
     pub name: String,
     /// When the dump completed, Unix seconds (UTC).
     pub completed_at: i64,
-    /// False when the backup failed verification.
-    pub good: bool,
+    pub health: Health,
 }
 
 /// Why a backup is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeepReason {
-    /// One of the `keep_last` newest good backups (1 = the newest).
+    /// One of the `keep_last` newest backups (1 = the newest).
     Last { position: u64, keep_last: u64 },
-    /// The newest good backup of a UTC day (`2026-11-22`).
+    /// The newest backup of a UTC day (`2026-11-22`).
     Daily { day: String },
-    /// The newest good backup of an ISO week (`2026-W47`).
+    /// The newest backup of an ISO week (`2026-W47`).
     Weekly { week: String },
-    /// The newest good backup of a month (`2026-11`).
+    /// The newest backup of a month (`2026-11`).
     Monthly { month: String },
-    /// The newest good backup, which is never deleted.
-    NewestGood,
-    /// Failed verification, but newer than every good backup.
-    FailedNewerThanGood,
+    /// The newest verified backup, which is never deleted.
+    NewestVerified,
+    /// One of the `min_keep` newest backups that are not damaged, kept by
+    /// the floor when no other rule keeps it.
+    MinKeep { position: u64, min_keep: u64 },
+    /// No rule keeps it, but the newest backup (named) is not verified, so
+    /// nothing is deleted.
+    NewestNotVerified { newest: String, health: Health },
+    /// Damaged, but no newer verified backup exists.
+    DamagedNoNewerVerified,
 }
 
 impl fmt::Display for KeepReason {
@@ -78,10 +126,18 @@ impl fmt::Display for KeepReason {
             KeepReason::Daily { day } => write!(f, "newest of day {day}"),
             KeepReason::Weekly { week } => write!(f, "newest of week {week}"),
             KeepReason::Monthly { month } => write!(f, "newest of month {month}"),
-            KeepReason::NewestGood => f.write_str("newest good backup (never deleted)"),
-            KeepReason::FailedNewerThanGood => f.write_str(
-                "failed verification, but newer than every good backup (kept for inspection)",
+            KeepReason::NewestVerified => f.write_str("newest verified backup (never deleted)"),
+            KeepReason::MinKeep { position, min_keep } => {
+                write!(f, "#{position} of min_keep = {min_keep} (the floor)")
+            }
+            KeepReason::NewestNotVerified { newest, health } => write!(
+                f,
+                "no rule keeps it, but the newest backup {newest} is {}: nothing is deleted until the newest backup verifies",
+                health.name()
             ),
+            KeepReason::DamagedNoNewerVerified => {
+                f.write_str("damaged, but no newer backup has verified (kept for inspection)")
+            }
         }
     }
 }
@@ -91,9 +147,9 @@ impl fmt::Display for KeepReason {
 pub struct Kept {
     pub name: String,
     pub completed_at: i64,
-    pub good: bool,
+    pub health: Health,
     /// Every rule that keeps it, in the order last, daily, weekly, monthly,
-    /// newest good.
+    /// newest verified, then the floor and the holds.
     pub reasons: Vec<KeepReason>,
 }
 
@@ -103,6 +159,17 @@ impl Kept {
         let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
         format!("{} ({})", self.name, reasons.join(", "))
     }
+
+    /// True when no rule keeps it and only a hold (no newer verified
+    /// backup, newest not verified) does.
+    pub fn held(&self) -> bool {
+        self.reasons.iter().all(|r| {
+            matches!(
+                r,
+                KeepReason::NewestNotVerified { .. } | KeepReason::DamagedNoNewerVerified
+            )
+        })
+    }
 }
 
 /// A backup retention deletes.
@@ -110,7 +177,7 @@ impl Kept {
 pub struct Deletion {
     pub name: String,
     pub completed_at: i64,
-    pub good: bool,
+    pub health: Health,
     /// Why no rule keeps it, for humans: its age, then each rule.
     pub reason: String,
 }
@@ -174,10 +241,10 @@ pub fn plan(prefix: &str, backups: &[Backup], policy: &Policy, now: i64) -> Plan
 
     let mut reasons: Vec<Vec<KeepReason>> = vec![Vec::new(); ours.len()];
     let mut why_not: Vec<Vec<String>> = vec![Vec::new(); ours.len()];
+    // The backups that count: not damaged.
     let good: Vec<usize> = (0..ours.len())
-        .filter(|&i| ours.get(i).is_some_and(|b| b.good))
+        .filter(|&i| ours.get(i).is_some_and(|b| b.health.counts()))
         .collect();
-
     // Last N.
     for (rank, &i) in good.iter().enumerate() {
         let position = u64::try_from(rank).unwrap_or(u64::MAX).saturating_add(1);
@@ -273,11 +340,52 @@ pub fn plan(prefix: &str, backups: &[Backup], policy: &Policy, now: i64) -> Plan
         }
     }
 
-    // The newest good backup, whatever the policy.
-    let newest_good = good.first().copied();
-    if let Some(i) = newest_good {
-        push(&mut reasons, i, KeepReason::NewestGood);
+    // The newest verified backup, whatever the policy.
+    let newest_verified =
+        (0..ours.len()).find(|&i| ours.get(i).is_some_and(|b| b.health == Health::Verified));
+    if let Some(i) = newest_verified {
+        push(&mut reasons, i, KeepReason::NewestVerified);
     }
+
+    // The floor: the `min_keep` newest that count, when nothing else keeps
+    // them.
+    for (rank, &i) in good.iter().enumerate() {
+        let position = u64::try_from(rank).unwrap_or(u64::MAX).saturating_add(1);
+        if position > policy.min_keep {
+            break;
+        }
+        if reasons.get(i).is_some_and(Vec::is_empty) {
+            push(
+                &mut reasons,
+                i,
+                KeepReason::MinKeep {
+                    position,
+                    min_keep: policy.min_keep,
+                },
+            );
+        }
+    }
+    if policy.min_keep > 0 {
+        for &i in good
+            .iter()
+            .skip(usize::try_from(policy.min_keep).unwrap_or(usize::MAX))
+        {
+            push(
+                &mut why_not,
+                i,
+                format!("not among the min_keep = {} newest", policy.min_keep),
+            );
+        }
+    }
+
+    // Nothing is deleted while the newest backup is not verified.
+    let hold = ours
+        .first()
+        .filter(|b| b.health != Health::Verified)
+        .map(|b| KeepReason::NewestNotVerified {
+            newest: b.name.clone(),
+            health: b.health,
+        });
 
     let mut plan = Plan {
         ignored,
@@ -287,32 +395,42 @@ pub fn plan(prefix: &str, backups: &[Backup], policy: &Policy, now: i64) -> Plan
         let age = clock::age(now.saturating_sub(backup.completed_at));
         let mut kept_by: Vec<KeepReason> =
             reasons.get_mut(i).map(std::mem::take).unwrap_or_default();
+        // The newest verified backup newer than this one.
+        let newer_verified = newest_verified.filter(|&v| v < i).and_then(|v| ours.get(v));
         let mut reason = None;
-        if !backup.good {
-            match newest_good.and_then(|g| ours.get(g).map(|b| (g, b))) {
-                Some((g, newer)) if g < i => {
+        if backup.health == Health::Damaged {
+            match (newer_verified, &hold) {
+                (Some(newer), None) => {
                     reason = Some(format!(
-                        "{age} old; failed verification, and the newer {} is good",
+                        "{age} old; damaged (checksum mismatch or unreadable), and the newer {} verified",
                         newer.name
                     ));
                 }
-                _ => kept_by.push(KeepReason::FailedNewerThanGood),
+                (Some(_), Some(hold)) => kept_by.push(hold.clone()),
+                (None, _) => kept_by.push(KeepReason::DamagedNoNewerVerified),
             }
         } else if kept_by.is_empty() {
-            let why = why_not.get(i).map(|w| w.join("; ")).unwrap_or_default();
-            reason = Some(format!("{age} old; {why}"));
+            // Without a hold, the newest backup is verified, and it keeps
+            // itself: every backup left here has a newer verified one.
+            match &hold {
+                Some(hold) => kept_by.push(hold.clone()),
+                None => {
+                    let why = why_not.get(i).map(|w| w.join("; ")).unwrap_or_default();
+                    reason = Some(format!("{age} old; {why}"));
+                }
+            }
         }
         match reason {
             Some(reason) => plan.delete.push(Deletion {
                 name: backup.name.clone(),
                 completed_at: backup.completed_at,
-                good: backup.good,
+                health: backup.health,
                 reason,
             }),
             None => plan.keep.push(Kept {
                 name: backup.name.clone(),
                 completed_at: backup.completed_at,
-                good: backup.good,
+                health: backup.health,
                 reasons: kept_by,
             }),
         }
@@ -347,13 +465,20 @@ mod tests {
         Backup {
             name: naming::artifact_name(prefix, t, ".dump"),
             completed_at: t,
-            good: true,
+            health: Health::Verified,
         }
     }
 
     fn bad(prefix: &str, t: i64) -> Backup {
         Backup {
-            good: false,
+            health: Health::Damaged,
+            ..backup(prefix, t)
+        }
+    }
+
+    fn unverified(prefix: &str, t: i64) -> Backup {
+        Backup {
+            health: Health::Unverified,
             ..backup(prefix, t)
         }
     }
@@ -364,6 +489,7 @@ mod tests {
             keep_daily: daily,
             keep_weekly: weekly,
             keep_monthly: monthly,
+            min_keep: 0,
         }
     }
 
@@ -412,7 +538,7 @@ mod tests {
                     position: 1,
                     keep_last: 3
                 },
-                KeepReason::NewestGood
+                KeepReason::NewestVerified
             ]
         );
         assert_eq!(
@@ -606,7 +732,7 @@ mod tests {
                 KeepReason::Monthly {
                     month: "2026-11".into()
                 },
-                KeepReason::NewestGood,
+                KeepReason::NewestVerified,
             ]
         );
         assert_partition(&input, &p);
@@ -621,7 +747,7 @@ mod tests {
         let input: Vec<Backup> = (0..5).map(|d| backup("", now() - d * DAY)).collect();
         let p = plan("", &input, &policy(0, 0, 0, 0), now());
         assert_eq!(kept_names(&p), [name(now())]);
-        assert_eq!(p.keep[0].reasons, [KeepReason::NewestGood]);
+        assert_eq!(p.keep[0].reasons, [KeepReason::NewestVerified]);
         assert_eq!(p.delete.len(), 4);
         assert!(
             p.delete[0]
@@ -643,9 +769,12 @@ mod tests {
             backup("", now() - 2 * DAY),
         ];
         let p = plan("", &input, &policy(1, 0, 0, 0), now());
-        assert_eq!(kept_names(&p), [name(now()), name(now() - DAY)]);
-        assert_eq!(p.keep[0].reasons, [KeepReason::FailedNewerThanGood]);
-        assert!(!p.keep[0].good);
+        assert_eq!(
+            kept_names(&p),
+            [name(now()), name(now() - DAY), name(now() - 2 * DAY)]
+        );
+        assert_eq!(p.keep[0].reasons, [KeepReason::DamagedNoNewerVerified]);
+        assert_eq!(p.keep[0].health, Health::Damaged);
         assert_eq!(
             p.keep[1].reasons,
             [
@@ -653,13 +782,171 @@ mod tests {
                     position: 1,
                     keep_last: 1
                 },
-                KeepReason::NewestGood
+                KeepReason::NewestVerified
             ]
         );
-        assert_eq!(deleted_names(&p), [name(now() - 2 * DAY)]);
+        // The newest backup is damaged: nothing is deleted this time.
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        assert_eq!(
+            p.keep[2].reasons,
+            [KeepReason::NewestNotVerified {
+                newest: name(now()),
+                health: Health::Damaged
+            }]
+        );
+        assert!(p.keep[2].held() && !p.keep[1].held());
 
         // Even with every keep_* at 0.
         let p = plan("", &input, &policy(0, 0, 0, 0), now());
+        assert_eq!(p.keep.len(), 3);
+    }
+
+    /// The incident: four dumps whose restore test could not run, then one
+    /// that verified. With keep_last = 3 the unverified ones count like
+    /// backups: the verified one and the two newest unverified stay.
+    #[test]
+    fn unverified_backups_are_not_counted_out() {
+        let input = vec![
+            backup("", now()),
+            unverified("", now() - DAY),
+            unverified("", now() - 2 * DAY),
+            unverified("", now() - 3 * DAY),
+            unverified("", now() - 4 * DAY),
+        ];
+        let p = plan(
+            "",
+            &input,
+            &Policy {
+                min_keep: 2,
+                ..policy(3, 0, 0, 0)
+            },
+            now(),
+        );
+        assert_eq!(
+            kept_names(&p),
+            [name(now()), name(now() - DAY), name(now() - 2 * DAY)]
+        );
+        assert_eq!(
+            deleted_names(&p),
+            [name(now() - 3 * DAY), name(now() - 4 * DAY)]
+        );
+        assert!(
+            p.delete[0].reason.contains("not among the last 3"),
+            "{}",
+            p.delete[0].reason
+        );
+        // The same store with the four marked damaged: only those go.
+        let damaged: Vec<Backup> = input
+            .iter()
+            .map(|b| Backup {
+                health: if b.health == Health::Unverified {
+                    Health::Damaged
+                } else {
+                    b.health
+                },
+                ..b.clone()
+            })
+            .collect();
+        let p = plan("", &damaged, &policy(3, 0, 0, 0), now());
+        assert_eq!(kept_names(&p), [name(now())]);
+        assert_eq!(p.delete.len(), 4);
+    }
+
+    #[test]
+    fn min_keep_is_a_floor_no_rule_goes_below() {
+        let input: Vec<Backup> = (0..6).map(|d| backup("", now() - d * DAY)).collect();
+        for min_keep in [1u64, 2, 3, 5, 6, 10] {
+            let p = plan(
+                "",
+                &input,
+                &Policy {
+                    min_keep,
+                    ..policy(0, 0, 0, 0)
+                },
+                now(),
+            );
+            let expected = usize::try_from(min_keep).unwrap().min(input.len());
+            assert_eq!(p.keep.len(), expected, "min_keep = {min_keep}");
+            if min_keep >= 2 {
+                assert_eq!(
+                    p.keep[1].reasons,
+                    [KeepReason::MinKeep {
+                        position: 2,
+                        min_keep
+                    }]
+                );
+            }
+            for d in &p.delete {
+                assert!(
+                    d.reason
+                        .contains(&format!("not among the min_keep = {min_keep} newest")),
+                    "{}",
+                    d.reason
+                );
+            }
+        }
+        // Damaged backups do not count toward the floor.
+        let input = vec![
+            backup("", now()),
+            bad("", now() - DAY),
+            bad("", now() - 2 * DAY),
+            backup("", now() - 3 * DAY),
+            backup("", now() - 4 * DAY),
+        ];
+        let p = plan(
+            "",
+            &input,
+            &Policy {
+                min_keep: 2,
+                ..policy(0, 0, 0, 0)
+            },
+            now(),
+        );
+        assert_eq!(kept_names(&p), [name(now()), name(now() - 3 * DAY)]);
+    }
+
+    #[test]
+    fn nothing_is_deleted_before_a_newer_backup_verified() {
+        // The newest is unverified: nothing goes, whatever the policy.
+        let input = vec![
+            unverified("", now()),
+            backup("", now() - DAY),
+            backup("", now() - 2 * DAY),
+            bad("", now() - 3 * DAY),
+            backup("", now() - 4 * DAY),
+        ];
+        let p = plan("", &input, &policy(0, 0, 0, 0), now());
+        assert!(p.delete.is_empty(), "{:?}", p.delete);
+        assert!(p.keep.iter().skip(2).all(Kept::held), "{:?}", p.keep);
+        // With no verified backup at all, nothing goes either.
+        let input = vec![
+            unverified("", now() - DAY),
+            unverified("", now() - 2 * DAY),
+            unverified("", now() - 3 * DAY),
+        ];
+        let p = plan("", &input, &policy(1, 0, 0, 0), now());
+        assert!(p.delete.is_empty());
+        assert_eq!(
+            p.keep[2].reasons,
+            [KeepReason::NewestNotVerified {
+                newest: name(now() - DAY),
+                health: Health::Unverified
+            }]
+        );
+        // Once one verifies, the policy applies (down to min_keep).
+        let mut input = input;
+        input.push(backup("", now()));
+        let p = plan("", &input, &policy(1, 0, 0, 0), now());
+        assert_eq!(kept_names(&p), [name(now())]);
+        let p = plan(
+            "",
+            &input,
+            &Policy {
+                min_keep: 2,
+                ..policy(1, 0, 0, 0)
+            },
+            now(),
+        );
         assert_eq!(kept_names(&p), [name(now()), name(now() - DAY)]);
     }
 
@@ -683,13 +970,13 @@ mod tests {
         );
         assert!(
             p.delete[0].reason.contains(&format!(
-                "failed verification, and the newer {} is good",
+                "damaged (checksum mismatch or unreadable), and the newer {} verified",
                 name(now())
             )),
             "{}",
             p.delete[0].reason
         );
-        assert!(!p.delete[0].good);
+        assert_eq!(p.delete[0].health, Health::Damaged);
     }
 
     #[test]
@@ -701,7 +988,7 @@ mod tests {
         assert!(
             p.keep
                 .iter()
-                .all(|k| k.reasons == [KeepReason::FailedNewerThanGood])
+                .all(|k| k.reasons == [KeepReason::DamagedNoNewerVerified])
         );
     }
 
@@ -715,12 +1002,12 @@ mod tests {
             Backup {
                 name: "nightly/manual-before-upgrade.dump".into(),
                 completed_at: now() - 10 * DAY,
-                good: true,
+                health: Health::Verified,
             },
             Backup {
                 name: "nightly/2026-11-01T00-00-00Z.tar".into(),
                 completed_at: now() - 20 * DAY,
-                good: true,
+                health: Health::Verified,
             },
         ];
         let p = plan("nightly/", &input, &policy(1, 0, 0, 0), now());
@@ -752,12 +1039,12 @@ mod tests {
             Backup {
                 name: naming::artifact_name("", t, ""),
                 completed_at: t,
-                good: true,
+                health: Health::Verified,
             },
             Backup {
                 name: naming::artifact_name("", t - DAY, ".sqlite"),
                 completed_at: t - DAY,
-                good: true,
+                health: Health::Verified,
             },
         ];
         let p = plan("", &input, &policy(1, 0, 0, 0), now());
@@ -771,12 +1058,12 @@ mod tests {
         let late = Backup {
             name: naming::artifact_name("", now() - 5 * DAY, ".dump"),
             completed_at: now(),
-            good: true,
+            health: Health::Verified,
         };
         let early = Backup {
             name: naming::artifact_name("", now() - HOUR, ".dump"),
             completed_at: now() - 2 * HOUR,
-            good: true,
+            health: Health::Verified,
         };
         let p = plan("", &[early, late.clone()], &policy(1, 0, 0, 0), now());
         assert_eq!(kept_names(&p), [late.name]);
@@ -786,17 +1073,17 @@ mod tests {
         let a = Backup {
             name: naming::artifact_name("", t, ".dump"),
             completed_at: t,
-            good: true,
+            health: Health::Verified,
         };
         let b = Backup {
             name: naming::artifact_name("", t, ".sqlite"),
             completed_at: t,
-            good: true,
+            health: Health::Verified,
         };
         let c = Backup {
             name: naming::artifact_name("", t, ""),
             completed_at: t,
-            good: true,
+            health: Health::Verified,
         };
         let orders = [
             vec![a.clone(), b.clone(), c.clone()],
@@ -855,7 +1142,7 @@ mod tests {
         let k = Kept {
             name: "x.dump".into(),
             completed_at: 0,
-            good: true,
+            health: Health::Verified,
             reasons: vec![
                 KeepReason::Last {
                     position: 2,
@@ -871,8 +1158,8 @@ mod tests {
             "x.dump (#2 of the last 7, newest of week 2026-W47)"
         );
         assert_eq!(
-            KeepReason::NewestGood.to_string(),
-            "newest good backup (never deleted)"
+            KeepReason::NewestVerified.to_string(),
+            "newest verified backup (never deleted)"
         );
     }
 
@@ -894,35 +1181,71 @@ mod tests {
                     Backup {
                         name: name(t),
                         completed_at: t,
-                        good: next(5) != 0,
+                        health: match next(6) {
+                            0 => Health::Damaged,
+                            1 => Health::Unverified,
+                            _ => Health::Verified,
+                        },
                     }
                 })
                 .collect();
-            let pol = policy(next(5), next(8), next(5), next(7));
+            let pol = Policy {
+                min_keep: next(4),
+                ..policy(next(5), next(8), next(5), next(7))
+            };
             let p = plan("", &input, &pol, now());
             assert_partition(&input, &p);
             let mut unique = input.clone();
             unique.sort_by(|a, b| (b.completed_at, &b.name).cmp(&(a.completed_at, &a.name)));
             unique.dedup_by(|a, b| a.name == b.name);
-            if let Some(newest_good) = unique.iter().find(|b| b.good) {
+            let newest_verified = unique.iter().find(|b| b.health == Health::Verified);
+            if let Some(v) = newest_verified {
+                assert!(p.keeps(&v.name), "{}", rfc3339(v.completed_at));
+            }
+            // Every deletion has a newer verified backup, and happens only
+            // when the newest backup is verified.
+            if !p.delete.is_empty() {
+                assert_eq!(unique[0].health, Health::Verified);
+            }
+            for d in &p.delete {
+                let v = newest_verified.expect("a deletion without a verified backup");
                 assert!(
-                    p.keeps(&newest_good.name),
-                    "{}",
-                    rfc3339(newest_good.completed_at)
+                    (v.completed_at, &v.name) > (d.completed_at, &d.name),
+                    "{} deleted, newest verified {}",
+                    d.name,
+                    v.name
                 );
-                // Failed backups older than the newest good one are gone.
+            }
+            if unique.first().is_some_and(|b| b.health == Health::Verified) {
+                // Damaged backups older than the newest verified one are gone.
+                let v = &unique[0];
                 assert!(
                     unique
                         .iter()
-                        .filter(|b| !b.good && b.completed_at < newest_good.completed_at)
+                        .filter(|b| b.health == Health::Damaged && b.completed_at < v.completed_at)
                         .all(|b| p.deletes(&b.name))
                 );
-            } else {
-                assert!(p.delete.is_empty());
             }
-            let kept_good = p.keep.iter().filter(|k| k.good).count();
-            let bound = pol.keep_last + pol.keep_daily + pol.keep_weekly + pol.keep_monthly + 1;
-            assert!(u64::try_from(kept_good).unwrap_or(u64::MAX) <= bound);
+            // The floor: min_keep backups that are not damaged (or all).
+            let counting = unique.iter().filter(|b| b.health.counts()).count();
+            let kept_counting = p.keep.iter().filter(|k| k.health.counts()).count();
+            let floor = usize::try_from(pol.min_keep).unwrap_or(usize::MAX);
+            assert!(kept_counting >= floor.min(counting));
+            // No damaged backup counts toward the floor or the rules.
+            let by_rule = p.keep.iter().filter(|k| !k.held()).count();
+            let bound = pol.keep_last
+                + pol.keep_daily
+                + pol.keep_weekly
+                + pol.keep_monthly
+                + pol.min_keep
+                + 1;
+            assert!(u64::try_from(by_rule).unwrap_or(u64::MAX) <= bound);
+            assert!(
+                p.keep
+                    .iter()
+                    .filter(|k| k.health == Health::Damaged)
+                    .all(Kept::held)
+            );
             // Kept and deleted are newest first.
             assert!(
                 p.keep

@@ -2,7 +2,7 @@
 //! artifact (checksums, then optionally a restore into a scratch target with
 //! a count comparison), then apply retention to the plugin's artifacts.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use warden_sdk::{
@@ -10,7 +10,7 @@ use warden_sdk::{
     ResultExt, TargetKind, state,
 };
 
-use crate::retention::{self, Backup, Plan};
+use crate::retention::{self, Backup, Health, Plan};
 use crate::settings::{Settings, describe_options};
 use crate::verify::{self, bytes, count, mb_per_second, seconds, throughput};
 use crate::{clock, naming};
@@ -22,8 +22,10 @@ const MIN_REMAINING_MS: u64 = 2_000;
 const LIST_MAX: usize = 30;
 
 /// State keys `failed-verification/<target>/<name>` remember the artifacts
-/// that failed this plugin's verification, so later runs do not count them
-/// as good.
+/// that did not pass this plugin's verification, with their health
+/// (`damaged: <problem>` or `unverified: <problem>`), so later runs know
+/// which ones are counted out (damaged) and which ones do not allow
+/// deleting older backups (unverified).
 const FAILED_KEY: &str = "failed-verification/";
 
 fn failed_key(target: &str, name: &str) -> String {
@@ -95,9 +97,10 @@ struct Tally {
 
 /// What verification found about the new artifact.
 struct Verdict {
-    /// False when a check failed (the artifact is then not "good").
-    good: bool,
-    /// Why not, for the state record.
+    /// Damaged (checksums), unverified (the restore test failed or could
+    /// not run) or verified.
+    health: Health,
+    /// Why not verified, for the state record.
     problem: String,
     /// Every requested check passed.
     verified: bool,
@@ -194,9 +197,10 @@ pub fn run(ctx: &Context, s: &Settings) -> Result<Report, Error> {
     };
     if let (Some(artifact), Some(verdict)) = (&artifact, &verdict) {
         tally.verified = verdict.verified;
-        if !verdict.good {
+        if verdict.health != Health::Verified {
             let key = failed_key(target, &artifact.name);
-            if let Err(e) = state::set_string(&key, &verdict.problem) {
+            let value = format!("{}: {}", verdict.health.name(), verdict.problem);
+            if let Err(e) = state::set_string(&key, &value) {
                 warden_sdk::warn!(
                     "could not record the failed verification of `{}`: {}",
                     artifact.name,
@@ -212,12 +216,12 @@ pub fn run(ctx: &Context, s: &Settings) -> Result<Report, Error> {
         (Some(a), Some(v)) => Backup {
             name: a.name.clone(),
             completed_at: clock::parse_rfc3339(&a.completed_at).unwrap_or(now),
-            good: v.good,
+            health: v.health,
         },
         _ => Backup {
             name: name.clone(),
             completed_at: now,
-            good: true,
+            health: Health::Verified,
         },
     };
     apply_retention(ctx, s, &store, fresh, now, &mut report, &mut tally);
@@ -296,15 +300,29 @@ fn verify_artifact(
 ) -> Verdict {
     let name = &artifact.name;
     let mut verdict = Verdict {
-        good: true,
+        health: Health::Verified,
         problem: String::new(),
         verified: false,
         what: vec!["checksums"],
     };
-    let fail = |verdict: &mut Verdict, problem: String| {
-        verdict.good = false;
+    // A failed check: the verdict, and an action in state `failed` so the
+    // run is recorded as failed.
+    let target = ctx.target();
+    let fail = |verdict: &mut Verdict,
+                report: &mut Report,
+                health: Health,
+                statement: String,
+                problem: String| {
+        verdict.health = health;
         verdict.problem = problem;
+        report.add_action(Action::new(
+            target,
+            statement,
+            CapabilityClass::Read,
+            ActionState::Failed,
+        ));
     };
+    let verify_statement = format!("verify `{name}` in store `{}`", s.store);
     match store.verify(name) {
         Ok(v) if v.ok && v.problems.is_empty() => {
             report.add_finding(Finding::info(
@@ -321,7 +339,13 @@ fn verify_artifact(
             } else {
                 list_some(&v.problems, LIST_MAX)
             };
-            fail(&mut verdict, format!("checksums: {problems}"));
+            fail(
+                &mut verdict,
+                report,
+                Health::Damaged,
+                verify_statement,
+                format!("checksums: {problems}"),
+            );
             report.add_finding(
                 Finding::critical(
                     format!("verification failed: {name}"),
@@ -331,7 +355,19 @@ fn verify_artifact(
             );
         }
         Err(e) => {
-            fail(&mut verdict, format!("checksums: {}", e.summary()));
+            // Unreadable is damaged; a refusal says nothing about the artifact.
+            let health = if e.is_access_denied() {
+                Health::Unverified
+            } else {
+                Health::Damaged
+            };
+            fail(
+                &mut verdict,
+                report,
+                health,
+                verify_statement,
+                format!("checksums: {}", e.summary()),
+            );
             report.add_finding(
                 Finding::critical(
                     format!("verification failed: {name}"),
@@ -346,11 +382,11 @@ fn verify_artifact(
     }
 
     let Some(dest) = s.verify_target.as_deref().filter(|_| s.verify) else {
-        verdict.verified = verdict.good;
+        verdict.verified = verdict.health == Health::Verified;
         return verdict;
     };
     verdict.what.push("restore");
-    if !verdict.good {
+    if verdict.health != Health::Verified {
         report.add_finding(Finding::info(
             "verification by restore skipped",
             format!(
@@ -372,15 +408,20 @@ fn verify_artifact(
             )
             .suggest("give the run a longer time limit, or verify in a separate run"),
         );
+        verdict.health = Health::Unverified;
+        verdict.problem = "restore: skipped for lack of time".to_owned();
         return verdict;
     }
     let (objects, _) = nouns(ctx.target_kind());
+    let restore_statement = format!("test restore of `{name}` into `{dest}`");
     match store.restore(name, dest, &s.restore_options()) {
         Ok(restored) if restored.is_planned() => {
             report.add_finding(Finding::warning(
                 "verification by restore planned",
                 format!("the host only planned the restore of `{name}` into `{dest}`; counts not compared"),
             ));
+            verdict.health = Health::Unverified;
+            verdict.problem = "restore: only planned".to_owned();
         }
         Ok(restored) => {
             let check = verify::compare_counts(&artifact.counts, &restored.counts);
@@ -413,6 +454,9 @@ fn verify_artifact(
                 );
                 fail(
                     &mut verdict,
+                    report,
+                    Health::Unverified,
+                    restore_statement,
                     format!("restore: {} {objects} differ", check.mismatched.len()),
                 );
                 report.add_finding(
@@ -423,7 +467,13 @@ fn verify_artifact(
             }
         }
         Err(e) => {
-            fail(&mut verdict, format!("restore: {}", e.summary()));
+            fail(
+                &mut verdict,
+                report,
+                Health::Unverified,
+                restore_statement,
+                format!("restore: {}", e.summary()),
+            );
             let suggestion = if e.is_access_denied() {
                 format!(
                     "list `{dest}` in the grant's `restore_to` for target `{}`",
@@ -437,7 +487,10 @@ fn verify_artifact(
             report.add_finding(
                 Finding::critical(
                     format!("verification failed: {name}"),
-                    format!("could not restore `{name}` into `{dest}`: {}", e.summary()),
+                    format!(
+                        "could not restore `{name}` into `{dest}`: {}; its checksums matched, so the backup is kept and counts for retention, but it is not verified and older backups are not deleted on its account",
+                        e.summary()
+                    ),
                 )
                 .suggest(suggestion),
             );
@@ -446,18 +499,33 @@ fn verify_artifact(
     verdict
 }
 
-/// The names recorded as failed for `target`.
-fn failed_names(target: &str) -> BTreeSet<String> {
+/// The names recorded as not verified for `target`, with their health: a
+/// record `unverified: ...` (or, from earlier versions, `restore: ...`) is
+/// unverified, any other (`damaged: ...`, `checksums: ...`) damaged.
+fn failed_names(target: &str) -> BTreeMap<String, Health> {
     let prefix = failed_key(target, "");
-    match state::list_keys(&prefix) {
-        Ok(keys) => keys
-            .iter()
-            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
-            .collect(),
+    let keys = match state::list_keys(&prefix) {
+        Ok(keys) => keys,
         Err(e) => {
             warden_sdk::warn!("could not read the failed verifications: {}", e.summary());
-            BTreeSet::new()
+            return BTreeMap::new();
         }
+    };
+    keys.iter()
+        .filter_map(|k| {
+            let name = k.strip_prefix(&prefix)?.to_owned();
+            let value = state::get_string(k).ok().flatten().unwrap_or_default();
+            Some((name, health_of_record(&value)))
+        })
+        .collect()
+}
+
+/// The health a failed-verification record stands for.
+fn health_of_record(value: &str) -> Health {
+    if value.starts_with("unverified:") || value.starts_with("restore:") {
+        Health::Unverified
+    } else {
+        Health::Damaged
     }
 }
 
@@ -497,7 +565,7 @@ fn apply_retention(
             completed_at: clock::parse_rfc3339(&a.completed_at)
                 .or_else(|| naming::parse_artifact_name(&s.prefix, &a.name))
                 .unwrap_or(0),
-            good: !failed.contains(&a.name),
+            health: failed.get(&a.name).copied().unwrap_or(Health::Verified),
         })
         .collect();
     if s.audit {
@@ -505,6 +573,7 @@ fn apply_retention(
     }
     backups.push(fresh);
     let plan = retention::plan(&s.prefix, &backups, &s.policy, now);
+    report_held(&plan, report);
     // Without pruning every artifact stays.
     tally.kept = len(plan.keep.len() + if s.prune { 0 } else { plan.delete.len() });
 
@@ -571,12 +640,46 @@ fn apply_retention(
     report_kept(&plan, s, ctx.dry_run(), report);
 }
 
+/// A warning when retention deletes nothing because the newest backup is
+/// not verified, naming the backups a verified one would let go.
+fn report_held(plan: &Plan, report: &mut Report) {
+    let mut newest = None;
+    let held: Vec<String> = plan
+        .keep
+        .iter()
+        .filter_map(|k| {
+            k.reasons.iter().find_map(|r| match r {
+                retention::KeepReason::NewestNotVerified { newest: n, health } => {
+                    newest = Some((n.clone(), *health));
+                    Some(k.name.clone())
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    let Some((newest, health)) = newest else {
+        return;
+    };
+    report.add_finding(
+        Finding::warning(
+            "retention deferred",
+            format!(
+                "the newest backup `{newest}` is {}, so nothing is deleted; {} no rule keeps wait for a newer verified backup: {}",
+                health.name(),
+                plural(len(held.len()), "backup"),
+                list_some(&held, LIST_MAX)
+            ),
+        )
+        .suggest("fix what stopped the verification; the next backup that verifies applies retention"),
+    );
+}
+
 fn delete_one(
     target: &str,
     s: &Settings,
     store: &Artifacts<'_>,
     d: &retention::Deletion,
-    failed: &BTreeSet<String>,
+    failed: &BTreeMap<String, Health>,
     report: &mut Report,
     tally: &mut Tally,
 ) {
@@ -591,7 +694,7 @@ fn delete_one(
                     format!("deleted {}", d.name),
                     format!("deleted `{}`: {}", d.name, d.reason),
                 ));
-                if failed.contains(&d.name)
+                if failed.contains_key(&d.name)
                     && let Err(e) = state::delete(&failed_key(target, &d.name))
                 {
                     warden_sdk::warn!(
@@ -640,11 +743,12 @@ fn report_kept(plan: &Plan, s: &Settings, dry_run: bool, report: &mut Report) {
     report.add_finding(Finding::info(
         title,
         format!(
-            "policy keep_last = {}, keep_daily = {}, keep_weekly = {}, keep_monthly = {} (the newest good backup is always kept): {}",
+            "policy keep_last = {}, keep_daily = {}, keep_weekly = {}, keep_monthly = {}, min_keep = {} (the newest verified backup is always kept, and nothing is deleted before a newer backup verified): {}",
             p.keep_last,
             p.keep_daily,
             p.keep_weekly,
             p.keep_monthly,
+            p.min_keep,
             if kept.is_empty() {
                 "none".to_owned()
             } else {
@@ -701,15 +805,23 @@ fn summarize(
     };
     report.summary = match (artifact, verdict) {
         (Some(a), Some(v)) => {
-            let checks = if !v.good {
-                "VERIFICATION FAILED".to_owned()
-            } else if v.verified {
-                format!("verified ({})", v.what.join(" + "))
-            } else {
-                format!(
+            let checks = match v.health {
+                Health::Damaged => "VERIFICATION FAILED (damaged)".to_owned(),
+                Health::Unverified
+                    if v.problem.starts_with("restore: skipped")
+                        || v.problem == "restore: only planned" =>
+                {
+                    "checksums verified, restore test not run".to_owned()
+                }
+                Health::Unverified => format!(
+                    "VERIFICATION FAILED ({} could not confirm it; not damaged)",
+                    v.problem.split(':').next().unwrap_or("a check")
+                ),
+                Health::Verified if v.verified => format!("verified ({})", v.what.join(" + ")),
+                Health::Verified => format!(
                     "{} verified",
                     v.what.first().copied().unwrap_or("checksums")
-                )
+                ),
             };
             format!(
                 "backed up `{target}` into `{}` as `{}`: {} in {} ({}), {checks}; retention {retention}",
@@ -737,13 +849,13 @@ fn audit(
     tally: &mut Tally,
 ) {
     for b in backups.iter_mut() {
-        if !b.good || naming::parse_artifact_name(prefix, &b.name).is_none() {
+        if b.health == Health::Damaged || naming::parse_artifact_name(prefix, &b.name).is_none() {
             continue;
         }
         match store.verify(&b.name) {
             Ok(v) if v.ok => {}
             Ok(v) => {
-                b.good = false;
+                b.health = Health::Damaged;
                 tally.corrupted += 1;
                 report.add_finding(
                     Finding::critical(

@@ -64,6 +64,17 @@ fn small(ctx: &Context, name: &str, max: u8) -> Result<u8, Error> {
         })
 }
 
+/// `min_keep`: at least 1 (the floor of retention).
+fn min_keep(ctx: &Context) -> Result<u64, Error> {
+    let value = ctx.param_u64("min_keep")?;
+    if value == 0 {
+        return Err(Error::invalid_input(
+            "parameter `min_keep` must be at least 1: it is the number of backups retention never goes below (default 2)",
+        ));
+    }
+    Ok(value)
+}
+
 impl Settings {
     /// Reads and checks the parameters of `ctx`'s invocation.
     pub fn from_context(ctx: &Context) -> Result<Self, Error> {
@@ -112,6 +123,7 @@ impl Settings {
                 keep_daily: ctx.param_u64("keep_daily")?,
                 keep_weekly: ctx.param_u64("keep_weekly")?,
                 keep_monthly: ctx.param_u64("keep_monthly")?,
+                min_keep: min_keep(ctx)?,
             },
             verify,
             verify_target,
@@ -247,7 +259,7 @@ mod tests {
     use super::*;
     use warden_sdk::{Invocation, Param, Trigger};
 
-    const DEFAULTS: [(&str, &str); 19] = [
+    const DEFAULTS: [(&str, &str); 20] = [
         ("prefix", ""),
         ("format", "custom"),
         ("compression", "6"),
@@ -264,6 +276,7 @@ mod tests {
         ("keep_daily", "7"),
         ("keep_weekly", "4"),
         ("keep_monthly", "6"),
+        ("min_keep", "2"),
         ("verify", "false"),
         ("prune", "true"),
         ("audit", "false"),
@@ -314,7 +327,8 @@ mod tests {
                 keep_last: 7,
                 keep_daily: 7,
                 keep_weekly: 4,
-                keep_monthly: 6
+                keep_monthly: 6,
+                min_keep: 2,
             }
         );
         assert!(s.prune && !s.verify && s.gzip);
@@ -433,6 +447,13 @@ mod tests {
         );
         assert!(e.contains("scratch target"), "{e}");
         assert!(err(pg, &[("store", "s"), ("keep_last", "-1")]).contains("keep_last"));
+        for bad in ["0", "-1", "two"] {
+            let e = err(pg, &[("store", "s"), ("min_keep", bad)]);
+            assert!(
+                e.contains("`min_keep`") || e.contains("min_keep"),
+                "{bad}: {e}"
+            );
+        }
         let ok = Settings::from_context(&ctx(
             pg,
             &[
