@@ -159,17 +159,6 @@ impl Kept {
         let reasons: Vec<String> = self.reasons.iter().map(ToString::to_string).collect();
         format!("{} ({})", self.name, reasons.join(", "))
     }
-
-    /// True when no rule keeps it and only a hold (no newer verified
-    /// backup, newest not verified) does.
-    pub fn held(&self) -> bool {
-        self.reasons.iter().all(|r| {
-            matches!(
-                r,
-                KeepReason::NewestNotVerified { .. } | KeepReason::DamagedNoNewerVerified
-            )
-        })
-    }
 }
 
 /// A backup retention deletes.
@@ -192,6 +181,20 @@ pub struct Plan {
     /// Names that are not the plugin's artifacts under the prefix (left
     /// alone), sorted.
     pub ignored: Vec<String>,
+}
+
+#[cfg(test)]
+impl Kept {
+    /// True when no rule keeps it and only a hold (no newer verified
+    /// backup, newest not verified) does.
+    pub fn held(&self) -> bool {
+        self.reasons.iter().all(|r| {
+            matches!(
+                r,
+                KeepReason::NewestNotVerified { .. } | KeepReason::DamagedNoNewerVerified
+            )
+        })
+    }
 }
 
 #[cfg(test)]
