@@ -455,6 +455,7 @@ fn exit_for(status: RunStatus) -> ExitCode {
         RunStatus::Running
         | RunStatus::Interrupted
         | RunStatus::Skipped
+        | RunStatus::Missed
         | RunStatus::Approved
         | RunStatus::Cancelled
         | RunStatus::Expired
@@ -695,6 +696,13 @@ pub fn render_text(r: &RunRecord) -> String {
     }
     if let Some(d) = &r.decision {
         let _ = writeln!(s, "decision: {}: {}", d.kind.as_str(), Shown(&d.detail));
+    }
+    if let Some(at) = r.scheduled_for {
+        let _ = writeln!(
+            s,
+            "scheduled for: {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
     if let Trigger::Alert { rule, labels, .. } = &r.trigger {
         let shown: Vec<String> = labels

@@ -17,7 +17,7 @@ use warden::artifacts::{ArtifactKind, ArtifactName, ArtifactStore, LocalStore, M
 use warden::runs::{ActionState, RunRecord, RunStatus};
 use warden_tests::{mongo, pg};
 
-fn findings(rec: &RunRecord) -> String {
+pub(crate) fn findings(rec: &RunRecord) -> String {
     let report = rec.report.as_ref().expect("a report");
     report
         .findings
@@ -28,14 +28,14 @@ fn findings(rec: &RunRecord) -> String {
 }
 
 /// The complete artifacts of `target` in the world's store `local`.
-async fn artifacts(w: &World, target: &str) -> Vec<Manifest> {
+pub(crate) async fn artifacts(w: &World, target: &str) -> Vec<Manifest> {
     LocalStore::new(w.path("stores/local"))
         .list(&format!("{target}/"))
         .await
         .unwrap()
 }
 
-fn store_root(w: &World) -> PathBuf {
+pub(crate) fn store_root(w: &World) -> PathBuf {
     w.path("stores/local")
 }
 
@@ -237,7 +237,7 @@ async fn the_quickstart_database_backs_up_and_restores() {
 
 /// Writes a small complete artifact `target/name` and back-dates its
 /// manifest to `at` (RFC 3339).
-async fn backdated(root: &Path, target: &str, name: &str, at: &str) {
+pub(crate) async fn backdated(root: &Path, target: &str, name: &str, at: &str) {
     let store = LocalStore::new(root.to_path_buf());
     let full = ArtifactName::parse(&format!("{target}/{name}")).unwrap();
     let pending = store.begin(&full, ArtifactKind::File).await.unwrap();

@@ -5,6 +5,7 @@
 mod alert_e2e;
 mod backup;
 mod backup_data;
+mod backup_retention;
 mod cli;
 mod compat;
 mod crash;

@@ -115,7 +115,7 @@ pub use concurrency::{ConcurrencyLimit, OnLimit, Scope};
 pub use grant::{Grant, LogPath, is_valid_plugin_name};
 pub use matcher::{MatchOp, Matcher};
 pub use rule::{AlertContext, CircuitBreaker, OnResolved, Retry, Rule, RuleTarget, Throttle};
-pub use schedule::Schedule;
+pub use schedule::{CatchUp, Schedule};
 pub use window::Window;
 
 /// Every policy, checked.

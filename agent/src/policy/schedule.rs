@@ -55,6 +55,22 @@ pub(super) struct ScheduleFile {
     approval_ttl: Option<Spanned<HumanDuration>>,
     /// Retries a failed run.
     retry: Option<Spanned<RetryFile>>,
+    /// What to do at start about ticks missed while the agent was down
+    /// (each is recorded as a `missed` run either way): `"none"` (the
+    /// default) or `"latest"` (run the latest missed tick once, like
+    /// systemd's `Persistent=true`).
+    catch_up: Option<CatchUp>,
+}
+
+/// `catch_up` of a `[[schedule]]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Missed ticks are recorded, not run.
+    #[default]
+    None,
+    /// The latest missed tick is run once at start.
+    Latest,
 }
 
 /// A plugin run on a target at cron times.
@@ -75,6 +91,8 @@ pub struct Schedule {
     pub require_approval: bool,
     pub approval_ttl: Duration,
     pub retry: Option<Retry>,
+    /// What to do at start about ticks missed while the agent was down.
+    pub catch_up: CatchUp,
     /// The `[[schedule]]` this comes from.
     pub source: Location,
     /// `cron`, parsed.
@@ -92,6 +110,47 @@ impl Schedule {
             .find_next_occurrence(&local, false)
             .ok()
             .map(|next| next.with_timezone(&Utc))
+    }
+
+    /// The fire times in `(after, until]`, oldest first: at most `keep` of
+    /// the latest, and how many older ones there are beyond those (counted
+    /// back up to `count_max`; more are reported as `count_max`).
+    pub fn ticks_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        keep: usize,
+        count_max: u64,
+    ) -> (Vec<DateTime<Utc>>, u64) {
+        let mut ticks = Vec::new();
+        let mut beyond = 0u64;
+        let mut at = until;
+        while let Some(tick) = self.prev_at_or_before(at) {
+            if tick <= after {
+                break;
+            }
+            if ticks.len() < keep {
+                ticks.push(tick);
+            } else {
+                beyond += 1;
+                if beyond >= count_max {
+                    break;
+                }
+            }
+            // Cron times are whole seconds.
+            at = tick - chrono::Duration::seconds(1);
+        }
+        ticks.reverse();
+        (ticks, beyond)
+    }
+
+    /// The latest fire time at or before `at`.
+    fn prev_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&self.timezone);
+        self.parsed
+            .find_previous_occurrence(&local, true)
+            .ok()
+            .map(|prev| prev.with_timezone(&Utc))
     }
 
     /// A random delay in `[0, jitter]`.
@@ -318,6 +377,7 @@ pub(super) fn check(
             require_approval: file.require_approval.unwrap_or(false),
             approval_ttl,
             retry,
+            catch_up: file.catch_up.unwrap_or_default(),
             source: fields::location(source, &table.span),
             parsed,
         },

@@ -394,7 +394,7 @@ impl Guardrails {
             };
             if matches!(
                 rec.status,
-                RunStatus::Skipped | RunStatus::Rejected | RunStatus::Denied
+                RunStatus::Skipped | RunStatus::Rejected | RunStatus::Denied | RunStatus::Missed
             ) || rec.retry_of.is_some()
                 || rec
                     .approval

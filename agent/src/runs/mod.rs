@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS plugin_state (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (plugin, key)
 );
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    schedule    TEXT PRIMARY KEY,
+    cron        TEXT NOT NULL,
+    timezone    TEXT NOT NULL,
+    last_tick   TEXT NOT NULL
+);
 "#;
 
 /// The write-ahead log may grow to this before the background checkpointer
@@ -514,6 +520,47 @@ impl RunStore {
         Ok(())
     }
 
+    /// How far a schedule's ticks are accounted for: fired, or recorded as
+    /// missed (see [`crate::triggers::schedule`]).
+    pub async fn schedule_tick(&self, schedule: &str) -> anyhow::Result<Option<ScheduleTick>> {
+        let row =
+            sqlx::query("SELECT cron, timezone, last_tick FROM schedule_ticks WHERE schedule = ?")
+                .bind(schedule)
+                .fetch_optional(&self.pool)
+                .await
+                .context("reading a schedule's last tick")?;
+        let Some(row) = row else { return Ok(None) };
+        let last: String = row.try_get(2)?;
+        Ok(Some(ScheduleTick {
+            cron: row.try_get(0)?,
+            timezone: row.try_get(1)?,
+            last_tick: DateTime::parse_from_rfc3339(&last)
+                .with_context(|| format!("schedule `{schedule}`: bad last tick {last:?}"))?
+                .with_timezone(&Utc),
+        }))
+    }
+
+    /// Saves how far a schedule's ticks are accounted for.
+    pub async fn save_schedule_tick(
+        &self,
+        schedule: &str,
+        tick: &ScheduleTick,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO schedule_ticks (schedule, cron, timezone, last_tick) VALUES (?, ?, ?, ?)
+             ON CONFLICT(schedule) DO UPDATE SET cron = excluded.cron,
+                 timezone = excluded.timezone, last_tick = excluded.last_tick",
+        )
+        .bind(schedule)
+        .bind(&tick.cron)
+        .bind(&tick.timezone)
+        .bind(ts(tick.last_tick))
+        .execute(&self.pool)
+        .await
+        .context("writing a schedule's last tick")?;
+        Ok(())
+    }
+
     /// One run by id.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<RunRecord>> {
         let row = sqlx::query("SELECT record FROM runs WHERE id = ?")
@@ -648,6 +695,15 @@ pub struct StoredAlert {
 
 /// A timestamp as stored: RFC 3339, UTC, microseconds, so that text order is
 /// time order.
+/// A schedule's last accounted tick, with the expression it was computed
+/// from (a changed expression does not make up misses from the old one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleTick {
+    pub cron: String,
+    pub timezone: String,
+    pub last_tick: DateTime<Utc>,
+}
+
 pub fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

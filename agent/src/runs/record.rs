@@ -44,6 +44,9 @@ pub enum RunStatus {
     Denied,
     /// The request was invalid (unknown plugin, bad parameter).
     Rejected,
+    /// A schedule tick that passed while the agent was not running: never
+    /// ran (see `scheduled_for` and `decision`). Not a run attempt.
+    Missed,
 }
 
 impl RunStatus {
@@ -64,13 +67,14 @@ impl RunStatus {
             RunStatus::LimitExceeded => "limit-exceeded",
             RunStatus::Denied => "denied",
             RunStatus::Rejected => "rejected",
+            RunStatus::Missed => "missed",
         }
     }
 }
 
 impl RunStatus {
     /// Every status, for parsing and listing.
-    pub const ALL: [RunStatus; 15] = [
+    pub const ALL: [RunStatus; 16] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Interrupted,
@@ -86,6 +90,7 @@ impl RunStatus {
         RunStatus::LimitExceeded,
         RunStatus::Denied,
         RunStatus::Rejected,
+        RunStatus::Missed,
     ];
 
     /// The status called `name` (as printed).
@@ -288,6 +293,8 @@ pub enum DecisionKind {
     ApprovalExpired,
     /// The agent was shutting down.
     Shutdown,
+    /// The agent was not running at a schedule's tick.
+    AgentDown,
 }
 
 impl DecisionKind {
@@ -303,6 +310,7 @@ impl DecisionKind {
             DecisionKind::RejectedByOperator => "rejected-by-operator",
             DecisionKind::ApprovalExpired => "approval-expired",
             DecisionKind::Shutdown => "shutdown",
+            DecisionKind::AgentDown => "agent-down",
         }
     }
 }
@@ -415,6 +423,10 @@ pub struct RunRecord {
     /// `[runs] max_chain_depth`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub depth: u32,
+    /// For a schedule's run or missed tick: the tick it is for (a catch-up
+    /// run has an earlier one than its `requested_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// For `skip_serializing_if` (which passes a reference).
@@ -464,6 +476,7 @@ impl RunRecord {
             trace_id: None,
             parent_run: None,
             depth: 0,
+            scheduled_for: None,
         }
     }
 

@@ -192,6 +192,15 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// `warden_runs_total{plugin,status="missed"}` + 1 for a schedule tick
+    /// missed while the agent was down (no duration: it never ran).
+    pub fn run_missed(&self, plugin: &str) {
+        self.inner
+            .runs
+            .get_or_create(&[("plugin", label(plugin)), ("status", label("missed"))])
+            .inc();
+    }
+
     /// `warden_queue_depth`.
     pub fn set_queue_depth(&self, n: i64) {
         self.inner.queue_depth.set(n);
