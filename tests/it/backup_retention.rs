@@ -50,8 +50,12 @@ async fn backup(agent: &Agent, params: &[(&str, &str)], dry_run: bool) -> RunRec
     invoke(agent, "backup", "db", &all, dry_run).await
 }
 
+/// The actions of a run in `state`: the report lists the host's and the
+/// plugin's.
 fn actions(rec: &RunRecord, state: ActionState) -> Vec<String> {
-    rec.actions
+    rec.report
+        .as_ref()
+        .map_or(&rec.actions, |r| &r.actions)
         .iter()
         .filter(|a| a.state == state)
         .map(|a| a.statement.clone())
@@ -96,7 +100,7 @@ async fn a_restore_test_that_could_not_run_does_not_count_a_backup_out() {
         assert!(
             failed
                 .iter()
-                .any(|a| a.starts_with("test restore of `db/")
+                .any(|a| a.starts_with("test restore of `")
                     && a.ends_with(&format!("into `{dest}`"))),
             "{failed:?}"
         );
@@ -120,8 +124,13 @@ async fn a_restore_test_that_could_not_run_does_not_count_a_backup_out() {
                 .unwrap()
                 .clone(),
         );
-        if i > 0 {
+        // With four, keep_last = 3 would let the oldest go, but the newest
+        // did not verify: it is held, and the run says so.
+        if i == 3 {
             assert!(text.contains("retention deferred"), "{text}");
+            assert!(now.contains(&unverified[0]), "{now:?}");
+        } else {
+            assert!(!text.contains("retention deferred"), "{text}");
         }
     }
 
@@ -143,7 +152,9 @@ async fn a_restore_test_that_could_not_run_does_not_count_a_backup_out() {
     assert_eq!(metric(&dry, "would_delete"), 2.0);
     for old in &unverified[..2] {
         assert!(
-            planned.iter().any(|a| a.contains(old.as_str())),
+            planned
+                .iter()
+                .any(|a| a.contains(old.trim_start_matches("db/"))),
             "{old} not planned: {planned:?}"
         );
     }
@@ -174,7 +185,7 @@ async fn a_restore_test_that_could_not_run_does_not_count_a_backup_out() {
     for old in &unverified[..2] {
         let line = text
             .lines()
-            .find(|l| l.contains(&format!("deleted {old}")))
+            .find(|l| l.contains(&format!("deleted {}", old.trim_start_matches("db/"))))
             .unwrap_or_else(|| panic!("no deletion finding for {old}:\n{text}"));
         assert!(line.contains("not among the last 3"), "{line}");
         assert!(line.contains("not among the min_keep = 2 newest"), "{line}");
@@ -235,7 +246,7 @@ async fn a_damaged_artifact_is_counted_out() {
     for damaged in &made[2..] {
         assert!(!after.contains(damaged), "{damaged} kept:\n{text}");
         assert!(
-            text.contains(&format!("deleted {damaged}"))
+            text.contains(&format!("deleted {}", damaged.trim_start_matches("db/")))
                 && text.contains("damaged (checksum mismatch or unreadable)"),
             "{text}"
         );

@@ -18,6 +18,7 @@ mod index_advisor;
 mod index_mongo;
 mod index_workload;
 mod logs_capability;
+mod missed_ticks;
 mod mongo_capability;
 mod mongo_harness;
 mod monitoring;

@@ -2090,3 +2090,39 @@ fn max_started_runs_defaults_to_ten_and_is_bounded() {
         );
     }
 }
+
+#[test]
+fn schedule_catch_up() {
+    let policies = Policies::new();
+    policies.write(
+        "a.toml",
+        "[[schedule]]\nname = \"a\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
+         catch_up = \"latest\"\n\n\
+         [[schedule]]\nname = \"b\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\n\
+         [[schedule]]\nname = \"c\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
+         catch_up = \"none\"\n",
+    );
+    let set = policies.load().unwrap();
+    assert_eq!(set.schedule("a").unwrap().catch_up, CatchUp::Latest);
+    assert_eq!(set.schedule("b").unwrap().catch_up, CatchUp::None);
+    assert_eq!(set.schedule("c").unwrap().catch_up, CatchUp::None);
+    for (bad, line) in [("\"all\"", 5), ("true", 5), ("\"Latest\"", 5)] {
+        let policies = Policies::new();
+        policies.write(
+            "a.toml",
+            &format!(
+                "[[schedule]]\nname = \"a\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
+                 catch_up = {bad}\n"
+            ),
+        );
+        let diags = policies.errors();
+        let d = about(&diags, &policies.path("a.toml"), "schedule[0].catch_up");
+        assert_eq!(d.line, Some(line + 1), "{d}");
+        if bad.starts_with('"') {
+            assert!(
+                d.message.contains("expected one of `none`, `latest`"),
+                "{bad}: {d}"
+            );
+        }
+    }
+}
