@@ -2096,7 +2096,8 @@ fn schedule_catch_up() {
     let policies = Policies::new();
     policies.write(
         "a.toml",
-        "[[schedule]]\nname = \"a\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
+        "[[grant]]\nplugin = \"x\"\ntargets = [\"app\"]\ncapabilities = [\"read\"]\n\n\
+         [[schedule]]\nname = \"a\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
          catch_up = \"latest\"\n\n\
          [[schedule]]\nname = \"b\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\n\
          [[schedule]]\nname = \"c\"\nplugin = \"x\"\ntarget = \"app\"\ncron = \"@daily\"\n\
@@ -2120,9 +2121,54 @@ fn schedule_catch_up() {
         assert_eq!(d.line, Some(line + 1), "{d}");
         if bad.starts_with('"') {
             assert!(
-                d.message.contains("expected one of `none`, `latest`"),
+                d.message.contains("expected `none` or `latest`"),
                 "{bad}: {d}"
             );
         }
     }
+}
+
+#[test]
+fn ticks_between_keeps_the_latest_and_counts_the_rest() {
+    let every_second = schedule("* * * * * *", "UTC");
+    let t0 = utc(2026, 12, 3, 10, 0, 0);
+    let secs = |s: i64| t0 + chrono::Duration::seconds(s);
+    // (t0, t0 + 250 s]: 250 ticks; the latest 100 kept, 150 counted.
+    let (ticks, beyond) = every_second.ticks_between(t0, secs(250), 100, 100_000);
+    assert_eq!(ticks.len(), 100);
+    assert_eq!((ticks[0], ticks[99]), (secs(151), secs(250)));
+    assert!(
+        ticks
+            .windows(2)
+            .all(|w| w[1] - w[0] == chrono::Duration::seconds(1))
+    );
+    assert_eq!(beyond, 150);
+    // Counting stops at count_max.
+    let (ticks, beyond) = every_second.ticks_between(t0, secs(250), 100, 10);
+    assert_eq!((ticks.len(), beyond), (100, 10));
+    // Fewer than the cap: all of them, none beyond; the bounds are (after, until].
+    let (ticks, beyond) = every_second.ticks_between(t0, secs(3), 100, 100_000);
+    assert_eq!((ticks, beyond), (vec![secs(1), secs(2), secs(3)], 0));
+    assert_eq!(every_second.ticks_between(t0, t0, 100, 10), (vec![], 0));
+    assert_eq!(
+        every_second.ticks_between(secs(5), t0, 100, 10),
+        (vec![], 0)
+    );
+    // A nightly schedule in Berlin, down for three nights.
+    let nightly = schedule("30 2 * * *", "Europe/Berlin");
+    let (ticks, beyond) = nightly.ticks_between(
+        utc(2026, 12, 1, 12, 0, 0),
+        utc(2026, 12, 4, 12, 0, 0),
+        100,
+        10,
+    );
+    assert_eq!(
+        ticks,
+        [
+            utc(2026, 12, 2, 1, 30, 0),
+            utc(2026, 12, 3, 1, 30, 0),
+            utc(2026, 12, 4, 1, 30, 0)
+        ]
+    );
+    assert_eq!(beyond, 0);
 }
