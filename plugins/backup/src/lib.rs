@@ -16,14 +16,24 @@
 //!    `verify_target` (dropping what is there first) and compare the
 //!    restored per-table (or per-collection) counts with those the host
 //!    recorded at dump time ([`verify`]). A failed check is a critical
-//!    finding, and the artifact is remembered (in the plugin's state) as not
-//!    good;
+//!    finding with the fix, and an action in state `failed` (`verify
+//!    <artifact> in store <store>`, `test restore of <artifact> into
+//!    <scratch>`), so the run is recorded as failed. The artifact is
+//!    remembered (in the plugin's state) as **damaged** when its checksums
+//!    do not match or it cannot be read, and as **unverified** when only
+//!    the restore test failed or could not run (no privileges on the
+//!    scratch target, scratch unusable, counts differ, no time left);
 //! 3. **retention** over the plugin's artifacts under `prefix`
 //!    ([`retention`], a pure function): keep the last `keep_last`, the
 //!    newest of each of the last `keep_daily` days, `keep_weekly` ISO weeks
-//!    and `keep_monthly` months that have backups, and always the newest
-//!    good backup; delete the rest (unless `prune` is false). Other
-//!    artifacts in the store are left alone. A failed deletion is a warning.
+//!    and `keep_monthly` months that have backups, always the newest
+//!    verified backup, and never fewer than `min_keep` (default 2); only a
+//!    damaged backup is counted out (an unverified one counts like any
+//!    other). Nothing is deleted unless the newest backup verified, and a
+//!    backup only once a newer one verified. Delete the rest (unless
+//!    `prune` is false), each deletion reported with the rules that did not
+//!    keep it. Other artifacts in the store are left alone. A failed
+//!    deletion is a warning.
 //!
 //! In dry-run the host plans the dump instead of running it; the report says
 //! what would be backed up, and what retention would delete among the
@@ -32,8 +42,9 @@
 //!
 //! Report status: `ok` when the backup was made and verified and retention
 //! went through (or in a dry-run); `warning` when a deletion failed or was
-//! deferred, retention could not list the store, or the restore check was
-//! skipped for lack of time; `critical` when verification failed.
+//! deferred or held (the newest backup did not verify), retention could not
+//! list the store, or the restore check was skipped for lack of time;
+//! `critical` when verification failed.
 
 mod clock;
 mod naming;
