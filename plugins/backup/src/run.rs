@@ -878,3 +878,36 @@ fn audit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records of this version name the health; records of earlier versions
+    /// only the check, and a failed restore test there did not damage the
+    /// artifact either (the incident: four such backups were deleted).
+    #[test]
+    fn failed_verification_records_keep_damaged_and_unverified_apart() {
+        for (value, health) in [
+            ("damaged: checksums: sha256 differs", Health::Damaged),
+            (
+                "unverified: restore: access-denied: not in restore_to",
+                Health::Unverified,
+            ),
+            ("unverified: checksums: access-denied", Health::Unverified),
+            (
+                "unverified: restore: skipped for lack of time",
+                Health::Unverified,
+            ),
+            (
+                "restore: target-error: permission denied",
+                Health::Unverified,
+            ),
+            ("restore: 2 tables differ", Health::Unverified),
+            ("checksums: the data is missing", Health::Damaged),
+            ("", Health::Damaged),
+        ] {
+            assert_eq!(health_of_record(value), health, "{value:?}");
+        }
+    }
+}
