@@ -4,7 +4,7 @@
 //! |-------------------------------------|--------|----------------------------------------|
 //! | `POST /api/v1/alerts`               | bearer | Alertmanager (version 4) or Grafana (version 1) webhook, plain or gzip |
 //! | `POST /api/v1/runs`                 | bearer | request a run: plugin, target, params, dry_run |
-//! | `GET  /api/v1/runs?limit=&status=`  | bearer | newest runs                            |
+//! | `GET  /api/v1/runs?limit=&status=&plugin=&target=` | bearer | newest runs          |
 //! | `GET  /api/v1/runs/{id}`            | bearer | one run record                         |
 //! | `POST /api/v1/runs/{id}/approve`    | bearer | approve a plan (`{"by": "name"}`)       |
 //! | `POST /api/v1/runs/{id}/reject`     | bearer | reject a plan (`{"by", "reason"}`)      |
@@ -373,6 +373,8 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
 struct ListQuery {
     limit: Option<u32>,
     status: Option<String>,
+    plugin: Option<String>,
+    target: Option<String>,
 }
 
 async fn list_runs(
@@ -396,7 +398,15 @@ async fn list_runs(
     let runs = api
         .agent
         .store
-        .list_filtered(q.limit.unwrap_or(50).min(1000), status)
+        .list_filtered(
+            q.limit.unwrap_or(50).min(1000),
+            &crate::runs::RunFilter {
+                status,
+                plugin: q.plugin,
+                target: q.target,
+                since: None,
+            },
+        )
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")))?;
     Ok(axum::Json(runs).into_response())
