@@ -361,7 +361,8 @@ fn plugin_text_never_reaches_the_terminal_raw() {
     let o = warden(&config, &["runs", "list"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_shown_safely("runs list", &o);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+    // The header and one line per run.
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
 
     // A manifest name with terminal sequences: refused, and the refusal
     // shows it escaped, in `check` and in every command that loads plugins.
