@@ -4,7 +4,7 @@
 //! warden --config FILE check [--connect]
 //! warden --config FILE plugins list [--output json]
 //! warden --config FILE invoke PLUGIN --target NAME [--param KEY=VALUE]... [--dry-run] [--output json]
-//! warden --config FILE runs list [--limit N] [--output json]
+//! warden --config FILE runs list [--limit N] [--status S] [--plugin P] [--target T] [--since 24h|TIME] [--output json]
 //! warden --config FILE runs show ID [--output json]
 //! warden --config FILE run
 //! ```
@@ -15,17 +15,44 @@
 //! ([`crate::text::json_safe`]). Neither can drive the terminal.
 //!
 //! Exit codes: 0 success; 1 the run failed (plugin error, trap, timeout,
-//! limit); 2 bad usage, config or request; 3 denied by policy.
+//! limit); 2 bad usage, config or request; 3 denied by policy. A reader
+//! that stops reading (`warden runs list | head`) ends the command with 0.
 
 use crate::agent::{Agent, RunRequest, inspect};
 use crate::config::{Config, LogFormat};
 use crate::diag::Diagnostics;
-use crate::runs::{RunRecord, RunStatus, RunStore, Trigger};
+use crate::runs::{RunFilter, RunRecord, RunStatus, RunStore, Trigger};
 use crate::text::{Shown, ShownLines, json_safe};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `print!` to standard output; see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` to standard output; see [`write_out`].
+macro_rules! outln {
+    () => { write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Writes to standard output. A reader that went away (`| head`) is a
+/// normal end of the command: exit 0 at once, nothing more to say. Any
+/// other write error ends it with 1.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// Warden: runs sandboxed WebAssembly plugins against your databases, under policy.
 #[derive(Debug, Parser)]
@@ -166,6 +193,16 @@ pub enum RunsCommand {
         /// awaiting-approval, ...).
         #[arg(long)]
         status: Option<String>,
+        /// Only runs of this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Only runs on this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only runs requested since: a duration back from now (`90m`,
+        /// `24h`, `7d`) or an RFC 3339 time (`2026-12-01T00:00:00Z`).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
@@ -185,6 +222,20 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `--since`: a duration back from now, or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let back = humantime::parse_duration(s).map_err(|e| {
+        format!("{s:?} is neither a duration (90m, 24h, 7d) nor an RFC 3339 time: {e}")
+    })?;
+    chrono::Duration::from_std(back)
+        .ok()
+        .and_then(|back| chrono::Utc::now().checked_sub_signed(back))
+        .ok_or_else(|| format!("{s:?} reaches back too far"))
+}
+
 fn current_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "cli".to_string())
 }
@@ -194,10 +245,10 @@ async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
         CircuitsCommand::List { output } => match agent.store.circuits().await {
             Ok(c) => {
                 if output == Output::Json {
-                    println!("{}", json_safe(&serde_json::json!(c).to_string()));
+                    outln!("{}", json_safe(&serde_json::json!(c).to_string()));
                 } else {
                     for (rule, c) in c {
-                        println!(
+                        outln!(
                             "{}: {} since {} ({})",
                             Shown(&rule),
                             Shown(c["state"].as_str().unwrap_or("?")),
@@ -225,7 +276,7 @@ async fn circuits(agent: &Agent, command: CircuitsCommand) -> ExitCode {
             let by = by.unwrap_or_else(current_user);
             match agent.store.request_circuit_reset(&rule, &by).await {
                 Ok(()) => {
-                    println!(
+                    outln!(
                         "reset of rule `{}`'s circuit breaker requested by {}",
                         Shown(&rule),
                         Shown(&by)
@@ -375,14 +426,14 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
             match crate::runs::approvals::approve(&agent.store, &run, &by).await {
                 Ok((plan, real)) => {
                     if output == Output::Json {
-                        println!(
+                        outln!(
                             "{}",
                             json_safe(
                                 &serde_json::json!({ "plan": plan, "run": real }).to_string()
                             )
                         );
                     } else {
-                        println!(
+                        outln!(
                             "approved {} by {}; run {} is queued (the agent runs it)",
                             Shown(&plan.id),
                             Shown(&by),
@@ -491,7 +542,7 @@ async fn check(config_path: &Path, connect: bool) -> ExitCode {
     if found.errors.is_empty() {
         let count =
             |f: fn(&crate::policy::PolicySet) -> usize| found.policies.as_ref().map_or(0, f);
-        println!(
+        outln!(
             "ok: {} target(s), {} grant(s), {} schedule(s), {} rule(s), {} plugin(s), {} \
              runbook(s) in {}",
             found.config.targets.len(),
@@ -506,7 +557,7 @@ async fn check(config_path: &Path, connect: bool) -> ExitCode {
             Shown(config_path.display())
         );
         if let Some(count) = connected {
-            println!(
+            outln!(
                 "ok: roles checked on {count} target(s), {} warning(s)",
                 found.warnings.len()
             );
@@ -543,13 +594,13 @@ fn plugins_list(agent: &Agent, output: Output) -> ExitCode {
                     })
                 })
                 .collect();
-            println!("{}", json_safe(&serde_json::Value::Array(list).to_string()));
+            outln!("{}", json_safe(&serde_json::Value::Array(list).to_string()));
         }
         Output::Text => {
             for p in loaded.plugins.values() {
                 let caps: Vec<&str> = p.manifest.capabilities.iter().map(|c| c.as_str()).collect();
                 let digest: String = p.digest.chars().take(12).collect();
-                println!(
+                outln!(
                     "{:<16} {:<8} sha256:{}  capabilities: {}",
                     Shown(&p.manifest.name),
                     Shown(&p.manifest.version),
@@ -567,6 +618,9 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
         RunsCommand::List {
             limit,
             status,
+            plugin,
+            target,
+            since,
             output,
         } => {
             let status = match status.as_deref().map(|s| (s, RunStatus::from_name(s))) {
@@ -581,56 +635,62 @@ async fn runs(store: &RunStore, command: RunsCommand) -> ExitCode {
                     return ExitCode::from(EXIT_BAD_INPUT);
                 }
             };
-            runs_list(store, limit, status, output).await
+            let filter = RunFilter {
+                status,
+                plugin,
+                target,
+                since,
+            };
+            runs_list(store, limit, &filter, output).await
         }
         RunsCommand::Show { id, output } => runs_show(store, &id, output).await,
     }
 }
 
-async fn runs_list(
-    store: &RunStore,
-    limit: u32,
-    status: Option<RunStatus>,
-    output: Output,
-) -> ExitCode {
-    {
-        match store.list_filtered(limit, status).await {
-            Ok(list) => {
-                match output {
-                    Output::Json => match serde_json::to_string(&list) {
-                        Ok(s) => println!("{}", json_safe(&s)),
-                        Err(e) => {
-                            eprintln!("error: {}", Shown(e));
-                            return ExitCode::FAILURE;
-                        }
-                    },
-                    Output::Text => {
-                        for r in &list {
-                            println!(
-                                "{}  {}  {:<17} {:<16} {:<12} {}{}{}",
-                                Shown(&r.id),
-                                r.started_at.format("%Y-%m-%d %H:%M:%S"),
-                                r.status.as_str(),
-                                Shown(&r.plugin),
-                                Shown(&r.target),
-                                r.trigger.kind(),
-                                if r.dry_run { " (dry-run)" } else { "" },
-                                r.decision
-                                    .as_ref()
-                                    .map(|d| format!(" [{}]", d.kind.as_str()))
-                                    .unwrap_or_default()
-                            );
-                        }
-                    }
-                }
-                ExitCode::SUCCESS
-            }
+async fn runs_list(store: &RunStore, limit: u32, filter: &RunFilter, output: Output) -> ExitCode {
+    let list = match store.list_filtered(limit, filter).await {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("error: {}", Shown(format_args!("{e:#}")));
+            return ExitCode::FAILURE;
+        }
+    };
+    match output {
+        Output::Json => match serde_json::to_string(&list) {
+            Ok(s) => outln!("{}", json_safe(&s)),
             Err(e) => {
-                eprintln!("error: {}", Shown(format_args!("{e:#}")));
-                ExitCode::FAILURE
+                eprintln!("error: {}", Shown(e));
+                return ExitCode::FAILURE;
+            }
+        },
+        Output::Text => {
+            outln!(
+                "{:<36}  {:<19}  {:<17} {:<16} {:<12} TRIGGER",
+                "ID",
+                "REQUESTED (UTC)",
+                "STATUS",
+                "PLUGIN",
+                "TARGET"
+            );
+            for r in &list {
+                outln!(
+                    "{:<36}  {}  {:<17} {:<16} {:<12} {}{}{}",
+                    Shown(&r.id),
+                    r.requested_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.status.as_str(),
+                    Shown(&r.plugin),
+                    Shown(&r.target),
+                    r.trigger.kind(),
+                    if r.dry_run { " (dry-run)" } else { "" },
+                    r.decision
+                        .as_ref()
+                        .map(|d| format!(" [{}]", d.kind.as_str()))
+                        .unwrap_or_default()
+                );
             }
         }
     }
+    ExitCode::SUCCESS
 }
 
 async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
@@ -654,13 +714,13 @@ async fn runs_show(store: &RunStore, id: &str, output: Output) -> ExitCode {
 pub fn print_record(r: &RunRecord, output: Output) {
     match output {
         Output::Json => match serde_json::to_string_pretty(r) {
-            Ok(s) => println!("{}", json_safe(&s)),
+            Ok(s) => outln!("{}", json_safe(&s)),
             Err(e) => eprintln!("error: {}", Shown(e)),
         },
         // Every field is escaped where it is written (`Shown`); the whole
         // text once more, so that a field written without it still cannot
         // reach the terminal raw.
-        Output::Text => print!("{}", ShownLines(render_text(r))),
+        Output::Text => out!("{}", ShownLines(render_text(r))),
     }
 }
 

@@ -14,8 +14,19 @@
 //!
 //! The new set is swapped in at once ([`Agent::replace`]); a run in flight
 //! keeps the set it started with.
+//!
+//! SIGHUP ([`on_sighup`]) reloads the folders at once, the same way, and
+//! reads `warden.toml` again. The config file itself is **not** swapped in
+//! a running agent: targets, stores, `[http]`, `[telemetry]`, `[runs]` and
+//! the paths take effect at the next start. SIGHUP checks the file the way
+//! start-up would and logs either its problems (file, line, field; the
+//! running config stays, `warden_reloads_total{kind="config",
+//! result="rejected"}`) or which of its parts changed and that a restart
+//! applies them, so an operator knows before restarting whether the new
+//! file is good.
 
 use crate::agent::{Agent, Loaded, cross_check, load_plugins};
+use crate::config::Config;
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
 use notify::{RecursiveMode, Watcher as _};
@@ -65,8 +76,29 @@ impl Reloader {
         if let Some(dir) = &agent.config.runbooks_dir {
             watcher.watch(dir, RecursiveMode::NonRecursive)?;
         }
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let task = tokio::spawn(async move {
-            while rx.recv().await.is_some() {
+            loop {
+                #[cfg(unix)]
+                let hup = tokio::select! {
+                    changed = rx.recv() => match changed {
+                        Some(()) => false,
+                        None => break,
+                    },
+                    _ = hangup.recv() => true,
+                };
+                #[cfg(not(unix))]
+                let hup = match rx.recv().await {
+                    Some(()) => false,
+                    None => break,
+                };
+                if hup {
+                    if on_sighup(&agent).await {
+                        reloaded.send_modify(|n| *n += 1);
+                    }
+                    continue;
+                }
                 // Let the change settle: editors and `cp` write in steps.
                 loop {
                     tokio::time::sleep(SETTLE).await;
@@ -88,6 +120,84 @@ impl Reloader {
             task,
         })
     }
+}
+
+/// SIGHUP: [`reload`] now, and `warden.toml` checked again (see the module
+/// documentation: it is not swapped in). Returns true if the set in force
+/// changed.
+pub async fn on_sighup(agent: &Agent) -> bool {
+    tracing::info!("SIGHUP: reloading plugins, policies and runbooks, checking the config file");
+    let changed = reload(agent).await;
+    let file = &agent.config.file;
+    match Config::load(file) {
+        Err(diags) => {
+            for d in diags.iter() {
+                tracing::error!("config file rejected, the running config stays: {d}");
+            }
+            agent.metrics.reload("config", false);
+        }
+        Ok(new) if new == *agent.config => {
+            tracing::info!(file = %file.display(), "config file unchanged");
+        }
+        Ok(new) => {
+            let parts = changed_parts(&agent.config, &new);
+            tracing::warn!(
+                file = %file.display(),
+                changed = %parts.join(", "),
+                "config file changed and is valid; its settings take effect when the agent restarts \
+                 (systemctl restart warden), the running config stays until then"
+            );
+        }
+    }
+    changed
+}
+
+/// The parts of the config that differ, by their name in `warden.toml`.
+fn changed_parts(old: &Config, new: &Config) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut names: Vec<&str> = old.targets.iter().map(|t| t.name.as_str()).collect();
+    names.extend(new.targets.iter().map(|t| t.name.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let a = old.targets.iter().find(|t| t.name == name);
+        let b = new.targets.iter().find(|t| t.name == name);
+        match (a, b) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(_), Some(_)) => parts.push(format!("target {name:?} changed")),
+            (Some(_), None) => parts.push(format!("target {name:?} removed")),
+            (None, _) => parts.push(format!("target {name:?} added")),
+        }
+    }
+    let mut differ = |name: &str, same: bool| {
+        if !same {
+            parts.push(name.to_string());
+        }
+    };
+    differ("[[store]]", old.stores == new.stores);
+    differ("[http]", old.http == new.http);
+    differ("[telemetry]", old.otlp == new.otlp);
+    differ("[runs]", old.runs == new.runs);
+    differ("[tools]", old.pg_bin_dir == new.pg_bin_dir);
+    differ("[runbooks]", old.runbooks_dir == new.runbooks_dir);
+    differ(
+        "paths (plugin_dir, policy_dir, state_db, cache_dir)",
+        (
+            &old.plugin_dir,
+            &old.policy_dir,
+            &old.state_db,
+            &old.cache_dir,
+        ) == (
+            &new.plugin_dir,
+            &new.policy_dir,
+            &new.state_db,
+            &new.cache_dir,
+        ),
+    );
+    if parts.is_empty() {
+        parts.push("other settings".to_string());
+    }
+    parts
 }
 
 /// Loads the folders again and puts what is valid in force. Returns true if

@@ -361,7 +361,8 @@ fn plugin_text_never_reaches_the_terminal_raw() {
     let o = warden(&config, &["runs", "list"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_shown_safely("runs list", &o);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+    // The header and one line per run.
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 5);
 
     // A manifest name with terminal sequences: refused, and the refusal
     // shows it escaped, in `check` and in every command that loads plugins.
@@ -383,5 +384,86 @@ fn plugin_text_never_reaches_the_terminal_raw() {
             t.contains(r"plugin name `x\x1b[2J\x1b]0;owned\x07\rok: 9 target(s)\nstatus: ok\u{202e}\u{9b}\0`"),
             "{cmd:?}: {t}"
         );
+    }
+}
+
+/// `runs list`: a header, filters that combine, `--since` as a duration or
+/// a time; a reader that goes away is a normal end (no panic); the state
+/// database is private to the agent's user.
+#[test]
+fn runs_list_filters_broken_pipes_and_a_private_state_database() {
+    let w = world()
+        .sqlite_target("db2", "db2.sqlite")
+        .grant("noop", "db2", &["read"], "");
+    let config = w.write();
+    std::fs::File::create(w.path("db.sqlite")).unwrap();
+    for (plugin, target) in [("noop", "db"), ("noop", "db2"), ("sqlprobe", "db")] {
+        let mut args = vec!["invoke", plugin, "--target", target];
+        if plugin == "sqlprobe" {
+            args.extend(["--param", "statement=SELECT 1"]);
+        }
+        let o = warden(&config, &args);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let rows = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["runs", "list"];
+        all.extend_from_slice(args);
+        let o = warden(&config, &all);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let mut lines = out.lines();
+        let header = lines.next().unwrap();
+        assert!(
+            header.starts_with("ID") && header.contains("STATUS") && header.contains("TARGET"),
+            "{header}"
+        );
+        lines.map(str::to_string).collect()
+    };
+    assert_eq!(rows(&[]).len(), 3);
+    assert_eq!(rows(&["--plugin", "noop"]).len(), 2);
+    assert_eq!(rows(&["--target", "db2"]).len(), 1);
+    assert!(rows(&["--target", "db2"])[0].contains("noop"));
+    assert_eq!(rows(&["--plugin", "noop", "--target", "db"]).len(), 1);
+    assert_eq!(rows(&["--plugin", "sqlprobe", "--target", "db2"]).len(), 0);
+    assert_eq!(rows(&["--since", "1h"]).len(), 3);
+    assert_eq!(rows(&["--since", "2000-01-01T00:00:00Z"]).len(), 3);
+    assert_eq!(rows(&["--since", "2099-01-01T00:00:00Z"]).len(), 0);
+    assert_eq!(rows(&["--status", "succeeded", "--since", "10m"]).len(), 3);
+    assert_eq!(rows(&["--status", "failed"]).len(), 0);
+    for bad in ["yesterday", "-5m", "2026-13-01"] {
+        let o = warden(&config, &["runs", "list", &format!("--since={bad}")]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(text(&o).contains("--since"), "{bad}: {}", text(&o));
+    }
+
+    // A reader that closed its end before the command wrote: exit 0, no
+    // panic, nothing on stderr (as `warden runs list | head -0` would).
+    for args in [
+        &["runs", "list"][..],
+        &["runs", "list", "--output", "json"][..],
+        &["plugins", "list"][..],
+    ] {
+        let mut child = Command::new(warden_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", text(&o));
+    }
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &str| std::fs::metadata(w.path(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("state"), 0o700);
+    assert_eq!(mode("state/warden.db"), 0o600);
+    for p in ["state/warden.db-wal", "state/warden.db-shm"] {
+        if w.path(p).exists() {
+            assert_eq!(mode(p), 0o600, "{p}");
+        }
     }
 }

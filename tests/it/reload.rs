@@ -276,3 +276,89 @@ jitter = "1500ms"
     }
     d.stop().await;
 }
+
+/// SIGHUP reloads the folders and checks `warden.toml` again: a bad file
+/// is reported with its place and changes nothing, a good changed file is
+/// reported with what changed (it applies at restart), and the agent keeps
+/// serving through all of it (before, SIGHUP's default action killed it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_checks_the_config_file_and_keeps_serving() {
+    let w = world();
+    let config = w.write();
+    let original = std::fs::read_to_string(&config).unwrap();
+    let mut agent = crate::daemon::Proc::start(&config).await;
+    let pid = agent.child.id() as i32;
+    let hup_until = |needle: &'static str, count: usize| {
+        let log = agent.log.clone();
+        async move {
+            unsafe { libc::kill(pid, libc::SIGHUP) };
+            wait_for(needle, Duration::from_secs(20), || {
+                let log = log.clone();
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|l| l.contains(needle))
+                        .count()
+                        >= count
+                }
+            })
+            .await;
+        }
+    };
+
+    hup_until("config file unchanged", 1).await;
+    hup_until("config file unchanged", 2).await;
+
+    // Broken in three ways: a syntax error, an unknown field, a bad value.
+    let broken = [
+        format!("{original}\n[[target]]\nname = \"x\"\n"),
+        format!("{original}\nplugin_dirr = \"plugins\"\n"),
+        original.replace("state_db = \"state/warden.db\"", "state_db = 7"),
+    ];
+    for (i, text) in broken.iter().enumerate() {
+        std::fs::write(&config, text).unwrap();
+        hup_until("config file rejected", i + 1).await;
+    }
+    let log = agent.log_text();
+    let rejected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("config file rejected"))
+        .collect();
+    assert!(rejected.iter().all(|l| l.contains("warden.toml")), "{log}");
+    assert!(rejected.iter().any(|l| l.contains("plugin_dirr")), "{log}");
+    assert!(rejected.iter().any(|l| l.contains("state_db")), "{log}");
+
+    // A valid change: named, and left for the restart.
+    std::fs::write(
+        &config,
+        format!("{original}\n[[target]]\nname = \"more\"\nkind = \"sqlite\"\npath = \"more.db\"\n"),
+    )
+    .unwrap();
+    hup_until("config file changed", 1).await;
+    let log = agent.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("config file changed"))
+        .unwrap();
+    assert!(line.contains("more") && line.contains("added"), "{line}");
+    assert!(line.contains("restart"), "{line}");
+
+    assert!(agent.child.try_wait().unwrap().is_none(), "{log}");
+    let (code, metrics) = agent
+        .api
+        .send(reqwest::Method::GET, "/metrics", None, None, &[])
+        .await;
+    assert_eq!(code, 200);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"warden_reloads_total{kind="config",result="rejected"} 3"#),
+        "{metrics}"
+    );
+    let (code, _) = agent
+        .api
+        .send(reqwest::Method::GET, "/healthz", None, None, &[])
+        .await;
+    assert_eq!(code, 200);
+    assert!(agent.term().success());
+}

@@ -293,6 +293,170 @@ async fn manual_runs_over_http() {
     d.stop().await;
 }
 
+/// Grafana's webhook contact point (version 1): what it sends for a firing
+/// alert, with the fields Warden ignores (`state`, `title`, `message`, ...).
+fn grafana(alerts: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "receiver": "warden", "status": "firing", "orgId": 1,
+        "alerts": alerts,
+        "groupLabels": {}, "commonLabels": {"team": "db"}, "commonAnnotations": {},
+        "externalURL": "http://grafana:3000/", "version": "1",
+        "groupKey": "{}:{alertname=\"DeadTuples\"}", "truncatedAlerts": 0,
+        "title": "[FIRING:1] DeadTuples", "state": "alerting",
+        "message": "**Firing**\n\nLabels:\n - alertname = DeadTuples\n",
+    })
+}
+
+fn grafana_alert(fp: &str) -> serde_json::Value {
+    let mut a = firing(fp, "app");
+    a["silenceURL"] = "http://grafana:3000/alerting/silence/new".into();
+    a["dashboardURL"] = "".into();
+    a["panelURL"] = "".into();
+    a["values"] = serde_json::json!({"B": 44.5, "C": 1});
+    a["valueString"] = "[ var='B' labels={} value=44.5 ]".into();
+    a
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_gzip_and_content_errors_with_field_paths() {
+    let w = world();
+    let d = Daemon::start(&w).await;
+    let api = &d.api;
+    let post = |body: Vec<u8>, headers: Vec<(&'static str, &'static str)>| {
+        let api = api.clone();
+        async move {
+            api.send(
+                reqwest::Method::POST,
+                "/api/v1/alerts",
+                Some(body),
+                Some(TOKEN),
+                &headers,
+            )
+            .await
+        }
+    };
+    let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap();
+
+    // Valid JSON of the wrong types: 422 with the field's path, for a
+    // label value, an alert field, the alerts list and the version.
+    let mut cases: Vec<(serde_json::Value, &str)> = Vec::new();
+    let mut p = payload(vec![firing("fp1", "app")]);
+    p["alerts"][0]["labels"]["table"] = 3.into();
+    cases.push((p, "alerts[0].labels.table"));
+    let mut p = payload(vec![firing("fp1", "app")]);
+    p["alerts"][0]["status"] = serde_json::json!(["firing"]);
+    cases.push((p, "alerts[0].status"));
+    let mut p = payload(vec![firing("fp1", "app")]);
+    p["alerts"] = serde_json::json!({"0": {}});
+    cases.push((p, "alerts"));
+    let mut p = payload(vec![firing("fp1", "app")]);
+    p["version"] = 4.into();
+    cases.push((p, "version"));
+    let mut p = grafana(vec![grafana_alert("fp1")]);
+    p["alerts"][0]["values"]["B"] = "high".into();
+    cases.push((p, "alerts[0].values.B"));
+    let mut p = grafana(vec![grafana_alert("fp1")]);
+    p["orgId"] = "one".into();
+    cases.push((p, "orgId"));
+    for (body, path) in cases {
+        let (code, answer) = post(json(&body), vec![]).await;
+        assert_eq!(code, 422, "{path}: {answer}");
+        let problem = answer["problems"][0].as_str().unwrap();
+        assert!(
+            problem.starts_with(&format!("{path}: ")),
+            "{path}: {answer}"
+        );
+        assert!(problem.contains("invalid type"), "{path}: {answer}");
+    }
+
+    // A label or annotation given twice: 422 naming it (JSON parsers
+    // disagree on which wins, so neither does).
+    for (body, path, key) in [
+        (
+            r#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"DeadTuples","target":"app","target":"other"},"startsAt":"2026-11-22T10:00:00Z","fingerprint":"a"}]}"#,
+            "alerts[0].labels",
+            "target",
+        ),
+        (
+            r#"{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"DeadTuples","target":"app"},"annotations":{"summary":"a","summary":"b"},"startsAt":"2026-11-22T10:00:00Z","fingerprint":"a"}]}"#,
+            "alerts[0].annotations",
+            "summary",
+        ),
+    ] {
+        let (code, answer) = post(body.as_bytes().to_vec(), vec![]).await;
+        assert_eq!(code, 422, "{answer}");
+        let problem = answer["problems"][0].as_str().unwrap();
+        assert!(
+            problem.starts_with(path) && problem.contains(&format!("\"{key}\" is given twice")),
+            "{answer}"
+        );
+    }
+
+    // Version 1 without Grafana's orgId is not Grafana's payload.
+    let mut p = grafana(vec![grafana_alert("fp1")]);
+    p.as_object_mut().unwrap().remove("orgId");
+    let (code, answer) = post(json(&p), vec![]).await;
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["problems"][0].as_str().unwrap().contains("orgId"),
+        "{answer}"
+    );
+
+    // Encodings: anything but gzip is refused with 415 naming it; a gzip
+    // body that is not gzip is 400; a gzip body over max_body (1 MiB) once
+    // decoded is 413, however small it is on the wire.
+    let good = json(&payload(vec![firing("fp9", "app")]));
+    for enc in ["br", "deflate", "zstd", "gzip, br", "compress"] {
+        let (code, answer) = post(gzip(&good), vec![("content-encoding", enc)]).await;
+        assert_eq!(code, 415, "{enc}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(enc), "{answer}");
+    }
+    let (code, answer) = post(good.clone(), vec![("content-encoding", "gzip")]).await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("gzip"),
+        "{answer}"
+    );
+    let mut bomb = payload(vec![firing("fp9", "app")]);
+    bomb["padding"] = " ".repeat(4 << 20).into();
+    let bomb = gzip(&json(&bomb));
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let (code, answer) = post(bomb, vec![("content-encoding", "gzip")]).await;
+    assert_eq!(code, 413, "{answer}");
+
+    assert!(d.agent.store.alerts(100).await.unwrap().is_empty());
+    assert!(api.runs().await.is_empty());
+
+    // Grafana's payload, gzip-encoded, is accepted and runs; its values
+    // reach the run as annotations.
+    let body = gzip(&json(&grafana(vec![grafana_alert("gf1")])));
+    let (code, answer) = post(body, vec![("content-encoding", "gzip")]).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let id = answer["runs"][0]["id"].as_str().unwrap().to_string();
+    let run = api.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    let Trigger::Alert {
+        labels,
+        annotations,
+        ..
+    } = &run.trigger
+    else {
+        panic!("{run:#?}")
+    };
+    assert_eq!(labels["table"], "orders");
+    assert_eq!(annotations["value_B"], "44.5");
+    assert_eq!(annotations["value_C"], "1");
+    assert_eq!(annotations["summary"], "test alert");
+}
+
 /// Posts an alert body declared as `declared` bytes long, sends only `sent`
 /// bytes of it, and returns the response's status line.
 async fn post_over_limit(base: &str, declared: usize, sent: usize) -> String {

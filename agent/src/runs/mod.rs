@@ -99,6 +99,16 @@ impl Default for StoreLimits {
     }
 }
 
+/// Which runs [`RunStore::list_filtered`] returns; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub plugin: Option<String>,
+    pub target: Option<String>,
+    /// Runs requested at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// The state database: run records and plugin key-value state.
 #[derive(Clone, Debug)]
 pub struct RunStore {
@@ -115,13 +125,7 @@ impl RunStore {
 
     /// [`RunStore::open`] with other bounds.
     pub async fn open_with(path: &Path, limits: StoreLimits) -> anyhow::Result<RunStore> {
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("creating the state database folder {}", parent.display())
-            })?;
-        }
+        private_file(path)?;
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -580,20 +584,25 @@ impl RunStore {
 
     /// The newest `limit` runs, newest first.
     pub async fn list(&self, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
-        self.list_filtered(limit, None).await
+        self.list_filtered(limit, &RunFilter::default()).await
     }
 
-    /// The newest `limit` runs, newest first, only those in `status` if given.
+    /// The newest `limit` runs matching `filter`, newest first.
     pub async fn list_filtered(
         &self,
         limit: u32,
-        status: Option<RunStatus>,
+        filter: &RunFilter,
     ) -> anyhow::Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT record FROM runs WHERE (?1 IS NULL OR status = ?1)
-             ORDER BY requested_at DESC, id DESC LIMIT ?2",
+               AND (?2 IS NULL OR plugin = ?2) AND (?3 IS NULL OR target = ?3)
+               AND (?4 IS NULL OR requested_at >= ?4)
+             ORDER BY requested_at DESC, id DESC LIMIT ?5",
         )
-        .bind(status.map(RunStatus::as_str))
+        .bind(filter.status.map(RunStatus::as_str))
+        .bind(filter.plugin.as_deref())
+        .bind(filter.target.as_deref())
+        .bind(filter.since.map(ts))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -693,8 +702,6 @@ pub struct StoredAlert {
     pub runs: Vec<String>,
 }
 
-/// A timestamp as stored: RFC 3339, UTC, microseconds, so that text order is
-/// time order.
 /// A schedule's last accounted tick, with the expression it was computed
 /// from (a changed expression does not make up misses from the old one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -704,6 +711,49 @@ pub struct ScheduleTick {
     pub last_tick: DateTime<Utc>,
 }
 
+/// Creates the state database's folder (`0700`, with any missing parents)
+/// and file (`0600`) when missing, so that run records, plugin state and
+/// alerts are readable by the agent's user only; SQLite gives its `-wal`
+/// and `-shm` files the database file's mode. An existing file that others
+/// can read is left as the operator set it, with a warning.
+fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("creating the state database folder {}", parent.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("creating the state database {}", path.display()));
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the state database is readable by other users; `chmod 600` it"
+        );
+    }
+    Ok(())
+}
+
+/// A timestamp as stored: RFC 3339, UTC, microseconds, so that text order is
+/// time order.
 pub fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

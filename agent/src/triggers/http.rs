@@ -2,9 +2,9 @@
 //!
 //! | method and path                     | auth   | what                                   |
 //! |-------------------------------------|--------|----------------------------------------|
-//! | `POST /api/v1/alerts`               | bearer | Alertmanager webhook (version 4)        |
+//! | `POST /api/v1/alerts`               | bearer | Alertmanager (version 4) or Grafana (version 1) webhook, plain or gzip |
 //! | `POST /api/v1/runs`                 | bearer | request a run: plugin, target, params, dry_run |
-//! | `GET  /api/v1/runs?limit=&status=`  | bearer | newest runs                            |
+//! | `GET  /api/v1/runs?limit=&status=&plugin=&target=` | bearer | newest runs          |
 //! | `GET  /api/v1/runs/{id}`            | bearer | one run record                         |
 //! | `POST /api/v1/runs/{id}/approve`    | bearer | approve a plan (`{"by": "name"}`)       |
 //! | `POST /api/v1/runs/{id}/reject`     | bearer | reject a plan (`{"by", "reason"}`)      |
@@ -16,8 +16,10 @@
 //! Answers are JSON. Errors are `{"error": "...", "problems": [...]}` with
 //! 400 (malformed JSON), 401 (missing or wrong token; checked before the
 //! body is read), 404, 408 (request not complete within `request_timeout`),
-//! 409 (a plan no longer waiting), 413 (body over `max_body`), 422 (valid
-//! JSON, wrong content: version, unknown target, ...) and 503 (shutting
+//! 409 (a plan no longer waiting), 413 (body over `max_body`, also once
+//! gzip-decoded), 415 (a `Content-Encoding` other than gzip), 422 (valid
+//! JSON, wrong content: version, a field of the wrong type or a label given
+//! twice, with the field's path, unknown target, ...) and 503 (shutting
 //! down, state database failing). An alert is answered 200 only after it
 //! is committed to the state database. The listener's timeouts and
 //! connection cap (503 in plain text when every connection carries a
@@ -61,7 +63,10 @@ pub struct Api {
 /// without it cannot make the agent wait for, or hold, a body.
 pub fn router(api: Arc<Api>, max_body: usize) -> Router {
     Router::new()
-        .route("/api/v1/alerts", post(post_alerts))
+        .route(
+            "/api/v1/alerts",
+            post(move |state, headers, body| post_alerts(state, headers, body, max_body)),
+        )
         .route("/api/v1/runs", post(post_run).get(list_runs))
         .route("/api/v1/runs/{id}", get(get_run))
         .route("/api/v1/runs/{id}/approve", post(approve))
@@ -176,7 +181,12 @@ fn traceparent(headers: &HeaderMap) -> Option<String> {
     ok.then(|| v.trim().to_ascii_lowercase())
 }
 
-async fn post_alerts(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_alerts(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Bytes,
+    max_body: usize,
+) -> Response {
     let span = tracing::info_span!(
         "warden.webhook",
         otel.kind = "server",
@@ -184,7 +194,7 @@ async fn post_alerts(State(api): State<Arc<Api>>, headers: HeaderMap, body: Byte
     );
     let parent = traceparent(&headers);
     telemetry::set_parent_from_traceparent(&span, parent.as_deref(), None);
-    let resp = handle_alerts(&api, &headers, body, parent)
+    let resp = handle_alerts(&api, &headers, body, max_body, parent)
         .instrument(span)
         .await
         .unwrap_or_else(IntoResponse::into_response);
@@ -196,6 +206,7 @@ async fn handle_alerts(
     api: &Api,
     headers: &HeaderMap,
     body: Bytes,
+    max_body: usize,
     parent: Option<String>,
 ) -> ApiResult {
     authorize(api, headers)?;
@@ -205,14 +216,19 @@ async fn handle_alerts(
             "the agent is shutting down",
         ));
     }
-    let alerts = alertmanager::parse(&body).map_err(|e| match e {
-        PayloadError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
-        PayloadError::Invalid(problems) => ApiError {
-            code: StatusCode::UNPROCESSABLE_ENTITY,
-            error: "the payload is not a valid Alertmanager webhook (version 4)".into(),
-            problems,
-        },
-    })?;
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes());
+    let alerts = alertmanager::decode(encoding, &body, max_body)
+        .and_then(|body| alertmanager::parse(&body))
+        .map_err(|e| match e {
+            PayloadError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            PayloadError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, m),
+            PayloadError::Unsupported(m) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            PayloadError::Invalid(problems) => ApiError {
+                code: StatusCode::UNPROCESSABLE_ENTITY,
+                error: "the payload is not a valid alert webhook (Alertmanager version 4 or Grafana version 1)".into(),
+                problems,
+            },
+        })?;
     if let Err(problems) = crate::runs::admit::check_alerts(&api.agent, &alerts) {
         return Err(ApiError {
             code: StatusCode::UNPROCESSABLE_ENTITY,
@@ -357,6 +373,8 @@ async fn post_run(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
 struct ListQuery {
     limit: Option<u32>,
     status: Option<String>,
+    plugin: Option<String>,
+    target: Option<String>,
 }
 
 async fn list_runs(
@@ -380,7 +398,15 @@ async fn list_runs(
     let runs = api
         .agent
         .store
-        .list_filtered(q.limit.unwrap_or(50).min(1000), status)
+        .list_filtered(
+            q.limit.unwrap_or(50).min(1000),
+            &crate::runs::RunFilter {
+                status,
+                plugin: q.plugin,
+                target: q.target,
+                since: None,
+            },
+        )
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")))?;
     Ok(axum::Json(runs).into_response())
