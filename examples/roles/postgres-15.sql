@@ -4,7 +4,9 @@
 --
 -- Assumed: the application database `app`, its tables owned by `app_owner`
 -- in schema `public`, and a scratch database `app_scratch` for the backup
--- plugin's verification restores. Change the names and passwords to yours.
+-- plugin's verification restores. Change the names and passwords to yours,
+-- and run it as a superuser IN THE DATABASE `app` (the grants on schemas and
+-- tables belong to one database): psql -d app -f postgres-15.sql
 
 -- Every `read` call (read_url_env / read_url_file): SELECT and statistics.
 -- vacuum reads pg_stat_user_tables; index-advisor reads pg_stat_statements,

@@ -2,6 +2,7 @@
 -- later: as postgres-15.sql, but `maintenance` needs no ownership
 -- (pg_maintain) and dumps need no ownership (pg_read_all_data). Only
 -- index-advisor's `ddl` (CREATE INDEX) still needs the tables' owner.
+-- Run it as a superuser in the database `app`: psql -d app -f postgres-17.sql
 
 CREATE ROLE warden_read LOGIN PASSWORD 'change-me-read';
 GRANT CONNECT ON DATABASE app TO warden_read;
