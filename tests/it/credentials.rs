@@ -4,7 +4,8 @@
 //! it, naming the target, the role and the grant; a role fit for reads is
 //! not; plain `warden check` reaches no database.
 
-use crate::world::{World, warden_bin};
+use crate::world::{World, error_of, invoke, metric, warden_bin};
+use warden::runs::RunStatus;
 use sqlx::{Connection as _, PgConnection};
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -753,7 +754,7 @@ fn repo_file(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     let cluster = pg::cluster();
     // The database of examples/roles/postgres-15.sql, with the test
@@ -838,6 +839,42 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     assert!(error_lines(&out).is_empty(), "{out}");
     assert!(!out.contains("warning:"), "{out}");
     assert!(out.contains("ok: roles checked on 2 target(s), 0 warning(s)"), "{out}");
+
+    // And the runs do what the check promised: vacuum really vacuums a
+    // table of `app_owner` (a role that may not is skipped by PostgreSQL
+    // with a mere warning), and backup dumps and restores into the scratch
+    // database for verification.
+    as_superuser(
+        "app",
+        "ALTER TABLE orders SET (autovacuum_enabled = false);
+         INSERT INTO orders (total) SELECT g FROM generate_series(1, 20000) g;
+         DELETE FROM orders WHERE id % 5 <> 0;",
+    )
+    .await;
+    let superuser_app = cluster.url_for("app");
+    warden_tests::wait_for("the deletes to be counted", std::time::Duration::from_secs(15), || {
+        let url = superuser_app.clone();
+        async move { crate::vacuum::stat(&url, "orders").await.0 >= 16000 }
+    })
+    .await;
+    let agent = w.agent().await;
+    let r = invoke(&agent, "vacuum", "app", &[], false).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
+    warden_tests::wait_for("orders to be vacuumed", std::time::Duration::from_secs(15), || {
+        let url = superuser_app.clone();
+        async move { crate::vacuum::stat(&url, "orders").await.1.is_some() }
+    })
+    .await;
+    let r = invoke(
+        &agent,
+        "backup",
+        "app",
+        &[("store", "s"), ("verify", "true"), ("verify_target", "scratch")],
+        false,
+    )
+    .await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{} {r:#?}", error_of(&r));
+    assert_eq!(metric(&r, "verified"), 1.0, "{r:#?}");
 
     // Fault class: the restore role without CREATE on the scratch database.
     as_superuser(
