@@ -389,9 +389,7 @@ async fn pg_facts(conn: &mut PgConnection) -> Result<PgFacts, sqlx::Error> {
          ORDER BY 1, 2"
     );
     type RelationRow = (String, String, String, String, bool, bool, bool, bool, bool);
-    let rows: Vec<RelationRow> = sqlx::query_as(&sql)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<RelationRow> = sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
     let relations = rows
         .into_iter()
         .map(
@@ -685,7 +683,9 @@ pub fn probe_sqlite(url: &Secret) -> Result<SqliteFacts, String> {
         return Err("an in-memory SQLite database has nothing to check".to_owned());
     }
     let unreadable = match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("the file does not exist".to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("the file does not exist".to_owned())
+        }
         Err(e) => Some(format!("cannot read the file: {e}")),
         Ok(meta) if !meta.is_file() => Some("it is not a regular file".to_owned()),
         Ok(meta) if meta.len() == 0 => None,
@@ -870,12 +870,14 @@ async fn probe_target(uses: &Uses<'_>, redactor: &Redactor) -> Probed {
                     .await
                     .map(|f| Login::Pg(Box::new(f))),
                 TargetKind::Mongodb => probe_mongo(&url, redactor).await.map(Login::Mongo),
-                TargetKind::Sqlite => probe_sqlite(&url)
-                    .map(Login::Sqlite)
-                    .map_err(|message| ProbeError {
-                        failure: ProbeFailure::BadUrl,
-                        message,
-                    }),
+                TargetKind::Sqlite => {
+                    probe_sqlite(&url)
+                        .map(Login::Sqlite)
+                        .map_err(|message| ProbeError {
+                            failure: ProbeFailure::BadUrl,
+                            message,
+                        })
+                }
             }
         }
     };
@@ -1012,9 +1014,9 @@ impl Place<'_, '_> {
                  allow it to connect from here in pg_hba.conf",
                 ident(&user)
             ),
-            ProbeFailure::NoDatabase => format!(
-                "create database `{database}`, or name an existing database in {source}"
-            ),
+            ProbeFailure::NoDatabase => {
+                format!("create database `{database}`, or name an existing database in {source}")
+            }
             ProbeFailure::NoConnect => format!(
                 "`GRANT CONNECT ON DATABASE {} TO {};`",
                 ident(&database),
@@ -1170,7 +1172,10 @@ impl Place<'_, '_> {
         if read.role.superuser {
             return;
         }
-        let statements = read.extensions.iter().any(|(e, _)| e == "pg_stat_statements");
+        let statements = read
+            .extensions
+            .iter()
+            .any(|(e, _)| e == "pg_stat_statements");
         if statements && !read.read_all_stats {
             self.warn_at(
                 grant,
@@ -1196,7 +1201,10 @@ impl Place<'_, '_> {
                 .any(|r| r.schema == schema && !r.schema_usage);
             let mut fix = Vec::new();
             if no_usage {
-                fix.push(format!("GRANT USAGE ON SCHEMA {} TO {role};", ident(&schema)));
+                fix.push(format!(
+                    "GRANT USAGE ON SCHEMA {} TO {role};",
+                    ident(&schema)
+                ));
             }
             fix.push(format!(
                 "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {role};",
@@ -1304,8 +1312,11 @@ impl Place<'_, '_> {
         let role = ident(&main.role.name);
         let schemas: BTreeSet<&str> = main.relations.iter().map(|r| r.schema.as_str()).collect();
         for schema in schemas {
-            let in_schema: Vec<&PgRelation> =
-                main.relations.iter().filter(|r| r.schema == schema).collect();
+            let in_schema: Vec<&PgRelation> = main
+                .relations
+                .iter()
+                .filter(|r| r.schema == schema)
+                .collect();
             let usage = in_schema.iter().all(|r| r.schema_usage);
             let tables: Vec<String> = in_schema
                 .iter()
@@ -1323,10 +1334,17 @@ impl Place<'_, '_> {
             let (mut lacks, mut fix) = (Vec::new(), Vec::new());
             if !usage {
                 lacks.push(format!("USAGE on schema `{schema}`"));
-                fix.push(format!("GRANT USAGE ON SCHEMA {} TO {role};", ident(schema)));
+                fix.push(format!(
+                    "GRANT USAGE ON SCHEMA {} TO {role};",
+                    ident(schema)
+                ));
             }
             if !tables.is_empty() {
-                lacks.push(format!("SELECT on {} table(s): {}", tables.len(), listed(&tables)));
+                lacks.push(format!(
+                    "SELECT on {} table(s): {}",
+                    tables.len(),
+                    listed(&tables)
+                ));
                 fix.push(format!(
                     "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {role};",
                     ident(schema)
@@ -1407,8 +1425,7 @@ impl Place<'_, '_> {
                 ),
             );
         }
-        let uses_public =
-            source.is_none_or(|s| s.relations.iter().any(|r| r.schema == "public"));
+        let uses_public = source.is_none_or(|s| s.relations.iter().any(|r| r.schema == "public"));
         if uses_public && dest.create_on_public == Some(false) {
             self.error_at(
                 grant,
@@ -1605,7 +1622,9 @@ impl Place<'_, '_> {
                 lacks.push(format!("write the file {}", crate::text::Shown(&path)));
             }
             if !file.folder_writable {
-                lacks.push("create files in its folder (the rollback journal, VACUUM's copy)".to_owned());
+                lacks.push(
+                    "create files in its folder (the rollback journal, VACUUM's copy)".to_owned(),
+                );
             }
             if !lacks.is_empty() {
                 self.error_at(
@@ -1682,7 +1701,12 @@ const MONGO_DUMP_NEED: MongoNeed = MongoNeed {
 };
 const MONGO_RESTORE_NEED: MongoNeed = MongoNeed {
     cluster: false,
-    actions: &["insert", "createCollection", "createIndex", "dropCollection"],
+    actions: &[
+        "insert",
+        "createCollection",
+        "createIndex",
+        "dropCollection",
+    ],
     roles: &["readWrite"],
 };
 
@@ -1718,7 +1742,10 @@ fn beyond_read<'a>(grants: &[&'a Grant]) -> Option<&'a Grant> {
 fn by_owner(relations: &[&PgRelation]) -> BTreeMap<String, Vec<String>> {
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in relations {
-        owners.entry(r.owner.clone()).or_default().push(r.qualified());
+        owners
+            .entry(r.owner.clone())
+            .or_default()
+            .push(r.qualified());
     }
     owners
 }
@@ -1727,7 +1754,10 @@ fn by_owner(relations: &[&PgRelation]) -> BTreeMap<String, Vec<String>> {
 fn by_schema(relations: &[&PgRelation]) -> BTreeMap<String, Vec<String>> {
     let mut schemas: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in relations {
-        schemas.entry(r.schema.clone()).or_default().push(r.qualified());
+        schemas
+            .entry(r.schema.clone())
+            .or_default()
+            .push(r.qualified());
     }
     schemas
 }
@@ -1837,6 +1867,7 @@ mod tests {
         let with = |role: &str, db: &str| MongoRoles {
             users: vec!["u@admin".to_owned()],
             roles: vec![(role.to_owned(), db.to_owned())],
+            ..MongoRoles::default()
         };
         for (role, db) in [
             ("root", "admin"),
@@ -1862,5 +1893,73 @@ mod tests {
         assert_eq!(with("root", "admin").main_problems().len(), 1);
         assert_eq!(with("__system", "admin").main_problems().len(), 1);
         assert!(with("hostManager", "admin").main_problems().is_empty());
+    }
+
+    #[test]
+    fn mongo_missing_actions_follow_the_privileges_resources() {
+        let reply = bson::doc! {
+            "authInfo": {
+                "authenticatedUsers": [{"user": "maint", "db": "admin"}],
+                "authenticatedUserRoles": [{"role": "dbAdmin", "db": "app"}],
+                "authenticatedUserPrivileges": [
+                    {"resource": {"db": "app", "collection": ""},
+                     "actions": ["compact", "collMod", "find", "listCollections"]},
+                    // One collection only: not the whole database.
+                    {"resource": {"db": "app", "collection": "orders"}, "actions": ["reIndex"]},
+                    {"resource": {"db": "other", "collection": ""}, "actions": ["reIndex"]},
+                    {"resource": {"db": "", "collection": ""}, "actions": ["listIndexes"]},
+                    {"resource": {"cluster": true}, "actions": ["inprog"]},
+                ],
+            },
+            "ok": 1.0,
+        };
+        let roles = MongoRoles::from_status(&reply);
+        assert!(roles.judged());
+        assert_eq!(roles.privileges.len(), 5);
+        // Any database (`db: ""`) counts; another database and one
+        // collection do not.
+        assert!(
+            roles
+                .missing(Some("app"), MONGO_READ_NEED.actions)
+                .is_empty()
+        );
+        assert_eq!(
+            roles.missing(Some("app"), MONGO_MAINTENANCE_NEED.actions),
+            ["reIndex"]
+        );
+        assert_eq!(
+            roles.missing(Some("other"), MONGO_READ_NEED.actions),
+            ["find", "listCollections"]
+        );
+        // Cluster actions only from the cluster resource.
+        assert_eq!(roles.missing(None, MONGO_SESSIONS_NEED.actions), ["killop"]);
+        assert_eq!(
+            roles.missing(Some("app"), &["inprog"]),
+            ["inprog"],
+            "a cluster action is not a database action"
+        );
+        // anyResource covers everything.
+        let root = MongoRoles {
+            privileges: vec![MongoPrivilege {
+                resource: MongoResource::Any,
+                actions: ["killop", "inprog", "insert"].map(str::to_owned).into(),
+            }],
+            ..MongoRoles::default()
+        };
+        assert!(root.missing(None, MONGO_SESSIONS_NEED.actions).is_empty());
+        assert!(root.missing(Some("x"), &["insert"]).is_empty());
+        assert_eq!(root.missing(Some("x"), &["remove"]), ["remove"]);
+        assert_eq!(roles.user(), ("maint".to_owned(), "admin".to_owned()));
+    }
+
+    #[test]
+    fn identifiers_are_quoted_and_long_lists_counted() {
+        assert_eq!(ident("orders"), "\"orders\"");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+        let names: Vec<String> = (0..25).map(|i| format!("t{i}")).collect();
+        let text = listed(&names);
+        assert!(text.starts_with("t0, t1, "), "{text}");
+        assert!(text.ends_with("t19 and 5 more"), "{text}");
+        assert_eq!(listed(&names[..2]), "t0, t1");
     }
 }

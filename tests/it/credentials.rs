@@ -5,10 +5,10 @@
 //! not; plain `warden check` reaches no database.
 
 use crate::world::{World, error_of, invoke, metric, warden_bin};
-use warden::runs::RunStatus;
 use sqlx::{Connection as _, PgConnection};
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
+use warden::runs::{ActionState, RunStatus};
 use warden_tests::{mongo, pg};
 
 fn warden(config: &std::path::Path, args: &[&str]) -> Output {
@@ -525,8 +525,14 @@ async fn check_connect_names_what_pg_dump_cannot_read_with_the_grant_that_fixes_
     let ledger = about("\"ledger\".\"numbers\"");
     assert!(!ledger.contains("entries"), "{ledger}");
     let secured = about("row-level security");
-    assert!(secured.contains("1 table(s): \"public\".\"secured\""), "{secured}");
-    assert_eq!(fix_of(secured), format!("ALTER ROLE \"{dumper}\" BYPASSRLS;"));
+    assert!(
+        secured.contains("1 table(s): \"public\".\"secured\""),
+        "{secured}"
+    );
+    assert_eq!(
+        fix_of(secured),
+        format!("ALTER ROLE \"{dumper}\" BYPASSRLS;")
+    );
 
     // The fixes, run as they are printed, make the check pass.
     for line in app {
@@ -620,7 +626,10 @@ async fn check_connect_lists_the_tables_a_maintenance_role_may_not_maintain() {
         )),
         "{maint_a}"
     );
-    assert_eq!(fix_of(maint_a), format!("GRANT \"{owner_a}\" TO \"{maint}\";"));
+    assert_eq!(
+        fix_of(maint_a),
+        format!("GRANT \"{owner_a}\" TO \"{maint}\";")
+    );
     let maint_b = one(&["may not VACUUM or ANALYZE", &owner_b]);
     assert!(
         maint_b.contains("2 table(s) owned by")
@@ -628,10 +637,16 @@ async fn check_connect_lists_the_tables_a_maintenance_role_may_not_maintain() {
         "{maint_b}"
     );
     for line in app {
-        assert!(!line.contains("tickets") && !line.contains("\"mine\""), "{line}");
+        assert!(
+            !line.contains("tickets") && !line.contains("\"mine\""),
+            "{line}"
+        );
     }
     let ddl_a = one(&["CREATE or DROP an INDEX", &owner_a]);
-    assert_eq!(fix_of(ddl_a), format!("GRANT \"{owner_a}\" TO \"{maint}\";"));
+    assert_eq!(
+        fix_of(ddl_a),
+        format!("GRANT \"{owner_a}\" TO \"{maint}\";")
+    );
     one(&["CREATE or DROP an INDEX", &owner_b]);
     let sessions = one(&["`session-control` calls"]);
     assert_eq!(
@@ -667,10 +682,14 @@ async fn check_connect_says_why_a_login_fails_without_the_password() {
     )
     .await;
     let port = cluster.port();
-    let url = |who: &str, pw: &str, db: &str| format!("postgres://{who}:{pw}@127.0.0.1:{port}/{db}");
+    let url =
+        |who: &str, pw: &str, db: &str| format!("postgres://{who}:{pw}@127.0.0.1:{port}/{db}");
     let cases = [
         ("wrongpw", url(&user, "wr0ng-s3cret", &db.name)),
-        ("unknown", url(&format!("pf_nobody_{pid}"), "n0body-s3cret", &db.name)),
+        (
+            "unknown",
+            url(&format!("pf_nobody_{pid}"), "n0body-s3cret", &db.name),
+        ),
         ("nologin", url(&nologin, "n0login-s3cret", &db.name)),
         ("nodb", url(&user, &format!("pw-{user}"), "pf_missing_db")),
         ("noconnect", url(&user, &format!("pw-{user}"), &locked.name)),
@@ -683,7 +702,12 @@ async fn check_connect_says_why_a_login_fails_without_the_password() {
     let o = warden(&config, &["check", "--connect"]);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}");
-    for secret in ["wr0ng-s3cret", "n0body-s3cret", "n0login-s3cret", "pw-pf_login"] {
+    for secret in [
+        "wr0ng-s3cret",
+        "n0body-s3cret",
+        "n0login-s3cret",
+        "pw-pf_login",
+    ] {
         assert!(!out.contains(secret), "{secret} in {out}");
     }
     let errors = errors_by_target(&o);
@@ -711,7 +735,10 @@ async fn check_connect_says_why_a_login_fails_without_the_password() {
         (
             "noconnect",
             "permission denied for database".to_owned(),
-            format!("`GRANT CONNECT ON DATABASE \"{}\" TO \"{user}\";`", locked.name),
+            format!(
+                "`GRANT CONNECT ON DATABASE \"{}\" TO \"{user}\";`",
+                locked.name
+            ),
         ),
     ];
     for (target, said, fix) in &expect {
@@ -721,11 +748,16 @@ async fn check_connect_says_why_a_login_fails_without_the_password() {
         assert_eq!(lines.len(), 1, "{lines:?}");
         let line = &lines[0];
         assert!(
-            line.contains(&format!("target `{target}`: cannot check the role of the main URL: ")),
+            line.contains(&format!(
+                "target `{target}`: cannot check the role of the main URL: "
+            )),
             "{line}"
         );
         assert!(line.contains(said.as_str()), "{said} in {line}");
-        assert!(line.contains(&format!("Fix: {fix}")) || line.contains(fix.as_str()), "{fix} in {line}");
+        assert!(
+            line.contains(&format!("Fix: {fix}")) || line.contains(fix.as_str()),
+            "{fix} in {line}"
+        );
         let location = grant_location(&w, target);
         assert!(line.contains(&format!("`noop` at {location}")), "{line}");
     }
@@ -751,7 +783,9 @@ async fn run_sql_file(db: &str, path: &std::path::Path) {
 }
 
 fn repo_file(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,7 +812,8 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     run_sql_file("app", &repo_file("examples/roles/postgres-15.sql")).await;
 
     let port = cluster.port();
-    let url = |who: &str, pw: &str, db: &str| format!("postgres://{who}:{pw}@127.0.0.1:{port}/{db}");
+    let url =
+        |who: &str, pw: &str, db: &str| format!("postgres://{who}:{pw}@127.0.0.1:{port}/{db}");
     let read = url("warden_read", "change-me-read", "app");
     let main = url("warden_maint", "change-me-maint", "app");
     let scratch = url("warden_restore", "change-me-restore", "app_scratch");
@@ -825,6 +860,34 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
         "{scratch_errors:#?}"
     );
 
+    // And so it does.
+    let agent = w.agent().await;
+    let r = invoke(
+        &agent,
+        "backup",
+        "app",
+        &[
+            ("store", "s"),
+            ("verify", "true"),
+            ("verify_target", "scratch"),
+        ],
+        false,
+    )
+    .await;
+    let restore = r
+        .actions
+        .iter()
+        .find(|a| a.target == "scratch")
+        .unwrap_or_else(|| panic!("no restore: {r:#?}"));
+    assert_eq!(restore.state, ActionState::Failed, "{r:#?}");
+    let why = restore.error.clone().unwrap_or_default();
+    assert!(
+        why.contains("permission denied to create extension"),
+        "{why}"
+    );
+    assert_eq!(metric(&r, "verified"), 0.0, "{r:#?}");
+    drop(agent);
+
     // Without them (a trusted extension instead), the README's roles pass
     // clean: no error, no warning.
     as_superuser(
@@ -838,7 +901,10 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(error_lines(&out).is_empty(), "{out}");
     assert!(!out.contains("warning:"), "{out}");
-    assert!(out.contains("ok: roles checked on 2 target(s), 0 warning(s)"), "{out}");
+    assert!(
+        out.contains("ok: roles checked on 2 target(s), 0 warning(s)"),
+        "{out}"
+    );
 
     // And the runs do what the check promised: vacuum really vacuums a
     // table of `app_owner` (a role that may not is skipped by PostgreSQL
@@ -852,24 +918,36 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     )
     .await;
     let superuser_app = cluster.url_for("app");
-    warden_tests::wait_for("the deletes to be counted", std::time::Duration::from_secs(15), || {
-        let url = superuser_app.clone();
-        async move { crate::vacuum::stat(&url, "orders").await.0 >= 16000 }
-    })
+    warden_tests::wait_for(
+        "the deletes to be counted",
+        std::time::Duration::from_secs(15),
+        || {
+            let url = superuser_app.clone();
+            async move { crate::vacuum::stat(&url, "orders").await.0 >= 16000 }
+        },
+    )
     .await;
     let agent = w.agent().await;
     let r = invoke(&agent, "vacuum", "app", &[], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
-    warden_tests::wait_for("orders to be vacuumed", std::time::Duration::from_secs(15), || {
-        let url = superuser_app.clone();
-        async move { crate::vacuum::stat(&url, "orders").await.1.is_some() }
-    })
+    warden_tests::wait_for(
+        "orders to be vacuumed",
+        std::time::Duration::from_secs(15),
+        || {
+            let url = superuser_app.clone();
+            async move { crate::vacuum::stat(&url, "orders").await.1.is_some() }
+        },
+    )
     .await;
     let r = invoke(
         &agent,
         "backup",
         "app",
-        &[("store", "s"), ("verify", "true"), ("verify_target", "scratch")],
+        &[
+            ("store", "s"),
+            ("verify", "true"),
+            ("verify_target", "scratch"),
+        ],
         false,
     )
     .await;
@@ -890,12 +968,16 @@ async fn the_readme_roles_pass_the_preflight_for_every_shipped_plugin() {
     let errors = errors_by_target(&o);
     let lines = &errors["scratch"];
     assert!(
-        lines.iter().any(|l| l.contains("lacks CREATE on database `app_scratch`")
-            && fix_of(l) == "GRANT CREATE ON DATABASE \"app_scratch\" TO \"warden_restore\";"),
+        lines
+            .iter()
+            .any(|l| l.contains("lacks CREATE on database `app_scratch`")
+                && fix_of(l) == "GRANT CREATE ON DATABASE \"app_scratch\" TO \"warden_restore\";"),
         "{lines:#?}"
     );
     assert!(
-        lines.iter().any(|l| l.contains("lacks CREATE on schema `public`")),
+        lines
+            .iter()
+            .any(|l| l.contains("lacks CREATE on schema `public`")),
         "{lines:#?}"
     );
 }
@@ -933,9 +1015,11 @@ async fn check_connect_finds_sqlite_files_that_cannot_be_used() {
             .get(target)
             .unwrap_or_else(|| panic!("no error for {target}:\n{out}"));
         assert!(
-            lines.iter().any(|l| l.contains(&format!("target `{target}`: the SQLite file "))
-                && l.contains(why)
-                && l.contains(&format!("`sqlprobe` at {}", grant_location(&w, target)))),
+            lines.iter().any(
+                |l| l.contains(&format!("target `{target}`: the SQLite file "))
+                    && l.contains(why)
+                    && l.contains(&format!("`sqlprobe` at {}", grant_location(&w, target)))
+            ),
             "{why}: {lines:#?}"
         );
     }
