@@ -1059,21 +1059,19 @@ impl Place<'_, '_> {
             return;
         };
         let role = ident(&main.role.name);
-        if main.role.superuser {
-            if let Some(grant) = beyond_read(&uses.grants) {
-                self.warn_at(
-                    grant,
-                    format!(
-                        "target `{name}`: calls other than `read` (maintenance, ddl, write, \
-                         session-control, dumps) connect with the main URL as role `{}`, a \
-                         superuser, which can do anything on the server. Fix: connect as a \
-                         role that owns the tables it maintains (or has `pg_maintain` on \
-                         PostgreSQL 17+), in `pg_signal_backend` only if a grant gives \
-                         `session-control` (see \"Recommended database roles\" in the README)",
-                        main.role.name
-                    ),
-                );
-            }
+        if let Some(grant) = beyond_read(&uses.grants).filter(|_| main.role.superuser) {
+            self.warn_at(
+                grant,
+                format!(
+                    "target `{name}`: calls other than `read` (maintenance, ddl, write, \
+                     session-control, dumps) connect with the main URL as role `{}`, a \
+                     superuser, which can do anything on the server. Fix: connect as a \
+                     role that owns the tables it maintains (or has `pg_maintain` on \
+                     PostgreSQL 17+), in `pg_signal_backend` only if a grant gives \
+                     `session-control` (see \"Recommended database roles\" in the README)",
+                    main.role.name
+                ),
+            );
         }
         if let Some(read) = read.filter(|_| uses.split()) {
             self.pg_same_database(read, main);
@@ -1193,7 +1191,7 @@ impl Place<'_, '_> {
         let unreadable: Vec<&PgRelation> = read
             .relations
             .iter()
-            .filter(|r| !r.is_sequence() && !(r.select && r.schema_usage))
+            .filter(|r| !r.is_sequence() && (!r.select || !r.schema_usage))
             .collect();
         for (schema, tables) in by_schema(&unreadable) {
             let no_usage = unreadable
