@@ -1032,11 +1032,11 @@ impl Place<'_, '_> {
         let serves = if served.is_empty() {
             "restores into it".to_owned()
         } else {
-            granted_to(&served)
+            format!("the calls {}", granted_to(&served))
         };
         let message = format!(
-            "target `{}`: cannot check the role of {source}: {error}; it serves the calls of \
-             {serves}. Fix: {fix}",
+            "target `{}`: cannot check the role of {source}: {error}; it serves {serves}. \
+             Fix: {fix}",
             self.name()
         );
         let diagnostic = self.at_target(message);
