@@ -91,12 +91,13 @@ pub enum Output {
 pub enum Command {
     /// Validate the config, the policies and the plugins; list every problem.
     Check {
-        /// Also log in to each PostgreSQL and MongoDB target a grant names
-        /// and warn when the role `read` calls use may do more than read
-        /// (superuser, pg_signal_backend, pg_read_server_files,
-        /// pg_write_server_files, pg_execute_server_program, CREATEROLE), or
-        /// the main URL's role is a superuser. A target that cannot be
-        /// reached is an error. Without it, nothing is connected to.
+        /// Also a preflight: log in to every target a grant names or may
+        /// restore into, with the credentials each grant's calls use, and
+        /// list as errors (exit 2) every login that fails and every
+        /// privilege a granted capability needs that the role lacks, each
+        /// with the fix; warn when a role may do more than its grants need.
+        /// Targets are checked concurrently, 10 s each at most. Without it,
+        /// nothing is connected to.
         #[arg(long)]
         connect: bool,
     },
