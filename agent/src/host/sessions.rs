@@ -432,6 +432,7 @@ fn action(
         state,
         origin: Origin::Host,
         error,
+        notices: Vec::new(),
     }
 }
 

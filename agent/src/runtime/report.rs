@@ -70,11 +70,16 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
     let total_actions = report.actions.len();
     let mut kept_actions = 0;
     for a in report.actions.into_iter().take(MAX_ITEMS) {
-        // The host saw this statement itself: its record is the one that counts.
-        if host_actions
-            .iter()
-            .any(|h| h.target == a.target && h.statement == r.redact(a.statement.trim()))
-        {
+        // The host saw this statement itself: its record is the one that
+        // counts, except for a plugin's `failed` verdict on a statement the
+        // host saw succeed (the plugin checked the outcome: a VACUUM that
+        // was skipped with a warning), which is kept beside it.
+        let failed_claim = a.state == wit::ActionState::Failed;
+        if host_actions.iter().any(|h| {
+            h.target == a.target
+                && h.statement == r.redact(a.statement.trim())
+                && (!failed_claim || h.state == ActionState::Failed)
+        }) {
             kept_actions += 1;
             continue;
         }
@@ -89,6 +94,7 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
             },
             origin: Origin::Plugin,
             error: None,
+            notices: Vec::new(),
         };
         if !take(action.statement.len() + action.target.len() + 64) {
             break;
@@ -129,4 +135,35 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
         actions,
         metrics,
     }
+}
+
+/// The error of a run whose report lists failed actions (see
+/// [`crate::runtime::Runtime::execute`] for the rule): how many, and the
+/// first one's statement, target and error.
+pub fn failed_actions_error(report: &Report) -> Option<String> {
+    let failed: Vec<&Action> = report
+        .actions
+        .iter()
+        .filter(|a| a.state == ActionState::Failed)
+        .collect();
+    let first = failed.first()?;
+    let mut statement = first.statement.clone();
+    truncate_utf8(&mut statement, MAX_SHORT);
+    let who = match first.origin {
+        Origin::Host => "recorded by the host",
+        Origin::Plugin => "reported by the plugin",
+    };
+    let mut message = format!(
+        "{} failed action{} in the report; the first, {who}: `{statement}` on target `{}`",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" },
+        first.target,
+    );
+    if let Some(e) = &first.error {
+        message.push_str(&format!(": {e}"));
+    } else if let Some(n) = first.notices.first() {
+        message.push_str(&format!(": {} {}", n.severity, n.message));
+    }
+    truncate_utf8(&mut message, MAX_LONG);
+    Some(message)
 }
