@@ -116,7 +116,7 @@ pub use log::Level;
 pub use mongo::{Cursor, Mongo};
 // `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
 // interfaces' own (same cases).
-pub use sql::{Column, Execution, Outcome, Row, Rows, Sql, Value};
+pub use sql::{Column, Execution, Notice, NoticedExecution, Outcome, Row, Rows, Sql, Value};
 
 /// A Warden plugin: what it is, and what it does. Export it with
 /// [`export_plugin!`].
