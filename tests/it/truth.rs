@@ -148,7 +148,10 @@ async fn vacuum_and_analyze_of_tables_the_role_does_not_own_fail_the_run() {
     );
     // The plugin checked the counters: both are failed actions, with the
     // reason and the fix.
-    for (statement, table, verb) in [(vacuum, "events", "VACUUM (ANALYZE)"), (analyze, "fresh", "ANALYZE")] {
+    for (statement, table, verb) in [
+        (vacuum, "events", "VACUUM (ANALYZE)"),
+        (analyze, "fresh", "ANALYZE"),
+    ] {
         let claim = plugin_claim(&r, statement)
             .unwrap_or_else(|| panic!("no failed action for {statement}: {r:#?}"));
         assert_eq!(claim.state, ActionState::Failed);
@@ -170,7 +173,10 @@ async fn vacuum_and_analyze_of_tables_the_role_does_not_own_fail_the_run() {
             "{fix}"
         );
         assert!(fix.contains(&format!("owned by `{}`", n.owner)), "{fix}");
-        assert!(fix.contains("GRANT MAINTAIN") && fix.contains("pg_maintain"), "{fix}");
+        assert!(
+            fix.contains("GRANT MAINTAIN") && fix.contains("pg_maintain"),
+            "{fix}"
+        );
     }
     assert_eq!(metric(&r, "actions_failed"), 2.0);
     assert_eq!(metric(&r, "tables_vacuumed"), 1.0);
@@ -198,16 +204,24 @@ async fn vacuum_and_analyze_of_tables_the_role_does_not_own_fail_the_run() {
 async fn vacuum_as_the_owner_succeeds_and_the_counters_move() {
     let n = non_owner("truth_owner").await;
     // The superuser's URL: it may maintain every table.
-    let w = World::new().pg_target("pg", &n.db.url).plugin("vacuum").grant(
-        "vacuum",
-        "pg",
-        &["read", "maintenance"],
-        "max_runtime = \"60s\"",
-    );
+    let w = World::new()
+        .pg_target("pg", &n.db.url)
+        .plugin("vacuum")
+        .grant(
+            "vacuum",
+            "pg",
+            &["read", "maintenance"],
+            "max_runtime = \"60s\"",
+        );
     let agent = w.agent().await;
     let r = invoke(&agent, "vacuum", "pg", &[], false).await;
     assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
-    assert!(r.actions.iter().all(|a| a.state == ActionState::Executed && a.notices.is_empty()), "{r:#?}");
+    assert!(
+        r.actions
+            .iter()
+            .all(|a| a.state == ActionState::Executed && a.notices.is_empty()),
+        "{r:#?}"
+    );
     assert_eq!(metric(&r, "actions_failed"), 0.0);
     for table in ["events", "mine"] {
         let (_, vacuums, _) = counters(&n.db.url, table).await;
@@ -298,13 +312,19 @@ async fn a_plugin_gets_the_notices_of_its_call_in_order_and_bounded() {
         &agent,
         "sqlprobe",
         "pg",
-        &[("statement", "DROP TABLE IF EXISTS nope"), ("mode", "execute-notices")],
+        &[
+            ("statement", "DROP TABLE IF EXISTS nope"),
+            ("mode", "execute-notices"),
+        ],
         false,
     )
     .await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
     let said = r#"table "nope" does not exist, skipping"#;
-    assert_eq!(notice_findings(&r), vec![("NOTICE".to_string(), said.to_string())]);
+    assert_eq!(
+        notice_findings(&r),
+        vec![("NOTICE".to_string(), said.to_string())]
+    );
     let host = host_action(&r, "DROP TABLE IF EXISTS nope");
     assert_eq!(host.notices.len(), 1);
     assert_eq!(host.notices[0].message, said);
@@ -314,23 +334,36 @@ async fn a_plugin_gets_the_notices_of_its_call_in_order_and_bounded() {
         &agent,
         "sqlprobe",
         "pg",
-        &[("statement", "CREATE TABLE IF NOT EXISTS t (id int)"), ("mode", "execute")],
+        &[
+            ("statement", "CREATE TABLE IF NOT EXISTS t (id int)"),
+            ("mode", "execute"),
+        ],
         false,
     )
     .await;
     assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
-    assert!(host_action(&r, "CREATE TABLE IF NOT EXISTS t (id int)").notices.is_empty());
+    assert!(
+        host_action(&r, "CREATE TABLE IF NOT EXISTS t (id int)")
+            .notices
+            .is_empty()
+    );
     let r = invoke(
         &agent,
         "sqlprobe",
         "pg",
-        &[("statement", "CREATE TABLE IF NOT EXISTS t (id int)"), ("mode", "execute")],
+        &[
+            ("statement", "CREATE TABLE IF NOT EXISTS t (id int)"),
+            ("mode", "execute"),
+        ],
         false,
     )
     .await;
     let host = host_action(&r, "CREATE TABLE IF NOT EXISTS t (id int)");
     assert_eq!(host.notices.len(), 1, "{host:#?}");
-    assert_eq!(host.notices[0].message, r#"relation "t" already exists, skipping"#);
+    assert_eq!(
+        host.notices[0].message,
+        r#"relation "t" already exists, skipping"#
+    );
 }
 
 /// Part 2, several members of the class: a failed action the host recorded
@@ -345,15 +378,25 @@ async fn a_report_with_a_failed_action_is_a_failed_run() {
     let agent = w.agent().await;
     let cases: [(&[(&str, &str)], &str); 3] = [
         (
-            &[("statement", "REINDEX TABLE events"), ("mode", "execute-tolerant")],
+            &[
+                ("statement", "REINDEX TABLE events"),
+                ("mode", "execute-tolerant"),
+            ],
             "REINDEX TABLE events",
         ),
         (
-            &[("statement", "ANALYZE missing_table"), ("mode", "execute-tolerant")],
+            &[
+                ("statement", "ANALYZE missing_table"),
+                ("mode", "execute-tolerant"),
+            ],
             "ANALYZE missing_table",
         ),
         (
-            &[("statement", "SELECT 1"), ("mode", "execute"), ("claim_failed", "CHECKPOINT")],
+            &[
+                ("statement", "SELECT 1"),
+                ("mode", "execute"),
+                ("claim_failed", "CHECKPOINT"),
+            ],
             "CHECKPOINT",
         ),
     ];
@@ -379,18 +422,33 @@ async fn a_report_with_a_failed_action_is_a_failed_run() {
         &agent,
         "sqlprobe",
         "pg",
-        &[("statement", "REINDEX TABLE events"), ("mode", "execute-tolerant")],
+        &[
+            ("statement", "REINDEX TABLE events"),
+            ("mode", "execute-tolerant"),
+        ],
         false,
     )
     .await;
-    assert!(error_of(&r).contains("must be owner of table events"), "{}", error_of(&r));
+    assert!(
+        error_of(&r).contains("must be owner of table events"),
+        "{}",
+        error_of(&r)
+    );
     // Controls: the same calls without a failed action succeed.
     for params in [
-        &[("statement", "REINDEX TABLE mine"), ("mode", "execute-tolerant")][..],
+        &[
+            ("statement", "REINDEX TABLE mine"),
+            ("mode", "execute-tolerant"),
+        ][..],
         &[("statement", "SELECT 1"), ("mode", "execute")][..],
     ] {
         let r = invoke(&agent, "sqlprobe", "pg", params, false).await;
-        assert_eq!(r.status, RunStatus::Succeeded, "{params:?}: {}", error_of(&r));
+        assert_eq!(
+            r.status,
+            RunStatus::Succeeded,
+            "{params:?}: {}",
+            error_of(&r)
+        );
     }
     assert_eq!(runs_total(&agent, "sqlprobe", "succeeded"), 2);
 }

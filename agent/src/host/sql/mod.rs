@@ -431,8 +431,7 @@ impl HostState {
             let deadline = Instant::now() + timeout;
             let classified = &checked.classified;
             let work = run_query(session, classified, statement, params, &caps, deadline);
-            let (outcome, captured) =
-                notices::capture(tokio::time::timeout(timeout, work)).await;
+            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
             let result = match outcome {
                 Ok(Ok(set)) => Ok(set),
                 Ok(Err(e)) => Err(failure_error(&env, grant, e)),
@@ -511,8 +510,7 @@ impl HostState {
             };
             let deadline = Instant::now() + timeout;
             let work = run_execute(session, &checked.classified, statement, params, deadline);
-            let (outcome, captured) =
-                notices::capture(tokio::time::timeout(timeout, work)).await;
+            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
             let result = match outcome {
                 Ok(Ok(n)) => Ok(n),
                 Ok(Err(e)) => Err(failure_error(&env, grant, e)),

@@ -53,7 +53,10 @@ pub struct Captured {
 impl Captured {
     /// Keeps a notice if it fits the bounds, else counts it.
     pub fn push(&mut self, severity: &str, mut message: String) {
-        crate::host::log::truncate_utf8(&mut message, MAX_NOTICE_BYTES);
+        // `truncate_utf8` marks a cut message with `…[truncated]`.
+        if message.len() > MAX_NOTICE_BYTES {
+            crate::host::log::truncate_utf8(&mut message, MAX_NOTICE_BYTES - "…[truncated]".len());
+        }
         if self.notices.len() >= MAX_NOTICES || self.bytes + message.len() > MAX_CALL_BYTES {
             self.dropped = self.dropped.saturating_add(1);
             return;
@@ -249,13 +252,20 @@ mod tests {
         assert_eq!(c.notices.len(), MAX_NOTICES);
         assert_eq!(c.dropped, 5);
         assert_eq!(c.notices[0].message, "n0");
-        assert_eq!(c.notices[MAX_NOTICES - 1].message, format!("n{}", MAX_NOTICES - 1));
+        assert_eq!(
+            c.notices[MAX_NOTICES - 1].message,
+            format!("n{}", MAX_NOTICES - 1)
+        );
 
         let mut c = Captured::default();
         for _ in 0..20 {
             c.push("WARNING", "é".repeat(MAX_NOTICE_BYTES));
         }
-        assert!(c.notices.iter().all(|n| n.message.len() <= MAX_NOTICE_BYTES));
+        assert!(
+            c.notices
+                .iter()
+                .all(|n| n.message.len() <= MAX_NOTICE_BYTES)
+        );
         let total: usize = c.notices.iter().map(|n| n.message.len()).sum();
         assert!(total <= MAX_CALL_BYTES, "{total}");
         assert_eq!(c.notices.len() + c.dropped as usize, 20);
@@ -299,7 +309,11 @@ mod tests {
             .map(|n| (n.severity.as_str(), n.message.as_str()))
             .collect();
         assert_eq!(got, [("NOTICE", "first"), ("WARNING", "second")]);
-        assert_eq!(seen.load(Ordering::SeqCst), 1, "the other event reaches the default");
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "the other event reaches the default"
+        );
         // Outside a capture, a notice goes to the default dispatcher as before.
         tracing::event!(target: "sqlx::postgres::notice", Level::WARN, message = "outside");
         assert_eq!(seen.load(Ordering::SeqCst), 2);
