@@ -35,6 +35,7 @@ mod sql_guard;
 mod sql_walls;
 mod state;
 mod telemetry;
+mod truth;
 mod vacuum;
 mod webhook;
 mod world;

@@ -201,6 +201,7 @@ impl HostState {
             },
             origin: Origin::Host,
             error: result.err().map(super::sql::error_text),
+            notices: Vec::new(),
         });
     }
 

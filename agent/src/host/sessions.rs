@@ -432,6 +432,7 @@ fn action(
         state,
         origin: Origin::Host,
         error,
+        notices: Vec::new(),
     }
 }
 
@@ -553,12 +554,23 @@ impl HostState {
             Ok(Err(e)) => Err(db_error(env, grant, e)),
             Ok(Ok(found)) => Ok(found),
         };
-        let state = if result.is_ok() {
-            ActionState::Executed
-        } else {
-            ActionState::Failed
+        // A signal the server did not deliver (the session ended, or its
+        // pid was reused) did nothing: recorded as failed, not executed.
+        let (state, error) = match &result {
+            Ok(Some(true)) => (ActionState::Executed, None),
+            Ok(Some(false)) => (
+                ActionState::Failed,
+                Some(format!(
+                    "{} returned false: no session was signalled",
+                    function_of(signal)
+                )),
+            ),
+            Ok(None) => (
+                ActionState::Failed,
+                Some("the session was gone before the signal: nothing was signalled".to_string()),
+            ),
+            Err(e) => (ActionState::Failed, Some(error_text(e))),
         };
-        let error = result.as_ref().err().map(error_text);
         self.actions
             .push(action(env, target, &statement, &description, state, error));
         let found = result?;
@@ -650,22 +662,25 @@ impl HostState {
             Ok(Err(e)) => Err(super::mongo::redacted_error(env, target, &e)),
             Ok(Ok(reply)) => Ok(reply),
         };
-        let state = if result.is_ok() {
-            ActionState::Executed
-        } else {
-            ActionState::Failed
-        };
-        let error = result.as_ref().err().map(error_text);
-        self.actions
-            .push(action(env, target, &statement, &description, state, error));
-        let reply = result?;
-        let ok = match reply.get("ok") {
+        let ok = result.as_ref().is_ok_and(|reply| match reply.get("ok") {
             Some(Bson::Double(v)) => *v == 1.0,
             Some(Bson::Int32(v)) => *v == 1,
             Some(Bson::Int64(v)) => *v == 1,
             Some(Bson::Boolean(b)) => *b,
             _ => false,
+        });
+        // killOp not answered `ok` did nothing: recorded as failed.
+        let (state, error) = match &result {
+            Ok(_) if ok => (ActionState::Executed, None),
+            Ok(_) => (
+                ActionState::Failed,
+                Some("killOp did not answer ok: no operation was killed".to_string()),
+            ),
+            Err(e) => (ActionState::Failed, Some(error_text(e))),
         };
+        self.actions
+            .push(action(env, target, &statement, &description, state, error));
+        result?;
         Ok(Outcome {
             executed: true,
             signalled: ok,

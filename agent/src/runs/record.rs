@@ -241,6 +241,22 @@ pub struct Action {
     /// For host actions that failed: the database's error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For host actions: the notices and warnings the database sent while
+    /// the statement ran (redacted, bounded per call), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+}
+
+/// A message a database server sent while running a statement
+/// (PostgreSQL's `NOTICE`, `WARNING`, ...), as the host captured it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `WARNING`, `NOTICE`, `INFO`, `DEBUG` or `ERROR`.
+    pub severity: String,
+    /// The SQLSTATE when the driver reports it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -481,12 +481,37 @@ impl Runtime {
                     humantime::format_duration(env.max_runtime)
                 ),
             )),
+            // The run's status follows its report. A report that lists an
+            // action in state `failed` (one the host recorded: a statement
+            // that failed; or one the plugin reported: it checked its own
+            // outcome and the job did not do what it was for, e.g. a VACUUM
+            // skipped with a warning, a backup whose verification failed)
+            // makes the run `failed`, blamed on the guest (error kind
+            // `action-failed`, naming how many failed and the first one),
+            // whatever the report's own status says: such a run did not
+            // achieve its purpose and must not count as `succeeded` (it is
+            // counted by `warden_runs_total{status="failed"}`, retried and
+            // fed to circuit breakers like any failure, and its state
+            // writes are discarded). This is the only place the rule is
+            // applied; `wit/plugin.wit` (`action-state`) documents it.
             Ok(Ok(Ok(report))) => {
-                out.report = Some(report::from_guest(&redactor, report, &out.actions));
-                if !env.dry_run() {
-                    out.state_writes = state_writes;
+                let report = report::from_guest(&redactor, report, &out.actions);
+                let failed = report::failed_actions_error(&report);
+                out.report = Some(report);
+                match failed {
+                    Some(message) => Some(fail(
+                        RunStatus::Failed,
+                        Blame::Guest,
+                        "action-failed",
+                        message,
+                    )),
+                    None => {
+                        if !env.dry_run() {
+                            out.state_writes = state_writes;
+                        }
+                        None
+                    }
                 }
-                None
             }
             Ok(Ok(Err(guest_error))) => {
                 let (kind, blame) = match &guest_error {

@@ -168,23 +168,29 @@ impl Effects for Host<'_> {
         };
         let out =
             sessions::signal_backend(self.ctx.target(), pid, signal).map_err(|e| message(&e))?;
+        let what = if terminate { "terminate" } else { "cancel" };
+        if out.executed && !out.signalled {
+            // The server signalled nothing (the session ended, or its pid
+            // was reused): the action did not happen.
+            return Err(format!(
+                "{what} pid {pid} ({}): the server signalled no session (gone already?)",
+                out.description
+            ));
+        }
         Ok(ActionOut {
             executed: out.executed,
-            detail: format!(
-                "{} pid {pid} ({}){}",
-                if terminate { "terminate" } else { "cancel" },
-                out.description,
-                if out.executed && !out.signalled {
-                    ": the server did not signal it (gone already?)"
-                } else {
-                    ""
-                }
-            ),
+            detail: format!("{what} pid {pid} ({})", out.description),
         })
     }
 
     fn kill_op(&mut self, opid: i64) -> Result<ActionOut, String> {
         let out = sessions::kill_op(self.ctx.target(), opid).map_err(|e| message(&e))?;
+        if out.executed && !out.signalled {
+            return Err(format!(
+                "killOp {opid} ({}): the server did not answer ok",
+                out.description
+            ));
+        }
         Ok(ActionOut {
             executed: out.executed,
             detail: format!("killOp {opid} ({})", out.description),

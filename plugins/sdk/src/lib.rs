@@ -1,7 +1,7 @@
 //! Guest SDK for Warden plugins.
 //!
 //! A Warden plugin is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that
-//! implements the `warden:plugin@0.1.5` world from `wit/plugin.wit`: it
+//! implements the `warden:plugin@0.1.6` world from `wit/plugin.wit`: it
 //! exports `describe` and `run`, and reaches its target only through the host
 //! (`log`, `context`, `sql`, `mongo`, `artifacts`, `planner`, `logs`,
 //! `state`). This crate generates the bindings once and wraps them in typed
@@ -116,7 +116,7 @@ pub use log::Level;
 pub use mongo::{Cursor, Mongo};
 // `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
 // interfaces' own (same cases).
-pub use sql::{Column, Execution, Outcome, Row, Rows, Sql, Value};
+pub use sql::{Column, Execution, Notice, NoticedExecution, Outcome, Row, Rows, Sql, Value};
 
 /// A Warden plugin: what it is, and what it does. Export it with
 /// [`export_plugin!`].

@@ -10,7 +10,7 @@ use core::fmt;
 use crate::bindings::warden::plugin::sql as wit;
 use crate::{ActionState, CapabilityClass, Error};
 
-pub use wit::{Column, Execution, Outcome, RowSet, Value};
+pub use wit::{Column, Execution, Notice, NoticedExecution, Outcome, RowSet, Value};
 
 /// SQL calls on one target. Get one from
 /// [`Context::sql`](crate::Context::sql) or
@@ -53,6 +53,30 @@ impl<'a> Sql<'a> {
         wit::execute(self.target, statement, params)
     }
 
+    /// [`Sql::execute`], with the notices and warnings the server sent
+    /// while the statement ran (since 0.1.6). A PostgreSQL `VACUUM` or
+    /// `ANALYZE` of a table the role does not own "succeeds" with only a
+    /// `WARNING: skipping ...`: check [`NoticedExecution::warnings`].
+    pub fn execute_with_notices(
+        &self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<NoticedExecution, Error> {
+        wit::execute_with_notices(self.target, statement, params)
+    }
+
+    /// [`Sql::query`], with the notices the server sent while it ran
+    /// (since 0.1.6), in order.
+    pub fn query_with_notices(
+        &self,
+        statement: &str,
+        params: &[Value],
+        max_rows: u32,
+    ) -> Result<(Rows, Vec<Notice>), Error> {
+        wit::query_with_notices(self.target, statement, params, max_rows)
+            .map(|r| (Rows::from(r.rows), r.notices))
+    }
+
     /// Classifies a statement the way the host would, without running it.
     pub fn classify(&self, statement: &str) -> Result<CapabilityClass, Error> {
         wit::classify(statement)
@@ -82,6 +106,26 @@ impl Execution {
     /// True when dry-run recorded it as planned instead.
     pub fn is_planned(&self) -> bool {
         self.outcome == Outcome::Planned
+    }
+}
+
+impl NoticedExecution {
+    /// The notices of severity `WARNING` or `ERROR`.
+    pub fn warnings(&self) -> impl Iterator<Item = &Notice> {
+        self.notices.iter().filter(|n| n.is_warning())
+    }
+}
+
+impl Notice {
+    /// True for a `WARNING` (or an `ERROR` sent as a notice).
+    pub fn is_warning(&self) -> bool {
+        matches!(self.severity.as_str(), "WARNING" | "ERROR")
+    }
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.severity, self.message)
     }
 }
 

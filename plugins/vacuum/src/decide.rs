@@ -19,6 +19,14 @@
 //! pages and at least `freelist_ratio` of `page_count`; then `ANALYZE` if the
 //! database has never been analyzed (no `sqlite_stat1`), else
 //! `PRAGMA optimize`.
+//!
+//! Outcome checks ([`verify`], [`verify_sqlite_vacuum`]): a statement that
+//! ran is not enough. PostgreSQL skips a table the role may not maintain
+//! with only a `WARNING` (`skipping "t" --- only table or database owner
+//! can vacuum it`), so the plugin compares `vacuum_count` / `analyze_count`
+//! before and after: a counter that did not move is a failed action, with
+//! the server's warning as the reason and [`ownership_fix`] as the fix.
+//! SQLite: a `VACUUM` must leave no free page.
 
 use std::cmp::Ordering;
 
@@ -414,6 +422,72 @@ pub fn stats_step(user_tables: u64, has_stat1: bool) -> Option<StatsStep> {
     }
 }
 
+/// A table's maintenance counters in `pg_stat_user_tables` (manual runs only:
+/// autovacuum has its own counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    pub vacuum_count: u64,
+    pub analyze_count: u64,
+}
+
+/// Why `decision`'s statement, which ran, did not take effect (`None` when
+/// its counter moved). `warnings` are the server's warnings for the call.
+pub fn verify(
+    decision: Decision,
+    before: Counters,
+    after: Counters,
+    warnings: &[String],
+) -> Option<String> {
+    let (counter, b, a) = match decision {
+        Decision::VacuumAnalyze => ("vacuum_count", before.vacuum_count, after.vacuum_count),
+        Decision::Analyze => ("analyze_count", before.analyze_count, after.analyze_count),
+        Decision::Nothing => return None,
+    };
+    if a > b {
+        return None;
+    }
+    let moved = format!("{counter} did not move ({b} before, {a} after)");
+    Some(if warnings.is_empty() {
+        format!("{moved}: PostgreSQL did not record a {}", decision.verb())
+    } else {
+        format!("PostgreSQL said: {}; {moved}", warnings.join("; "))
+    })
+}
+
+/// The fix for a table the agent's role may not maintain. `version_num` is
+/// `server_version_num` when known; `owner` the table's owner when known.
+pub fn ownership_fix(qualified: &str, owner: Option<&str>, version_num: Option<u64>) -> String {
+    let owned = owner.map_or(String::new(), |o| format!(" (owned by `{o}`)"));
+    let own = format!(
+        "make the role in the target's URL the owner of {qualified}{owned}: `ALTER TABLE {qualified} OWNER TO <role>`"
+    );
+    match version_num {
+        Some(v) if v >= 170_000 => format!(
+            "grant the role in the target's URL the MAINTAIN privilege: `GRANT MAINTAIN ON {qualified} TO <role>` (or `GRANT pg_maintain TO <role>` for every table), or {own}"
+        ),
+        Some(_) => format!(
+            "{own}, or run it as a superuser; PostgreSQL 17+ can instead `GRANT MAINTAIN ON {qualified} TO <role>` (or `pg_maintain`)"
+        ),
+        None => format!(
+            "{own}; on PostgreSQL 17+ `GRANT MAINTAIN ON {qualified} TO <role>` (or `pg_maintain`) is enough"
+        ),
+    }
+}
+
+/// Why a SQLite `VACUUM` that ran did not take effect (`None` when the
+/// freelist is empty afterwards, as a VACUUM leaves it).
+pub fn verify_sqlite_vacuum(before: &PageStats, after: &PageStats) -> Option<String> {
+    if after.freelist_count == 0 {
+        None
+    } else {
+        Some(format!(
+            "the freelist still holds {} pages (before: {})",
+            count(after.freelist_count),
+            count(before.freelist_count)
+        ))
+    }
+}
+
 /// `41,000` (the SDK's).
 pub use warden_sdk::units::count;
 
@@ -438,6 +512,81 @@ pub use warden_sdk::units::bytes;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn counters(vacuum_count: u64, analyze_count: u64) -> Counters {
+        Counters {
+            vacuum_count,
+            analyze_count,
+        }
+    }
+
+    #[test]
+    fn a_statement_whose_counter_did_not_move_did_not_take_effect() {
+        let skipped =
+            vec!["skipping \"events\" --- only table or database owner can vacuum it".to_owned()];
+        // VACUUM (ANALYZE): vacuum_count must move (analyze_count alone is not enough).
+        let why = verify(
+            Decision::VacuumAnalyze,
+            counters(3, 1),
+            counters(3, 2),
+            &skipped,
+        )
+        .expect("not vacuumed");
+        assert!(why.contains("only table or database owner"), "{why}");
+        assert!(
+            why.contains("vacuum_count did not move (3 before, 3 after)"),
+            "{why}"
+        );
+        assert_eq!(
+            verify(Decision::VacuumAnalyze, counters(3, 1), counters(4, 2), &[]),
+            None
+        );
+        // ANALYZE: analyze_count must move.
+        let why =
+            verify(Decision::Analyze, counters(0, 5), counters(1, 5), &[]).expect("not analyzed");
+        assert!(why.contains("analyze_count did not move"), "{why}");
+        assert!(why.contains("did not record a ANALYZE"), "{why}");
+        assert_eq!(
+            verify(Decision::Analyze, counters(0, 5), counters(0, 6), &[]),
+            None
+        );
+        assert_eq!(
+            verify(Decision::Nothing, counters(0, 0), counters(0, 0), &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn the_ownership_fix_depends_on_the_server_version() {
+        let t = "\"public\".\"events\"";
+        let v15 = ownership_fix(t, Some("app"), Some(150_004));
+        assert!(v15.starts_with("make the role"), "{v15}");
+        assert!(v15.contains("owned by `app`"), "{v15}");
+        assert!(
+            v15.contains("ALTER TABLE \"public\".\"events\" OWNER TO"),
+            "{v15}"
+        );
+        let v17 = ownership_fix(t, None, Some(170_000));
+        assert!(v17.starts_with("grant the role"), "{v17}");
+        assert!(
+            v17.contains("GRANT MAINTAIN ON \"public\".\"events\""),
+            "{v17}"
+        );
+        assert!(v17.contains("pg_maintain"), "{v17}");
+        assert!(ownership_fix(t, None, None).contains("PostgreSQL 17+"));
+    }
+
+    #[test]
+    fn a_sqlite_vacuum_leaves_no_free_page() {
+        let stats = |page_count, freelist_count| PageStats {
+            page_count,
+            freelist_count,
+            page_size: 4096,
+        };
+        assert_eq!(verify_sqlite_vacuum(&stats(100, 40), &stats(60, 0)), None);
+        let why = verify_sqlite_vacuum(&stats(100, 40), &stats(100, 40)).expect("not vacuumed");
+        assert!(why.contains("still holds 40 pages"), "{why}");
+    }
 
     const TH: Thresholds = Thresholds {
         dead_ratio: 0.2,

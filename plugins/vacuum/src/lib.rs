@@ -14,11 +14,21 @@
 //! dry-run they come back planned and are reported as such. A failed statement
 //! is a finding, and the plugin goes on with the next table.
 //!
+//! Every statement that ran is checked for its effect: PostgreSQL's
+//! `vacuum_count` / `analyze_count` of the table must have moved (a table
+//! the role may not maintain is skipped with only a `WARNING`, which the
+//! plugin gets through `execute-with-notices`); a SQLite `VACUUM` must leave
+//! no free page. One that did not take effect is a `failed` action with a
+//! critical finding giving the server's reason and the fix (table
+//! ownership, or `MAINTAIN` / `pg_maintain` on PostgreSQL 17+), which makes
+//! the run `failed`.
+//!
 //! Report status: `ok` when nothing was needed or every needed statement was
 //! executed; `warning` when a needed statement failed, was only planned
 //! (dry-run) or was deferred (over `max_tables`, or the deadline was near),
-//! because the database still needs attention. The decisions themselves are
-//! in [`decide`], as pure functions with unit tests.
+//! because the database still needs attention; `critical` when a statement
+//! ran without effect. The decisions themselves are in [`decide`], as pure
+//! functions with unit tests.
 
 mod decide;
 mod postgres;

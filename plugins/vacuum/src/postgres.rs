@@ -1,11 +1,14 @@
 //! PostgreSQL: statistics from `pg_stat_user_tables`, then `VACUUM (ANALYZE)`
-//! or `ANALYZE` per table, worst first.
+//! or `ANALYZE` per table, worst first, each checked afterwards: its
+//! `vacuum_count` / `analyze_count` must have moved (see
+//! [`decide::verify`]), else the action is `failed` with the server's
+//! warning and the fix.
 
 use warden_sdk::{
     Action, ActionState, CapabilityClass, Context, Error, Finding, Report, ResultExt, Row, Sql,
 };
 
-use crate::decide::{self, Assessment, Decision, TableStats, count, list_some, pct};
+use crate::decide::{self, Assessment, Counters, Decision, TableStats, count, list_some, pct};
 use crate::{MIN_REMAINING_MS, Settings};
 
 /// Timestamps as text, to the second; sizes from `pg_table_size` (heap +
@@ -18,6 +21,10 @@ const STATS: &str = "SELECT schemaname::text AS schemaname, relname::text AS rel
      date_trunc('second', last_autoanalyze)::text AS last_autoanalyze, \
      pg_table_size(relid) AS table_bytes \
      FROM pg_stat_user_tables";
+
+/// One table's manual maintenance counters.
+const COUNTERS: &str = "SELECT vacuum_count, analyze_count FROM pg_stat_user_tables \
+     WHERE schemaname = $1 AND relname = $2";
 
 /// How many clean or deferred tables a finding names before `… and N more`.
 const LIST_MAX: usize = 30;
@@ -53,6 +60,43 @@ struct Tally {
     failed: u64,
 }
 
+fn counters(sql: &Sql<'_>, t: &TableStats) -> Result<Counters, Error> {
+    let rows = sql
+        .query(
+            COUNTERS,
+            &[t.schema.as_str().into(), t.name.as_str().into()],
+        )
+        .context("reading vacuum_count and analyze_count")?;
+    let row = rows
+        .one()
+        .context("reading vacuum_count and analyze_count")?;
+    Ok(Counters {
+        vacuum_count: non_negative(&row, "vacuum_count")?,
+        analyze_count: non_negative(&row, "analyze_count")?,
+    })
+}
+
+/// The fix for a table the role could not maintain, naming its owner and
+/// fitting the server's version when they can be read.
+fn fix(sql: &Sql<'_>, t: &TableStats, qualified: &str) -> String {
+    let owner = sql
+        .query(
+            "SELECT tableowner::text AS owner FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
+            &[t.schema.as_str().into(), t.name.as_str().into()],
+        )
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.get_opt_str("owner").ok().flatten()));
+    let version = sql
+        .query(
+            "SELECT current_setting('server_version_num')::int8 AS v",
+            &[],
+        )
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.get_opt_i64("v").ok().flatten()))
+        .and_then(|v| u64::try_from(v).ok());
+    decide::ownership_fix(qualified, owner.as_deref(), version)
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn num(n: u64) -> f64 {
     n as f64
@@ -82,8 +126,11 @@ fn act(
 ) {
     let title = format!("{}: {}", t.display_name(), a.decision.verb());
     let detail = decide::explain(t, a, &settings.thresholds);
-    let statement = match sql.qualified_name(&[&t.schema, &t.name]) {
-        Ok(qualified) => a.decision.statement(&qualified),
+    let (qualified, statement) = match sql.qualified_name(&[&t.schema, &t.name]) {
+        Ok(qualified) => {
+            let statement = a.decision.statement(&qualified);
+            (qualified, statement)
+        }
         Err(e) => {
             tally.failed += 1;
             report.add_finding(Finding::warning(
@@ -96,8 +143,9 @@ fn act(
     let Some(statement) = statement else {
         return;
     };
-    let state = match sql.execute(&statement, &[]) {
-        Ok(done) if done.is_planned() => {
+    let before = counters(sql, t);
+    let state = match sql.execute_with_notices(&statement, &[]) {
+        Ok(done) if done.execution.is_planned() => {
             tally.planned += 1;
             report.add_finding(
                 Finding::warning(
@@ -108,17 +156,75 @@ fn act(
             );
             ActionState::Planned
         }
-        Ok(_) => {
-            match a.decision {
-                Decision::VacuumAnalyze => tally.vacuumed += 1,
-                Decision::Analyze | Decision::Nothing => tally.analyzed += 1,
+        Ok(done) => {
+            let warnings: Vec<String> = done.warnings().map(|n| n.message.clone()).collect();
+            let checked = match (before, counters(sql, t)) {
+                (Ok(b), Ok(after)) => Ok(decide::verify(a.decision, b, after, &warnings)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            match checked {
+                Ok(None) => {
+                    match a.decision {
+                        Decision::VacuumAnalyze => tally.vacuumed += 1,
+                        Decision::Analyze | Decision::Nothing => tally.analyzed += 1,
+                    }
+                    warden_sdk::info!("{statement}: executed");
+                    let said = if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (PostgreSQL warned: {})", warnings.join("; "))
+                    };
+                    report.add_finding(Finding::info(
+                        format!("{title} executed"),
+                        format!("{detail}; executed{said}"),
+                    ));
+                    ActionState::Executed
+                }
+                Ok(Some(why)) => {
+                    tally.failed += 1;
+                    warden_sdk::warn!("{statement}: did not take effect: {why}");
+                    report.add_finding(
+                        Finding::critical(
+                            format!("{title} did not take effect"),
+                            format!(
+                                "{detail}; the statement ran but the table was not processed: {why}"
+                            ),
+                        )
+                        .suggest(fix(sql, t, &qualified)),
+                    );
+                    ActionState::Failed
+                }
+                // The counters could not be read: the server's warnings decide.
+                Err(e) if !warnings.is_empty() => {
+                    tally.failed += 1;
+                    report.add_finding(
+                        Finding::critical(
+                            format!("{title} did not take effect"),
+                            format!(
+                                "{detail}; PostgreSQL said: {}; (counters not readable: {})",
+                                warnings.join("; "),
+                                e.summary()
+                            ),
+                        )
+                        .suggest(fix(sql, t, &qualified)),
+                    );
+                    ActionState::Failed
+                }
+                Err(e) => {
+                    match a.decision {
+                        Decision::VacuumAnalyze => tally.vacuumed += 1,
+                        Decision::Analyze | Decision::Nothing => tally.analyzed += 1,
+                    }
+                    report.add_finding(Finding::warning(
+                        format!("{title} executed, not verified"),
+                        format!(
+                            "{detail}; executed without a warning, but its counters could not be read to confirm it: {}",
+                            e.summary()
+                        ),
+                    ));
+                    ActionState::Executed
+                }
             }
-            warden_sdk::info!("{statement}: executed");
-            report.add_finding(Finding::info(
-                format!("{title} executed"),
-                format!("{detail}; executed"),
-            ));
-            ActionState::Executed
         }
         Err(e) => {
             tally.failed += 1;

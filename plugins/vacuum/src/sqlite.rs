@@ -100,11 +100,25 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
         );
     } else {
         let (state, outcome, err) = execute(&sql, "VACUUM");
+        let mut recorded = state;
         let finding = match state {
             ActionState::Executed => {
-                tally.vacuumed = true;
                 let outcome = match page_stats(&sql) {
+                    Ok(after) if decide::verify_sqlite_vacuum(&before, &after).is_some() => {
+                        let why = decide::verify_sqlite_vacuum(&before, &after).unwrap_or_default();
+                        tally.failed += 1;
+                        recorded = ActionState::Failed;
+                        report.add_finding(
+                            Finding::critical(
+                                format!("{target}: VACUUM did not take effect"),
+                                format!("{detail}; the statement ran but {why}"),
+                            )
+                            .suggest("VACUUM needs no open transaction or reader on the file and free disk space about the database's size; check the file and retry"),
+                        );
+                        String::new()
+                    }
                     Ok(after) => {
+                        tally.vacuumed = true;
                         let freed = before
                             .page_count
                             .saturating_sub(after.page_count)
@@ -117,20 +131,32 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
                             count(after.page_count)
                         )
                     }
-                    Err(e) => format!("{outcome}; cannot re-read the page count: {}", e.summary()),
+                    Err(e) => {
+                        tally.vacuumed = true;
+                        format!(
+                            "{outcome}; not verified: cannot re-read the page count: {}",
+                            e.summary()
+                        )
+                    }
                 };
-                Finding::info(
-                    format!("{target}: VACUUM executed"),
-                    format!("{detail}; {outcome}"),
-                )
+                if recorded == ActionState::Failed {
+                    None
+                } else {
+                    Some(Finding::info(
+                        format!("{target}: VACUUM executed"),
+                        format!("{detail}; {outcome}"),
+                    ))
+                }
             }
             ActionState::Planned => {
                 tally.planned += 1;
-                Finding::warning(
-                    format!("{target}: VACUUM planned"),
-                    format!("{detail}; {outcome}"),
+                Some(
+                    Finding::warning(
+                        format!("{target}: VACUUM planned"),
+                        format!("{detail}; {outcome}"),
+                    )
+                    .suggest("run without dry-run to execute: VACUUM"),
                 )
-                .suggest("run without dry-run to execute: VACUUM")
             }
             ActionState::Failed => {
                 tally.failed += 1;
@@ -140,19 +166,23 @@ pub fn run(ctx: &Context, settings: &Settings) -> Result<Report, Error> {
                     ),
                     _ => "VACUUM needs no open transaction on the file and free disk space about the database's size; retry later".to_owned(),
                 };
-                Finding::warning(
-                    format!("{target}: VACUUM failed"),
-                    format!("{detail}; {outcome}"),
+                Some(
+                    Finding::warning(
+                        format!("{target}: VACUUM failed"),
+                        format!("{detail}; {outcome}"),
+                    )
+                    .suggest(hint),
                 )
-                .suggest(hint)
             }
         };
-        report.add_finding(finding);
+        if let Some(finding) = finding {
+            report.add_finding(finding);
+        }
         report.add_action(Action::new(
             target,
             "VACUUM",
             CapabilityClass::Maintenance,
-            state,
+            recorded,
         ));
     }
 

@@ -274,6 +274,7 @@ impl HostState {
                 state: ActionState::Planned,
                 origin: Origin::Host,
                 error: None,
+                notices: Vec::new(),
             });
             let reply = bson::to_vec(&bson::doc! { "ok": 1.0, "planned": true })
                 .map_err(|e| Error::Other(e.to_string()))?;
@@ -335,6 +336,7 @@ impl HostState {
                 },
                 origin: Origin::Host,
                 error: result.as_ref().err().map(super::sql::error_text),
+                notices: Vec::new(),
             });
         }
         result.map(|reply| CommandReply {

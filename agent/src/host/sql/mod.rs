@@ -29,6 +29,7 @@
 
 pub mod classify;
 mod fetch;
+pub mod notices;
 pub mod session;
 pub mod whatif;
 
@@ -38,10 +39,13 @@ use crate::capability::{CapabilityClass, TargetKind};
 use crate::policy::Grant;
 use crate::runs::{Action, ActionState, Origin};
 use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
-use crate::runtime::bindings::warden::plugin::sql::{Execution, Host, Outcome, RowSet, Value};
+use crate::runtime::bindings::warden::plugin::sql::{
+    Execution, Host, Notice as WitNotice, NoticedExecution, NoticedRows, Outcome, RowSet, Value,
+};
 use classify::{Classified, Dialect};
 use fetch::Caps;
 use futures_util::future::BoxFuture;
+pub use notices::Captured;
 pub use session::{Conn, Session};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -376,13 +380,37 @@ impl HostState {
         params: Vec<Value>,
         max_rows: u32,
     ) -> Result<RowSet, Error> {
-        let env = self.run_env()?;
-        let checked = check_statement(&env, target, statement, &params)?;
+        self.sql_query_noticed(target, statement, params, max_rows)
+            .await
+            .0
+    }
+
+    /// `sql.query-with-notices` without the wasm boundary: the result and
+    /// the notices the server sent while the statement ran (redacted,
+    /// bounded; also events of the call's span).
+    pub async fn sql_query_noticed(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+        max_rows: u32,
+    ) -> (Result<RowSet, Error>, Captured) {
+        let env = match self.run_env() {
+            Ok(env) => env,
+            Err(e) => return (Err(e), Captured::default()),
+        };
+        let checked = match check_statement(&env, target, statement, &params) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), Captured::default()),
+        };
         if checked.classified.class != CapabilityClass::Read {
-            return Err(invalid(format!(
-                "`{}` is a {} statement: query runs reads only; use execute",
-                checked.classified.operation, checked.classified.class
-            )));
+            return (
+                Err(invalid(format!(
+                    "`{}` is a {} statement: query runs reads only; use execute",
+                    checked.classified.operation, checked.classified.class
+                ))),
+                Captured::default(),
+            );
         }
         let grant = checked.grant;
         let caps = Caps {
@@ -394,27 +422,33 @@ impl HostState {
         };
         let span = call_span("sql.query", &checked, target);
         let timeout = call_timeout(&env, grant);
-        let result = async {
+        let (result, captured) = async {
             let session =
-                session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await?;
+                match session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await {
+                    Ok(s) => s,
+                    Err(e) => return (Err(e), Captured::default()),
+                };
             let deadline = Instant::now() + timeout;
             let classified = &checked.classified;
             let work = run_query(session, classified, statement, params, &caps, deadline);
-            match tokio::time::timeout(timeout, work).await {
+            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
+            let result = match outcome {
                 Ok(Ok(set)) => Ok(set),
                 Ok(Err(e)) => Err(failure_error(&env, grant, e)),
                 Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            }
+            };
+            (result, captured)
         }
         .instrument(span.clone())
         .await;
+        let captured = record_notices(&env, &span, captured);
         match &result {
             Ok(set) => {
                 span.record("db.response.returned_rows", set.rows.len());
             }
             Err(e) => record_error(&span, e),
         }
-        result
+        (result, captured)
     }
 
     /// `sql.execute` without the wasm boundary (also used by tests).
@@ -424,8 +458,27 @@ impl HostState {
         statement: &str,
         params: Vec<Value>,
     ) -> Result<Execution, Error> {
-        let env = self.run_env()?;
-        let checked = check_statement(&env, target, statement, &params)?;
+        self.sql_execute_noticed(target, statement, params).await.0
+    }
+
+    /// `sql.execute-with-notices` without the wasm boundary: the result and
+    /// the notices the server sent while the statement ran (redacted,
+    /// bounded; also in the host's action record and events of the call's
+    /// span).
+    pub async fn sql_execute_noticed(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> (Result<Execution, Error>, Captured) {
+        let env = match self.run_env() {
+            Ok(env) => env,
+            Err(e) => return (Err(e), Captured::default()),
+        };
+        let checked = match check_statement(&env, target, statement, &params) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), Captured::default()),
+        };
         let class = checked.classified.class;
         let grant = checked.grant;
         let mutating = class.is_mutating();
@@ -437,27 +490,37 @@ impl HostState {
                 state: ActionState::Planned,
                 origin: Origin::Host,
                 error: None,
+                notices: Vec::new(),
             });
-            return Ok(Execution {
-                outcome: Outcome::Planned,
-                class: to_wit_class(class),
-                rows_affected: 0,
-            });
+            return (
+                Ok(Execution {
+                    outcome: Outcome::Planned,
+                    class: to_wit_class(class),
+                    rows_affected: 0,
+                }),
+                Captured::default(),
+            );
         }
         let span = call_span("sql.execute", &checked, target);
         let timeout = call_timeout(&env, grant);
-        let result = async {
-            let session = session(&mut self.sql, &env, target, grant, class).await?;
+        let (result, captured) = async {
+            let session = match session(&mut self.sql, &env, target, grant, class).await {
+                Ok(s) => s,
+                Err(e) => return (Err(e), Captured::default()),
+            };
             let deadline = Instant::now() + timeout;
             let work = run_execute(session, &checked.classified, statement, params, deadline);
-            match tokio::time::timeout(timeout, work).await {
+            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
+            let result = match outcome {
                 Ok(Ok(n)) => Ok(n),
                 Ok(Err(e)) => Err(failure_error(&env, grant, e)),
                 Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            }
+            };
+            (result, captured)
         }
         .instrument(span.clone())
         .await;
+        let captured = record_notices(&env, &span, captured);
         if let Err(e) = &result {
             record_error(&span, e);
         }
@@ -473,14 +536,64 @@ impl HostState {
                 },
                 origin: Origin::Host,
                 error: result.as_ref().err().map(error_text),
+                notices: captured.notices.clone(),
             });
         }
-        result.map(|rows_affected| Execution {
+        let result = result.map(|rows_affected| Execution {
             outcome: Outcome::Executed,
             class: to_wit_class(class),
             rows_affected,
-        })
+        });
+        (result, captured)
     }
+}
+
+/// Redacts a call's notices and puts each on the call's span as an event
+/// (target `warden::sql`, WARN for a `WARNING` or `ERROR`, INFO otherwise).
+fn record_notices(env: &RunEnv, span: &tracing::Span, captured: Captured) -> Captured {
+    let captured = captured.redacted(|m| env.redactor.redact(m));
+    for n in &captured.notices {
+        if matches!(n.severity.as_str(), "WARNING" | "ERROR") {
+            tracing::event!(
+                target: "warden::sql",
+                parent: span,
+                tracing::Level::WARN,
+                db.notice.severity = %n.severity,
+                db.notice.message = %n.message,
+                "database notice"
+            );
+        } else {
+            tracing::event!(
+                target: "warden::sql",
+                parent: span,
+                tracing::Level::INFO,
+                db.notice.severity = %n.severity,
+                db.notice.message = %n.message,
+                "database notice"
+            );
+        }
+    }
+    if captured.dropped > 0 {
+        tracing::event!(
+            target: "warden::sql",
+            parent: span,
+            tracing::Level::WARN,
+            db.notices.dropped = captured.dropped,
+            "database notices over the per-call bounds were dropped"
+        );
+    }
+    captured
+}
+
+fn to_wit_notices(c: &Captured) -> Vec<WitNotice> {
+    c.notices
+        .iter()
+        .map(|n| WitNotice {
+            severity: n.severity.clone(),
+            code: n.code.clone(),
+            message: n.message.clone(),
+        })
+        .collect()
 }
 
 /// The text of a WIT error, for records.
@@ -533,6 +646,37 @@ impl Host for HostState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Execution, Error>> {
         Ok(self.sql_execute(&target, &statement, params).await)
+    }
+
+    async fn execute_with_notices(
+        &mut self,
+        target: String,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<NoticedExecution, Error>> {
+        let (result, captured) = self.sql_execute_noticed(&target, &statement, params).await;
+        Ok(result.map(|execution| NoticedExecution {
+            execution,
+            notices: to_wit_notices(&captured),
+            notices_dropped: captured.dropped,
+        }))
+    }
+
+    async fn query_with_notices(
+        &mut self,
+        target: String,
+        statement: String,
+        params: Vec<Value>,
+        max_rows: u32,
+    ) -> wasmtime::Result<Result<NoticedRows, Error>> {
+        let (result, captured) = self
+            .sql_query_noticed(&target, &statement, params, max_rows)
+            .await;
+        Ok(result.map(|rows| NoticedRows {
+            rows,
+            notices: to_wit_notices(&captured),
+            notices_dropped: captured.dropped,
+        }))
     }
 
     async fn classify(&mut self, statement: String) -> wasmtime::Result<Result<WitClass, Error>> {
