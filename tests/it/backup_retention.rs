@@ -346,7 +346,6 @@ async fn nothing_is_deleted_when_the_newest_backup_did_not_verify() {
 /// report lists a failed action as failed, a backup whose restore test
 /// failed is a failed run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the run-status rule from branch truth"]
 async fn a_failed_verification_is_a_failed_run() {
     let w = world().await;
     let agent = w.agent().await;
