@@ -454,6 +454,7 @@ impl Agent {
             ttl_secs: ttl.as_secs(),
             expires_at: None,
             decided_by: None,
+            decided_via: None,
             decided_at: None,
             reason: None,
             linked_run: None,
@@ -579,6 +580,22 @@ impl Agent {
             telemetry::set_parent_from_traceparent(&span, Some(parent), None);
         }
         record.trace_id = telemetry::span_trace_id(&span);
+        // The real run of an approved plan may make only the plan's calls:
+        // without the plan it does not start.
+        let approved_plan =
+            match crate::runs::approvals::ApprovedPlan::for_run(&self.store, &record).await {
+                Ok(plan) => plan.map(Arc::new),
+                Err(e) => {
+                    record.status = RunStatus::Failed;
+                    record.ended_at = Some(chrono::Utc::now());
+                    record.error = Some(RunError {
+                        blame: Blame::Host,
+                        kind: crate::runs::approvals::PLAN_NO_LONGER_HOLDS.into(),
+                        message: format!("the approved plan could not be read: {e:#}"),
+                    });
+                    return Ok(self.finished(record));
+                }
+            };
         self.store.save(&record).await?;
         let id = record.id.clone();
         let env = Arc::new(RunEnv {
@@ -617,6 +634,7 @@ impl Agent {
                     .approval
                     .as_ref()
                     .is_some_and(|a| a.state == ApprovalState::Approved),
+            approved_plan,
         });
         let memory = usize::try_from(grant.memory_bytes).unwrap_or(usize::MAX);
         let outcome = self
@@ -653,7 +671,16 @@ impl Agent {
         if let Some(approval) = &mut record.approval
             && approval.state == ApprovalState::Planning
         {
-            if record.status == RunStatus::Succeeded {
+            let planned = record
+                .actions
+                .iter()
+                .any(|a| a.state == crate::runs::ActionState::Planned);
+            if record.status == RunStatus::Succeeded && !planned {
+                // Nothing would change: nothing to approve, no wait.
+                approval.state = ApprovalState::NotNeeded;
+                approval.reason =
+                    Some("the plan has no actions: nothing to approve".into());
+            } else if record.status == RunStatus::Succeeded {
                 record.status = RunStatus::AwaitingApproval;
                 approval.state = ApprovalState::Pending;
                 approval.expires_at = Some(

@@ -104,6 +104,11 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
             dispatcher: dispatcher.clone(),
             guardrails: guardrails.clone(),
             token: cfg.token.expose().as_bytes().to_vec(),
+            approvers: cfg
+                .approvers
+                .iter()
+                .map(|a| (a.name.clone(), a.token.expose().as_bytes().to_vec()))
+                .collect(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
         let app = http::router(

@@ -449,6 +449,10 @@ impl Runtime {
         data.sql.close().await;
         data.mongo.close().await;
         let actions = std::mem::take(&mut data.actions);
+        let plan_broken = data
+            .plan
+            .as_ref()
+            .and_then(|g| g.broken().map(str::to_string));
         let logs = std::mem::take(&mut data.log.lines);
         let logs_dropped = data.log.dropped;
         let state_writes = std::mem::take(&mut data.state.writes);
@@ -536,6 +540,18 @@ impl Runtime {
             }
         };
         if let Some((status, error)) = failure {
+            out.status = status;
+            out.error = Some(error);
+        }
+        // A real run that tried a call its approved plan does not hold ends
+        // failed whatever the plugin made of the refusal.
+        if let Some(why) = plan_broken {
+            let (status, error) = fail(
+                RunStatus::Failed,
+                Blame::Target,
+                crate::runs::approvals::PLAN_NO_LONGER_HOLDS,
+                format!("plan no longer holds: {why}"),
+            );
             out.status = status;
             out.error = Some(error);
         }

@@ -89,6 +89,8 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
             },
             origin: Origin::Plugin,
             error: None,
+            params: Vec::new(),
+            fingerprint: None,
         };
         if !take(action.statement.len() + action.target.len() + 64) {
             break;
