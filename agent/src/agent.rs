@@ -87,6 +87,9 @@ pub struct Agent {
     /// The admission queue, once the agent runs as a service: runs started
     /// by plugins (`runs.start`) go through it. Empty for `warden invoke`.
     pub admitter: std::sync::OnceLock<crate::runs::admit::Admitter>,
+    /// Where run events go (`[[notify]]`), once the agent runs as a
+    /// service. Empty for `warden invoke`.
+    pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
@@ -388,7 +391,16 @@ impl Agent {
             store,
             metrics: Metrics::new(),
             admitter: std::sync::OnceLock::new(),
+            notifier: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends `rec`'s event (awaiting approval, ended) to the `[[notify]]`
+    /// that want it; never waits.
+    pub fn notify(&self, rec: &RunRecord) {
+        if let Some(n) = self.notifier.get() {
+            n.run_event(rec);
+        }
     }
 
     /// The policies and plugins in force now.

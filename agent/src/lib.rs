@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod diag;
+pub mod notify;
 pub mod host;
 pub mod policy;
 pub mod reload;

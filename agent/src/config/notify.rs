@@ -246,13 +246,25 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                         .or_else(|| file.url_file.as_ref().map(Spanned::span))
                         .unwrap_or_else(|| table.span.clone());
                     match url::Url::parse(&url) {
-                        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(Secret::new(url)),
+                        Ok(u) if u.scheme() == "http" => Some(Secret::new(url)),
+                        Ok(u) if u.scheme() == "https" => {
+                            diags.push(table.source.error(
+                                &span,
+                                table.field(field),
+                                format!(
+                                    "the value of {from} is an https:// URL, and this build's notification \
+                                     client has no TLS: send to an http:// relay on a trusted network \
+                                     (see the README, \"Notifications\")"
+                                ),
+                            ));
+                            None
+                        }
                         // The URL is a secret: say what is wrong, not what it is.
                         _ => {
                             diags.push(table.source.error(
                                 &span,
                                 table.field(field),
-                                format!("the value of {from} is not an http:// or https:// URL"),
+                                format!("the value of {from} is not an http:// URL"),
                             ));
                             None
                         }
