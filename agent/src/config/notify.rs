@@ -386,3 +386,88 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         out
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use crate::config::Config;
+    use std::ffi::OsString;
+
+    const HEAD: &str = "plugin_dir = \"p\"\npolicy_dir = \"q\"\n[http]\nlisten = \"127.0.0.1:9470\"\ntoken_env = \"API\"\n";
+    const SHARED: &str = "shared-token-0123456789";
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, crate::diag::Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.toml");
+        std::fs::write(&path, format!("{HEAD}{text}")).unwrap();
+        std::fs::write(dir.path().join("bob.token"), "bob-token-0123456789abc\n").unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .chain([("API", SHARED)].iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with_env(&path, |name| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn approvers_each_have_their_own_token_from_env_or_file() {
+        let c = load(
+            "[[http.approver]]\nname = \"alice\"\ntoken_env = \"ALICE\"\n\
+             [[http.approver]]\nname = \"bob\"\ntoken_file = \"bob.token\"\n",
+            &[("ALICE", "alice-token-0123456789")],
+        )
+        .unwrap();
+        let http = c.http.unwrap();
+        let names: Vec<&str> = http.approvers.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(http.approvers[1].token.expose(), "bob-token-0123456789abc");
+        assert!(!format!("{http:?}").contains("alice-token"));
+        // None configured: none may approve through the API.
+        assert!(load("", &[]).unwrap().http.unwrap().approvers.is_empty());
+    }
+
+    #[test]
+    fn bad_approvers_are_refused_by_field_without_showing_tokens() {
+        let alice = "[[http.approver]]\nname = \"alice\"\ntoken_env = \"ALICE\"\n";
+        let cases: [(String, &[(&str, &str)], &str); 7] = [
+            (alice.to_string(), &[("ALICE", "short")], "http.approver[0].token_env"),
+            (alice.to_string(), &[("ALICE", SHARED)], "http.approver[0].token_env"),
+            (alice.to_string(), &[], "http.approver[0].token_env"),
+            (
+                format!("{alice}[[http.approver]]\nname = \"eve\"\ntoken_env = \"ALICE\"\n"),
+                &[("ALICE", "alice-token-0123456789")],
+                "http.approver[1].token_env",
+            ),
+            (
+                format!("{alice}[[http.approver]]\nname = \"alice\"\ntoken_file = \"bob.token\"\n"),
+                &[("ALICE", "alice-token-0123456789")],
+                "http.approver[1].name",
+            ),
+            (
+                "[[http.approver]]\nname = \"x\"\ntoken_env = \"ALICE\"\ntoken_file = \"bob.token\"\n".into(),
+                &[("ALICE", "alice-token-0123456789")],
+                "http.approver[0].token_file",
+            ),
+            (
+                "[[http.approver]]\ntoken_env = \"ALICE\"\n".into(),
+                &[("ALICE", "alice-token-0123456789")],
+                "http.approver[0].name",
+            ),
+        ];
+        for (text, env, field) in cases {
+            let diags = load(&text, env).unwrap_err();
+            assert!(
+                diags.iter().any(|d| d.field == field),
+                "{text}: no diagnostic about {field} in:\n{diags}"
+            );
+            let shown = diags.to_string();
+            for secret in [SHARED, "alice-token-0123456789", "bob-token-0123456789abc"] {
+                assert!(!shown.contains(secret), "{text}: {shown}");
+            }
+        }
+    }
+}

@@ -346,3 +346,112 @@ pub async fn expire_due(store: &RunStore) -> anyhow::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::capability::CapabilityClass;
+    use crate::runs::fingerprint;
+
+    fn call(target: &str, class: CapabilityClass, statement: &str, params: &[&str]) -> Action {
+        let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+        Action::host(
+            target,
+            class,
+            statement.to_string(),
+            params.clone(),
+            fingerprint(target, class, statement, &params),
+            ActionState::Planned,
+        )
+    }
+
+    const W: CapabilityClass = CapabilityClass::Write;
+    const S: CapabilityClass = CapabilityClass::SessionControl;
+
+    fn plan() -> Arc<ApprovedPlan> {
+        Arc::new(ApprovedPlan {
+            id: "plan-1".into(),
+            actions: vec![
+                call("app", S, "SELECT pg_cancel_backend(41)", &[]),
+                call("app", W, "DELETE FROM t WHERE id = $1", &["integer 7"]),
+                call("app", S, "SELECT pg_terminate_backend(41)", &[]),
+            ],
+        })
+    }
+
+    #[test]
+    fn the_plan_in_order_or_with_actions_left_out_is_admitted() {
+        let p = plan();
+        let mut g = PlanGuard::new(p.clone());
+        for a in &p.actions {
+            g.admit(a).unwrap();
+        }
+        assert_eq!(g.left_out(), 0);
+        let mut g = PlanGuard::new(p.clone());
+        g.admit(&p.actions[0]).unwrap();
+        g.admit(&p.actions[2]).unwrap();
+        assert!(g.broken().is_none());
+    }
+
+    #[test]
+    fn any_call_the_plan_does_not_hold_breaks_it() {
+        let p = plan();
+        let members: Vec<(&str, Vec<Action>)> = vec![
+            ("another session", vec![call("app", S, "SELECT pg_terminate_backend(42)", &[])]),
+            ("another parameter", vec![call("app", W, "DELETE FROM t WHERE id = $1", &["integer 8"])]),
+            ("a parameter of another type", vec![call("app", W, "DELETE FROM t WHERE id = $1", &["text \"7\""])]),
+            ("another target", vec![call("replica", S, "SELECT pg_cancel_backend(41)", &[])]),
+            ("another class", vec![call("app", W, "SELECT pg_cancel_backend(41)", &[])]),
+            ("another statement", vec![call("app", W, "DELETE FROM t", &[])]),
+            ("a repeat", vec![p.actions[0].clone(), p.actions[0].clone()]),
+            ("a reorder", vec![p.actions[2].clone(), p.actions[0].clone()]),
+            ("one more than planned", {
+                let mut v = p.actions.clone();
+                v.push(p.actions[2].clone());
+                v
+            }),
+            ("no fingerprint", vec![{
+                let mut a = p.actions[0].clone();
+                a.fingerprint = None;
+                a
+            }]),
+        ];
+        for (what, calls) in members {
+            let mut g = PlanGuard::new(p.clone());
+            let (last, first) = calls.split_last().unwrap();
+            for c in first {
+                g.admit(c).unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            let err = g.admit(last).expect_err(what);
+            assert!(err.starts_with("plan no longer holds: "), "{what}: {err}");
+            assert!(err.contains("plan-1"), "{what}: {err}");
+            assert!(g.broken().is_some(), "{what}");
+            // Once broken, even a planned call is refused.
+            assert!(g.admit(&p.actions[2]).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_what_the_run_would_do_and_what_was_approved() {
+        let p = plan();
+        let mut g = PlanGuard::new(p);
+        let err = g
+            .admit(&call("app", S, "SELECT pg_terminate_backend(42)", &[]))
+            .unwrap_err();
+        assert!(err.contains("pg_terminate_backend(42)"), "{err}");
+        assert!(err.contains("next approved action is `SELECT pg_cancel_backend(41)`"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_of_an_older_agent_admits_nothing() {
+        let mut p = (*plan()).clone();
+        for a in &mut p.actions {
+            a.fingerprint = None;
+        }
+        let same = p.actions[0].clone();
+        let mut g = PlanGuard::new(Arc::new(p));
+        let err = g.admit(&same).unwrap_err();
+        assert!(err.contains("older agent"), "{err}");
+    }
+}
