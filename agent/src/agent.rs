@@ -690,8 +690,7 @@ impl Agent {
             if record.status == RunStatus::Succeeded && !planned {
                 // Nothing would change: nothing to approve, no wait.
                 approval.state = ApprovalState::NotNeeded;
-                approval.reason =
-                    Some("the plan has no actions: nothing to approve".into());
+                approval.reason = Some("the plan has no actions: nothing to approve".into());
             } else if record.status == RunStatus::Succeeded {
                 record.status = RunStatus::AwaitingApproval;
                 approval.state = ApprovalState::Pending;

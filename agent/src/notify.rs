@@ -100,7 +100,9 @@ impl Notifier {
             // path) somewhere not configured.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| anyhow::anyhow!("building the notification HTTP client: {}", e.without_url()))?;
+            .map_err(|e| {
+                anyhow::anyhow!("building the notification HTTP client: {}", e.without_url())
+            })?;
         let sinks = configs
             .iter()
             .map(|config| {
@@ -331,7 +333,11 @@ pub fn slack_payload(event: NotifyEvent, rec: &RunRecord) -> serde_json::Value {
         lines.push(format!("summary: {}", e(&s)));
     }
     if let Some(err) = &rec.error {
-        lines.push(format!("error ({}): {}", e(&err.kind), e(&clip(&err.message))));
+        lines.push(format!(
+            "error ({}): {}",
+            e(&err.kind),
+            e(&clip(&err.message))
+        ));
     }
     if !rec.actions.is_empty() {
         lines.push(format!("actions ({}):", rec.actions.len()));
@@ -361,7 +367,9 @@ mod tests {
         let mut r = RunRecord::new(
             "runbook",
             "app",
-            Trigger::Schedule { name: "nightly <x>".into() },
+            Trigger::Schedule {
+                name: "nightly <x>".into(),
+            },
             BTreeMap::new(),
             true,
         );

@@ -207,6 +207,22 @@ async fn an_empty_plan_needs_no_approval() {
     d.stop().await;
 }
 
+/// What is tried, the token, the body, extra headers, the answer expected.
+type TokenCase = (
+    &'static str,
+    Option<String>,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    u16,
+);
+
+/// Config text, environment, the field the error must name.
+type ConfigCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approver_is_the_owner_of_the_token() {
     let w = sqlite_world(CAREFUL);
@@ -216,7 +232,9 @@ async fn the_approver_is_the_owner_of_the_token() {
     let plan = d.api.settled(&id, Duration::from_secs(30)).await;
     assert_eq!(plan.status, RunStatus::AwaitingApproval, "{plan:#?}");
     let path = format!("/api/v1/runs/{id}/approve");
-    let post = |token: Option<String>, body: &'static str, headers: &'static [(&'static str, &'static str)]| {
+    let post = |token: Option<String>,
+                body: &'static str,
+                headers: &'static [(&'static str, &'static str)]| {
         let api = d.api.clone();
         let path = path.clone();
         async move {
@@ -232,15 +250,48 @@ async fn the_approver_is_the_owner_of_the_token() {
     };
     // Hostile members: each refused, nothing approved.
     let alice = approver_token("alice");
-    let cases: Vec<(&str, Option<String>, &str, &[(&str, &str)], u16)> = vec![
+    let cases: Vec<TokenCase> = vec![
         ("the shared token", Some(TOKEN.to_string()), "{}", &[], 403),
-        ("the shared token claiming alice", Some(TOKEN.to_string()), r#"{"by":"alice"}"#, &[], 403),
+        (
+            "the shared token claiming alice",
+            Some(TOKEN.to_string()),
+            r#"{"by":"alice"}"#,
+            &[],
+            403,
+        ),
         ("no token", None, "{}", &[], 401),
         ("an empty token", Some(String::new()), "{}", &[], 401),
-        ("an unknown token", Some("not-anyones-token-0123456789".into()), "{}", &[], 401),
-        ("alice's token with one character changed", Some(format!("{}x", &alice[..alice.len() - 1])), "{}", &[], 401),
-        ("alice's token claiming bob", Some(alice.clone()), r#"{"by":"bob"}"#, &[], 422),
-        ("the shared token with a forged user header", Some(TOKEN.to_string()), "{}", &[("x-forwarded-user", "alice"), ("x-warden-approver", "alice")], 403),
+        (
+            "an unknown token",
+            Some("not-anyones-token-0123456789".into()),
+            "{}",
+            &[],
+            401,
+        ),
+        (
+            "alice's token with one character changed",
+            Some(format!("{}x", &alice[..alice.len() - 1])),
+            "{}",
+            &[],
+            401,
+        ),
+        (
+            "alice's token claiming bob",
+            Some(alice.clone()),
+            r#"{"by":"bob"}"#,
+            &[],
+            422,
+        ),
+        (
+            "the shared token with a forged user header",
+            Some(TOKEN.to_string()),
+            "{}",
+            &[
+                ("x-forwarded-user", "alice"),
+                ("x-warden-approver", "alice"),
+            ],
+            403,
+        ),
     ];
     for (what, token, body, headers, code) in cases {
         let (got, answer) = post(token, body, headers).await;
@@ -308,7 +359,9 @@ async fn receiver() -> (String, Received, tokio::task::JoinHandle<()>) {
                  body: axum::body::Bytes| async move {
                     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let mut got = got.lock().unwrap();
-                    let first = !got.iter().any(|(p, _)| p.starts_with(&format!("/hooks/{name}/")));
+                    let first = !got
+                        .iter()
+                        .any(|(p, _)| p.starts_with(&format!("/hooks/{name}/")));
                     got.push((format!("/hooks/{name}/{secret}"), v));
                     if name.starts_with("flaky") && first {
                         axum::http::StatusCode::INTERNAL_SERVER_ERROR
@@ -394,7 +447,10 @@ plugins = ["scripted"]
     assert_eq!(generic["run"]["id"], id.as_str());
     assert_eq!(generic["run"]["status"], "awaiting-approval");
     assert_eq!(generic["run"]["actions"][0]["state"], "planned");
-    assert_eq!(generic["approve"]["command"], format!("warden approve {id}"));
+    assert_eq!(
+        generic["approve"]["command"],
+        format!("warden approve {id}")
+    );
 
     // Approved, the real run ends: both hear of it.
     let (code, body) = agent.api.approve(&id, "oncall").await;
@@ -409,9 +465,9 @@ plugins = ["scripted"]
         async move {
             let s = bodies(&got, "/hooks/flaky-slack/");
             let g = bodies(&got, "/hooks/generic/");
-            let s = s.into_iter().find(|v| {
-                v["text"].as_str().is_some_and(|t| t.contains(&real_id))
-            })?;
+            let s = s
+                .into_iter()
+                .find(|v| v["text"].as_str().is_some_and(|t| t.contains(&real_id)))?;
             let g = g.into_iter().find(|v| v["run"]["id"] == real_id.as_str())?;
             Some((s, g))
         }
@@ -433,7 +489,8 @@ plugins = ["scripted"]
     })
     .await;
     assert!(
-        metrics.contains(r#"warden_notification_attempts_total{notify="chat",result="retryable"} 1"#),
+        metrics
+            .contains(r#"warden_notification_attempts_total{notify="chat",result="retryable"} 1"#),
         "{metrics}"
     );
     assert!(
@@ -443,7 +500,12 @@ plugins = ["scripted"]
     let log = agent.log_text();
     assert!(log.contains("notification failed; retrying"), "{log}");
     let records = serde_json::to_string(&agent.api.runs().await).unwrap();
-    for secret in ["T0SECRETslackpath", "S3CRETgenericpath", &slack_url, &hook_url] {
+    for secret in [
+        "T0SECRETslackpath",
+        "S3CRETgenericpath",
+        &slack_url,
+        &hook_url,
+    ] {
         assert!(!log.contains(secret), "the log holds {secret}");
         assert!(!records.contains(secret), "the records hold {secret}");
     }
@@ -472,13 +534,37 @@ fn a_notify_url_is_read_by_reference_and_checked_without_showing_it() {
         })
     };
     // Several bad members, each named by field, none showing the value.
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
-        ("[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl = \"http://x/y\"\n", &[], "notify[0].url"),
-        ("[[notify]]\nname = \"a\"\nkind = \"slack\"\n", &[], "notify[0]"),
-        ("[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n", &[], "notify[0].url_env"),
-        ("[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n", &[("U", "ftp://secretpart/x")], "notify[0].url_env"),
-        ("[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n", &[("U", "https://hooks.example/secretpart")], "notify[0].url_env"),
-        ("[[notify]]\nname = \"a\"\nkind = \"teams\"\nurl_env = \"U\"\n", &[("U", "http://h/secretpart")], "notify[0].kind"),
+    let cases: [ConfigCase; 6] = [
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl = \"http://x/y\"\n",
+            &[],
+            "notify[0].url",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\n",
+            &[],
+            "notify[0]",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n",
+            &[],
+            "notify[0].url_env",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n",
+            &[("U", "ftp://secretpart/x")],
+            "notify[0].url_env",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n",
+            &[("U", "https://hooks.example/secretpart")],
+            "notify[0].url_env",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"teams\"\nurl_env = \"U\"\n",
+            &[("U", "http://h/secretpart")],
+            "notify[0].kind",
+        ),
     ];
     for (text, env, field) in cases {
         write(text);

@@ -56,7 +56,8 @@ impl NotifyEvent {
 }
 
 /// Default `on`: what needs a person.
-pub const DEFAULT_NOTIFY_ON: [NotifyEvent; 2] = [NotifyEvent::AwaitingApproval, NotifyEvent::Failed];
+pub const DEFAULT_NOTIFY_ON: [NotifyEvent; 2] =
+    [NotifyEvent::AwaitingApproval, NotifyEvent::Failed];
 
 /// The payload a `[[notify]]` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -163,7 +164,10 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             (Some(name), None) => {
                 let var = name.get_ref();
                 match (self.env)(var).and_then(|v| v.into_string().ok()) {
-                    Some(v) => Some((v.trim().to_string(), format!("environment variable `{var}`"))),
+                    Some(v) => Some((
+                        v.trim().to_string(),
+                        format!("environment variable `{var}`"),
+                    )),
                     None => {
                         diags.push(table.source.error(
                             &name.span(),
@@ -222,7 +226,9 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                     Some(n.get_ref().clone())
                 }
             });
-            let kind = table.require("kind", &file.kind, diags).map(|k| *k.get_ref());
+            let kind = table
+                .require("kind", &file.kind, diags)
+                .map(|k| *k.get_ref());
             let url = self
                 .secret_from(
                     table,
@@ -430,10 +436,17 @@ mod tests {
         assert!(load("", &[]).unwrap().http.unwrap().approvers.is_empty());
     }
 
+    /// Config text, environment, the field a diagnostic must name.
+    type Case = (
+        String,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+
     #[test]
     fn bad_approvers_are_refused_by_field_without_showing_tokens() {
         let alice = "[[http.approver]]\nname = \"alice\"\ntoken_env = \"ALICE\"\n";
-        let cases: [(String, &[(&str, &str)], &str); 7] = [
+        let cases: [Case; 7] = [
             (alice.to_string(), &[("ALICE", "short")], "http.approver[0].token_env"),
             (alice.to_string(), &[("ALICE", SHARED)], "http.approver[0].token_env"),
             (alice.to_string(), &[], "http.approver[0].token_env"),

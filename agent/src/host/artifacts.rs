@@ -350,7 +350,11 @@ impl HostState {
                 duration_ms: 0,
             });
         }
-        self.hold_to_plan(&artifact_call(destination, statement.clone(), CapabilityClass::Write))?;
+        self.hold_to_plan(&artifact_call(
+            destination,
+            statement.clone(),
+            CapabilityClass::Write,
+        ))?;
         let started = Instant::now();
         let span = span(
             &env,
@@ -504,7 +508,11 @@ impl HostState {
             self.artifact_action(target, statement, CapabilityClass::Write, Ok(()), true);
             return Ok(wit::Outcome::Planned);
         }
-        self.hold_to_plan(&artifact_call(target, statement.clone(), CapabilityClass::Write))?;
+        self.hold_to_plan(&artifact_call(
+            target,
+            statement.clone(),
+            CapabilityClass::Write,
+        ))?;
         let span = span(
             &env,
             "artifacts.delete",

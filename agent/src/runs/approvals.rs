@@ -78,7 +78,10 @@ impl ApprovedPlan {
 
     /// Loads the plan the approved run `rec` carries out; `None` when
     /// `rec` is not the real run of an approved plan.
-    pub async fn for_run(store: &RunStore, rec: &RunRecord) -> anyhow::Result<Option<ApprovedPlan>> {
+    pub async fn for_run(
+        store: &RunStore,
+        rec: &RunRecord,
+    ) -> anyhow::Result<Option<ApprovedPlan>> {
         let Some(approval) = &rec.approval else {
             return Ok(None);
         };
@@ -88,10 +91,12 @@ impl ApprovedPlan {
         let Some(plan_id) = &approval.linked_run else {
             anyhow::bail!("run {} is approved but names no plan", rec.id);
         };
-        let plan = store
-            .get(plan_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("run {}'s approved plan {plan_id} is not in the state database", rec.id))?;
+        let plan = store.get(plan_id).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "run {}'s approved plan {plan_id} is not in the state database",
+                rec.id
+            )
+        })?;
         Ok(Some(ApprovedPlan::of(&plan)))
     }
 }
@@ -126,10 +131,10 @@ impl PlanGuard {
             ));
         }
         let rest = self.plan.actions.get(self.next..).unwrap_or_default();
-        let found = call.fingerprint.as_ref().and_then(|f| {
-            rest.iter()
-                .position(|a| a.fingerprint.as_ref() == Some(f))
-        });
+        let found = call
+            .fingerprint
+            .as_ref()
+            .and_then(|f| rest.iter().position(|a| a.fingerprint.as_ref() == Some(f)));
         if let Some(i) = found {
             self.next += i + 1;
             return Ok(());
@@ -398,24 +403,58 @@ mod tests {
     fn any_call_the_plan_does_not_hold_breaks_it() {
         let p = plan();
         let members: Vec<(&str, Vec<Action>)> = vec![
-            ("another session", vec![call("app", S, "SELECT pg_terminate_backend(42)", &[])]),
-            ("another parameter", vec![call("app", W, "DELETE FROM t WHERE id = $1", &["integer 8"])]),
-            ("a parameter of another type", vec![call("app", W, "DELETE FROM t WHERE id = $1", &["text \"7\""])]),
-            ("another target", vec![call("replica", S, "SELECT pg_cancel_backend(41)", &[])]),
-            ("another class", vec![call("app", W, "SELECT pg_cancel_backend(41)", &[])]),
-            ("another statement", vec![call("app", W, "DELETE FROM t", &[])]),
+            (
+                "another session",
+                vec![call("app", S, "SELECT pg_terminate_backend(42)", &[])],
+            ),
+            (
+                "another parameter",
+                vec![call(
+                    "app",
+                    W,
+                    "DELETE FROM t WHERE id = $1",
+                    &["integer 8"],
+                )],
+            ),
+            (
+                "a parameter of another type",
+                vec![call(
+                    "app",
+                    W,
+                    "DELETE FROM t WHERE id = $1",
+                    &["text \"7\""],
+                )],
+            ),
+            (
+                "another target",
+                vec![call("replica", S, "SELECT pg_cancel_backend(41)", &[])],
+            ),
+            (
+                "another class",
+                vec![call("app", W, "SELECT pg_cancel_backend(41)", &[])],
+            ),
+            (
+                "another statement",
+                vec![call("app", W, "DELETE FROM t", &[])],
+            ),
             ("a repeat", vec![p.actions[0].clone(), p.actions[0].clone()]),
-            ("a reorder", vec![p.actions[2].clone(), p.actions[0].clone()]),
+            (
+                "a reorder",
+                vec![p.actions[2].clone(), p.actions[0].clone()],
+            ),
             ("one more than planned", {
                 let mut v = p.actions.clone();
                 v.push(p.actions[2].clone());
                 v
             }),
-            ("no fingerprint", vec![{
-                let mut a = p.actions[0].clone();
-                a.fingerprint = None;
-                a
-            }]),
+            (
+                "no fingerprint",
+                vec![{
+                    let mut a = p.actions[0].clone();
+                    a.fingerprint = None;
+                    a
+                }],
+            ),
         ];
         for (what, calls) in members {
             let mut g = PlanGuard::new(p.clone());
@@ -440,7 +479,10 @@ mod tests {
             .admit(&call("app", S, "SELECT pg_terminate_backend(42)", &[]))
             .unwrap_err();
         assert!(err.contains("pg_terminate_backend(42)"), "{err}");
-        assert!(err.contains("next approved action is `SELECT pg_cancel_backend(41)`"), "{err}");
+        assert!(
+            err.contains("next approved action is `SELECT pg_cancel_backend(41)`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -906,9 +906,10 @@ mod tests {
             linked_run: None,
         });
         store.save(&plan).await.unwrap();
-        let (_, real) = approvals::approve(&store, &plan.id, &approvals::Approver::local_user("oncall"))
-            .await
-            .unwrap();
+        let (_, real) =
+            approvals::approve(&store, &plan.id, &approvals::Approver::local_user("oncall"))
+                .await
+                .unwrap();
         assert!(!real.dry_run);
         assert_eq!(
             (real.parent_run.as_deref(), real.depth),
