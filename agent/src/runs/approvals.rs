@@ -109,6 +109,8 @@ impl ApprovedPlan {
 pub struct PlanGuard {
     plan: Arc<ApprovedPlan>,
     next: usize,
+    /// Calls admitted so far.
+    made: usize,
     broken: Option<String>,
 }
 
@@ -117,6 +119,7 @@ impl PlanGuard {
         PlanGuard {
             plan,
             next: 0,
+            made: 0,
             broken: None,
         }
     }
@@ -137,6 +140,7 @@ impl PlanGuard {
             .and_then(|f| rest.iter().position(|a| a.fingerprint.as_ref() == Some(f)));
         if let Some(i) = found {
             self.next += i + 1;
+            self.made += 1;
             return Ok(());
         }
         let expected = match rest.first() {
@@ -165,9 +169,9 @@ impl PlanGuard {
         self.broken.as_deref()
     }
 
-    /// The approved actions not made (left out or after the break).
+    /// The approved actions not made (so far).
     pub fn left_out(&self) -> usize {
-        self.plan.actions.len().saturating_sub(self.next)
+        self.plan.actions.len().saturating_sub(self.made)
     }
 }
 
@@ -395,8 +399,10 @@ mod tests {
         assert_eq!(g.left_out(), 0);
         let mut g = PlanGuard::new(p.clone());
         g.admit(&p.actions[0]).unwrap();
+        assert_eq!(g.left_out(), 2);
         g.admit(&p.actions[2]).unwrap();
         assert!(g.broken().is_none());
+        assert_eq!(g.left_out(), 1, "the one in the middle was left out");
     }
 
     #[test]

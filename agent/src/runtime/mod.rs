@@ -448,11 +448,24 @@ impl Runtime {
         let data = store.data_mut();
         data.sql.close().await;
         data.mongo.close().await;
-        let actions = std::mem::take(&mut data.actions);
         let plan_broken = data
             .plan
             .as_ref()
             .and_then(|g| g.broken().map(str::to_string));
+        // The record says which approved actions the run did not make.
+        if let Some(g) = &data.plan
+            && plan_broken.is_none()
+            && g.left_out() > 0
+        {
+            data.log.push_host(
+                "info",
+                format!(
+                    "{} of the approved plan's actions were not made (the run did not call for them)",
+                    g.left_out()
+                ),
+            );
+        }
+        let actions = std::mem::take(&mut data.actions);
         let logs = std::mem::take(&mut data.log.lines);
         let logs_dropped = data.log.dropped;
         let state_writes = std::mem::take(&mut data.state.writes);
