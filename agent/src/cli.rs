@@ -770,11 +770,18 @@ pub fn render_text(r: &RunRecord) -> String {
     if let Some(a) = &r.approval {
         let _ = writeln!(
             s,
-            "approval: {:?}{}{}{}",
+            "approval: {:?}{}{}{}{}",
             a.state,
             a.decided_by
                 .as_ref()
-                .map(|b| format!(" by {}", Shown(b)))
+                .map(|b| match &a.decided_via {
+                    Some(via) => format!(" by {} ({})", Shown(b), Shown(via)),
+                    None => format!(" by {}", Shown(b)),
+                })
+                .unwrap_or_default(),
+            a.reason
+                .as_ref()
+                .map(|r| format!(": {}", Shown(r)))
                 .unwrap_or_default(),
             a.expires_at
                 .map(|t| format!(", expires {}", t.to_rfc3339()))
