@@ -119,6 +119,7 @@ fn main() {
                 deadline: Instant::now() + Duration::from_secs(10),
                 max_runtime: Duration::from_secs(10),
                 approved: false,
+                approved_plan: None,
                 admitter: None,
                 depth: 0,
                 metrics: agent.metrics.clone(),

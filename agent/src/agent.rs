@@ -87,6 +87,9 @@ pub struct Agent {
     /// The admission queue, once the agent runs as a service: runs started
     /// by plugins (`runs.start`) go through it. Empty for `warden invoke`.
     pub admitter: std::sync::OnceLock<crate::runs::admit::Admitter>,
+    /// Where run events go (`[[notify]]`), once the agent runs as a
+    /// service. Empty for `warden invoke`.
+    pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
@@ -388,7 +391,16 @@ impl Agent {
             store,
             metrics: Metrics::new(),
             admitter: std::sync::OnceLock::new(),
+            notifier: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends `rec`'s event (awaiting approval, ended) to the `[[notify]]`
+    /// that want it; never waits.
+    pub fn notify(&self, rec: &RunRecord) {
+        if let Some(n) = self.notifier.get() {
+            n.run_event(rec);
+        }
     }
 
     /// The policies and plugins in force now.
@@ -454,6 +466,7 @@ impl Agent {
             ttl_secs: ttl.as_secs(),
             expires_at: None,
             decided_by: None,
+            decided_via: None,
             decided_at: None,
             reason: None,
             linked_run: None,
@@ -579,6 +592,22 @@ impl Agent {
             telemetry::set_parent_from_traceparent(&span, Some(parent), None);
         }
         record.trace_id = telemetry::span_trace_id(&span);
+        // The real run of an approved plan may make only the plan's calls:
+        // without the plan it does not start.
+        let approved_plan =
+            match crate::runs::approvals::ApprovedPlan::for_run(&self.store, &record).await {
+                Ok(plan) => plan.map(Arc::new),
+                Err(e) => {
+                    record.status = RunStatus::Failed;
+                    record.ended_at = Some(chrono::Utc::now());
+                    record.error = Some(RunError {
+                        blame: Blame::Host,
+                        kind: crate::runs::approvals::PLAN_NO_LONGER_HOLDS.into(),
+                        message: format!("the approved plan could not be read: {e:#}"),
+                    });
+                    return Ok(self.finished(record));
+                }
+            };
         self.store.save(&record).await?;
         let id = record.id.clone();
         let env = Arc::new(RunEnv {
@@ -617,6 +646,7 @@ impl Agent {
                     .approval
                     .as_ref()
                     .is_some_and(|a| a.state == ApprovalState::Approved),
+            approved_plan,
         });
         let memory = usize::try_from(grant.memory_bytes).unwrap_or(usize::MAX);
         let outcome = self
@@ -653,7 +683,15 @@ impl Agent {
         if let Some(approval) = &mut record.approval
             && approval.state == ApprovalState::Planning
         {
-            if record.status == RunStatus::Succeeded {
+            let planned = record
+                .actions
+                .iter()
+                .any(|a| a.state == crate::runs::ActionState::Planned);
+            if record.status == RunStatus::Succeeded && !planned {
+                // Nothing would change: nothing to approve, no wait.
+                approval.state = ApprovalState::NotNeeded;
+                approval.reason = Some("the plan has no actions: nothing to approve".into());
+            } else if record.status == RunStatus::Succeeded {
                 record.status = RunStatus::AwaitingApproval;
                 approval.state = ApprovalState::Pending;
                 approval.expires_at = Some(

@@ -131,21 +131,18 @@ pub enum Command {
     /// hot reload; serves until SIGTERM/Ctrl-C, then drains.
     Run,
     /// Approve a plan awaiting approval: its real run is queued and runs in
-    /// the agent (`warden run`).
+    /// the agent (`warden run`) and may make only the plan's calls. The
+    /// approver recorded is the operating-system user running this command.
     Approve {
         /// The id of the run awaiting approval.
         run: String,
-        /// Who approves (recorded); default: $USER.
-        #[arg(long)]
-        by: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
-    /// Reject a plan awaiting approval.
+    /// Reject a plan awaiting approval (recorded under the operating-system
+    /// user running this command).
     Reject {
         run: String,
-        #[arg(long)]
-        by: Option<String>,
         /// Why (recorded).
         #[arg(long)]
         reason: Option<String>,
@@ -235,6 +232,35 @@ fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .ok()
         .and_then(|back| chrono::Utc::now().checked_sub_signed(back))
         .ok_or_else(|| format!("{s:?} reaches back too far"))
+}
+
+/// The operating-system user running the command (its real uid, looked up
+/// in the user database: not `$USER`, which anyone can set), as the person
+/// approving or rejecting.
+fn local_approver() -> Result<crate::runs::approvals::Approver, String> {
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into `pwd` and
+    // `buf`, which outlive the call, and `result` points into `pwd`.
+    let uid = unsafe { libc::getuid() };
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return Err(format!(
+            "cannot find the operating-system user with uid {uid} in the user database: \
+             the approver is recorded as that user"
+        ));
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw_name(&pwd)) };
+    Ok(crate::runs::approvals::Approver::local_user(&format!(
+        "{} (uid {uid})",
+        name.to_string_lossy()
+    )))
+}
+
+fn pw_name(p: &libc::passwd) -> *const libc::c_char {
+    p.pw_name
 }
 
 fn current_user() -> String {
@@ -422,8 +448,14 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
         }
         Command::Runs { command } => runs(&agent.store, command).await,
         Command::Run => serve(agent).await,
-        Command::Approve { run, by, output } => {
-            let by = by.unwrap_or_else(current_user);
+        Command::Approve { run, output } => {
+            let by = match local_approver() {
+                Ok(by) => by,
+                Err(e) => {
+                    eprintln!("error: {}", Shown(e));
+                    return ExitCode::from(EXIT_BAD_INPUT);
+                }
+            };
             match crate::runs::approvals::approve(&agent.store, &run, &by).await {
                 Ok((plan, real)) => {
                     if output == Output::Json {
@@ -437,7 +469,7 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
                         outln!(
                             "approved {} by {}; run {} is queued (the agent runs it)",
                             Shown(&plan.id),
-                            Shown(&by),
+                            Shown(&by.name),
                             Shown(&real.id)
                         );
                     }
@@ -451,11 +483,16 @@ async fn run_command(cli: Cli, agent: Agent) -> ExitCode {
         }
         Command::Reject {
             run,
-            by,
             reason,
             output,
         } => {
-            let by = by.unwrap_or_else(current_user);
+            let by = match local_approver() {
+                Ok(by) => by,
+                Err(e) => {
+                    eprintln!("error: {}", Shown(e));
+                    return ExitCode::from(EXIT_BAD_INPUT);
+                }
+            };
             match crate::runs::approvals::reject(&agent.store, &run, &by, reason.as_deref()).await {
                 Ok(plan) => {
                     print_record(&plan, output);
@@ -802,11 +839,18 @@ pub fn render_text(r: &RunRecord) -> String {
     if let Some(a) = &r.approval {
         let _ = writeln!(
             s,
-            "approval: {:?}{}{}{}",
+            "approval: {:?}{}{}{}{}",
             a.state,
             a.decided_by
                 .as_ref()
-                .map(|b| format!(" by {}", Shown(b)))
+                .map(|b| match &a.decided_via {
+                    Some(via) => format!(" by {} ({})", Shown(b), Shown(via)),
+                    None => format!(" by {}", Shown(b)),
+                })
+                .unwrap_or_default(),
+            a.reason
+                .as_ref()
+                .map(|r| format!(": {}", Shown(r)))
                 .unwrap_or_default(),
             a.expires_at
                 .map(|t| format!(", expires {}", t.to_rfc3339()))

@@ -66,6 +66,10 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
     let admitter = Admitter::start(agent.clone(), guardrails.clone(), wake.clone());
     // Runs that plugins start go through the same admission.
     let _ = agent.admitter.set(admitter.clone());
+    if !agent.config.notify.is_empty() {
+        let notifier = crate::notify::Notifier::start(&agent.config.notify, &agent.metrics)?;
+        let _ = agent.notifier.set(notifier);
+    }
     let dispatcher = Arc::new(Dispatcher::new(agent.clone(), guardrails.clone(), wake));
     let (stop, stop_rx) = watch::channel(false);
     let (reloaded_tx, reloaded_rx) = watch::channel(0u64);
@@ -104,6 +108,11 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
             dispatcher: dispatcher.clone(),
             guardrails: guardrails.clone(),
             token: cfg.token.expose().as_bytes().to_vec(),
+            approvers: cfg
+                .approvers
+                .iter()
+                .map(|a| (a.name.clone(), a.token.expose().as_bytes().to_vec()))
+                .collect(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });
         let app = http::router(

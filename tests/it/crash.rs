@@ -255,7 +255,7 @@ params = { hit_sql = "INSERT INTO hits (what) VALUES ('careful')" }
     let out = std::process::Command::new(crate::world::warden_bin())
         .arg("--config")
         .arg(&config)
-        .args(["approve", &plan_id, "--by", "bob", "--output", "json"])
+        .args(["approve", &plan_id, "--output", "json"])
         .output()
         .unwrap();
     assert!(
@@ -267,7 +267,13 @@ params = { hit_sql = "INSERT INTO hits (what) VALUES ('careful')" }
     let real_id = v["run"]["id"].as_str().unwrap().to_string();
     let real = agent.api.settled(&real_id, Duration::from_secs(30)).await;
     assert_eq!(real.status, RunStatus::Succeeded, "{real:#?}");
-    assert_eq!(real.approval.unwrap().decided_by.as_deref(), Some("bob"));
+    // The approver is the operating-system user running the command (its
+    // real uid), not a name given on the command line.
+    let approval = real.approval.unwrap();
+    let uid = unsafe { libc::getuid() };
+    let by = approval.decided_by.unwrap();
+    assert!(by.ends_with(&format!(" (uid {uid})")), "{by}");
+    assert_eq!(approval.decided_via.as_deref(), Some("local-user"));
     assert_eq!(hits(&s.pool, "careful").await, 1);
 
     // A second approval is refused with exit code 2 and a reason.

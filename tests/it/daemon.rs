@@ -90,6 +90,18 @@ impl Api {
         .await
     }
 
+    /// Approves plan `id` with approver `who`'s own token.
+    pub async fn approve(&self, id: &str, who: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/runs/{id}/approve"),
+            Some(b"{}".to_vec()),
+            Some(&crate::world::approver_token(who)),
+            &[],
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None, Some(TOKEN), &[])
             .await

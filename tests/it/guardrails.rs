@@ -266,13 +266,7 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     assert_eq!(plan.actions.len(), 1, "the INSERT is planned: {plan:#?}");
     assert_eq!(hits().await, 0, "nothing executed before approval");
 
-    let (code, body) = d
-        .api
-        .post(
-            &format!("/api/v1/runs/{}/approve", plan.id),
-            &json!({"by": "carol"}),
-        )
-        .await;
+    let (code, body) = d.api.approve(&plan.id, "carol").await;
     assert_eq!(code, 200, "{body}");
     let real_id = body["run"]["id"].as_str().unwrap().to_string();
     let real = d.api.settled(&real_id, Duration::from_secs(30)).await;
@@ -286,10 +280,7 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     let plan = d.api.run(&plan.id).await;
     assert_eq!(plan.status, RunStatus::Approved);
     // Approving twice is refused.
-    let (code, _) = d
-        .api
-        .post(&format!("/api/v1/runs/{}/approve", plan.id), &json!({}))
-        .await;
+    let (code, _) = d.api.approve(&plan.id, "carol").await;
     assert_eq!(code, 409);
 
     // A plan nobody approves expires.
@@ -300,10 +291,7 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
         d.api.run(&late.id).await.status == RunStatus::Expired
     })
     .await;
-    let (code, body) = d
-        .api
-        .post(&format!("/api/v1/runs/{}/approve", late.id), &json!({}))
-        .await;
+    let (code, body) = d.api.approve(&late.id, "carol").await;
     assert_eq!(code, 409, "{body}");
 
     // Rejecting ends a plan.
@@ -311,13 +299,18 @@ params = { hit_sql = "INSERT INTO hits (at) VALUES (CURRENT_TIMESTAMP)" }
     d.api.settled(&third.id, Duration::from_secs(30)).await;
     let (code, body) = d
         .api
-        .post(
+        .send(
+            reqwest::Method::POST,
             &format!("/api/v1/runs/{}/reject", third.id),
-            &json!({"by": "dave", "reason": "not now"}),
+            Some(br#"{"reason": "not now"}"#.to_vec()),
+            Some(&crate::world::approver_token("bob")),
+            &[],
         )
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["approval"]["decided_by"], "bob");
+    assert_eq!(body["approval"]["decided_via"], "api-token");
     assert_eq!(hits().await, 1);
     d.stop().await;
 }

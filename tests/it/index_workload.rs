@@ -392,13 +392,7 @@ async fn with_approval_nothing_is_created_until_approved() {
         "nothing before approval"
     );
 
-    let (code, body) = d
-        .api
-        .post(
-            &format!("/api/v1/runs/{plan_id}/approve"),
-            &serde_json::json!({"by": "dba"}),
-        )
-        .await;
+    let (code, body) = d.api.approve(&plan_id, "dba").await;
     assert_eq!(code, 200, "{body}");
     let real_id = body["run"]["id"].as_str().unwrap().to_string();
     let real = d.api.settled(&real_id, Duration::from_secs(60)).await;

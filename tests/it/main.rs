@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alert_e2e;
+mod approvals;
 mod backup;
 mod backup_data;
 mod backup_retention;

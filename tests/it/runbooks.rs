@@ -21,7 +21,7 @@ fn shipped() -> String {
     )
 }
 
-fn world(db: &TestDb, extra_grant: &str) -> World {
+pub(crate) fn world(db: &TestDb, extra_grant: &str) -> World {
     World::new()
         .pg_target("app", &db.url)
         .plugin("runbook")
@@ -31,7 +31,7 @@ fn world(db: &TestDb, extra_grant: &str) -> World {
 
 /// A login role that is not a superuser (the host refuses to signal
 /// superuser sessions), and a connection URL for it.
-async fn app_role(db: &TestDb) -> String {
+pub(crate) async fn app_role(db: &TestDb) -> String {
     let role = format!("app_{}", db.name);
     let mut admin = PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql(&format!(
@@ -48,7 +48,7 @@ async fn app_role(db: &TestDb) -> String {
     )
 }
 
-async fn pid_of(conn: &mut PgConnection) -> i32 {
+pub(crate) async fn pid_of(conn: &mut PgConnection) -> i32 {
     sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(conn)
         .await
@@ -71,7 +71,7 @@ async fn idle_in_transaction(url: &str, n: usize) -> (Vec<PgConnection>, Vec<i32
     (conns, pids)
 }
 
-async fn alive(db: &TestDb, pids: &[i32]) -> Vec<i32> {
+pub(crate) async fn alive(db: &TestDb, pids: &[i32]) -> Vec<i32> {
     let mut c = PgConnection::connect(&db.url).await.unwrap();
     let found: Vec<i32> =
         sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = ANY($1) ORDER BY pid")
@@ -99,7 +99,7 @@ fn detail<'r>(r: &'r RunRecord, prefix: &str) -> &'r str {
         .unwrap_or_else(|| panic!("no finding {prefix}…: {:#?}", report.findings))
 }
 
-async fn post_run(d: &Daemon, params: serde_json::Value) -> String {
+pub(crate) async fn post_run(d: &Daemon, params: serde_json::Value) -> String {
     let (code, body) = d
         .api
         .post(
@@ -112,13 +112,7 @@ async fn post_run(d: &Daemon, params: serde_json::Value) -> String {
 }
 
 async fn approve(d: &Daemon, plan_id: &str) -> RunRecord {
-    let (code, body) = d
-        .api
-        .post(
-            &format!("/api/v1/runs/{plan_id}/approve"),
-            &json!({"by": "oncall"}),
-        )
-        .await;
+    let (code, body) = d.api.approve(plan_id, "oncall").await;
     assert_eq!(code, 200, "{body}");
     let real_id = body["run"]["id"].as_str().unwrap().to_string();
     d.api.settled(&real_id, Duration::from_secs(90)).await

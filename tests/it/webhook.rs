@@ -194,8 +194,11 @@ async fn a_flood_of_duplicates_runs_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolved_alerts_follow_on_resolved() {
-    let w = world().grant("scripted", "other", &["read"], "").policy(
-        r#"
+    // The plan has an action (an empty plan needs no approval).
+    let w = world()
+        .grant("scripted", "other", &["read", "write"], "")
+        .policy(
+            r#"
 [[rule]]
 name = "cancel-on-resolve"
 match = ['alertname="Slow"']
@@ -203,8 +206,9 @@ plugin = "scripted"
 target = "other"
 require_approval = true
 on_resolved = "cancel"
+params = { hit_sql = "INSERT INTO t (x) VALUES (1)" }
 "#,
-    );
+        );
     let d = Daemon::start(&w).await;
     // dead-tuples ignores resolved alerts: accepted, stored, no run.
     let body = d

@@ -9,6 +9,15 @@ use warden_tests::{fixture_wasm, plugin_wasm, repo_root};
 /// The API token of worlds with [`World::http`].
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
+/// The `[[http.approver]]` of worlds with [`World::http`]: each person's
+/// own token is [`approver_token`].
+pub const APPROVERS: [&str; 5] = ["oncall", "carol", "dba", "alice", "bob"];
+
+/// The API token of approver `name` in worlds with [`World::http`].
+pub fn approver_token(name: &str) -> String {
+    format!("approver-token-of-{name}-0123456789")
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     plugins: Vec<PathBuf>,
@@ -177,6 +186,13 @@ impl World {
             std::fs::write(root.join("api.token"), TOKEN).unwrap();
             config.push_str("\n[http]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"api.token\"\n");
             config.push_str(&self.http_extra);
+            for name in APPROVERS {
+                let file = format!("approver-{name}.token");
+                std::fs::write(root.join(&file), approver_token(name)).unwrap();
+                config.push_str(&format!(
+                    "\n[[http.approver]]\nname = \"{name}\"\ntoken_file = \"{file}\"\n"
+                ));
+            }
         }
         for extra in &self.config_extra {
             config.push('\n');

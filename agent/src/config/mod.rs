@@ -40,6 +40,7 @@
 //! connection URL, or any part of one, in an error message.
 
 pub(crate) mod document;
+mod notify;
 mod secret;
 pub(crate) mod units;
 
@@ -57,6 +58,7 @@ use toml::Spanned;
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::diag::{Diagnostic, Diagnostics};
 use document::{Document, Table};
+pub use notify::{ApproverConfig, NotifyConfig, NotifyEvent, NotifyKind};
 pub use secret::Secret;
 pub(crate) use secret::percent_decode;
 
@@ -101,6 +103,8 @@ pub struct Config {
     pub runbooks_dir: Option<PathBuf>,
     /// Bounds on runs started by runs (`runs.start`), from `[runs]`.
     pub runs: RunLimits,
+    /// Where run events are sent (`[[notify]]`), in the order of the file.
+    pub notify: Vec<NotifyConfig>,
 }
 
 /// `[runs]`: bounds on runs that plugins start through `runs.start`
@@ -166,6 +170,9 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once (see `HttpFile::max_connections`).
     pub max_connections: usize,
+    /// The people who may approve and reject plans, each with their own
+    /// token (`[[http.approver]]`). The shared `token` never may.
+    pub approvers: Vec<ApproverConfig>,
 }
 
 /// Default `[http] max_body`: 1 MiB.
@@ -235,6 +242,8 @@ struct HttpFile {
     /// `LimitNOFILE`): the agent needs files for its state database, plugins
     /// and up to 64 refusals in progress too.
     max_connections: Option<Spanned<u64>>,
+    /// The people who may approve plans through the API (`[[http.approver]]`).
+    approver: Option<Vec<Spanned<notify::ApproverFile>>>,
 }
 
 /// `[telemetry]` as written.
@@ -522,6 +531,7 @@ impl Config {
         let tools = document.take_table::<ToolsFile>("tools", &mut diags);
         let runbooks = document.take_table::<RunbooksFile>("runbooks", &mut diags);
         let runs = document.take_table::<RunsFile>("runs", &mut diags);
+        let notify = document.take_array::<notify::NotifyFile>("notify", &mut diags);
         let root = document.finish::<ConfigFile>(&mut diags);
 
         let resolver = Resolver {
@@ -540,6 +550,7 @@ impl Config {
         });
         let runbooks_dir = runbooks.and_then(|t| resolver.runbooks_dir(&t, &mut diags));
         let runs = runs.map_or_else(RunLimits::default, |t| run_limits(&t, &mut diags));
+        let notify = resolver.notifies(&notify, &mut diags);
         let config = root
             .and_then(|root| resolver.config(&root, targets, &mut diags))
             .map(|config| Config {
@@ -549,6 +560,7 @@ impl Config {
                 pg_bin_dir,
                 runbooks_dir,
                 runs,
+                notify,
                 ..config
             });
         diags.sort_by_line();
@@ -749,6 +761,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             pg_bin_dir: None,
             runbooks_dir: None,
             runs: RunLimits::default(),
+            notify: Vec::new(),
         })
     }
 
@@ -842,7 +855,14 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 }
             },
         };
+        let approvers = self.approvers(
+            table,
+            file.approver.as_deref().unwrap_or_default(),
+            token.as_ref(),
+            diags,
+        );
         Some(HttpConfig {
+            approvers,
             listen: listen?,
             token: token?,
             max_body,

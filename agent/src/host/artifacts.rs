@@ -22,7 +22,7 @@ use super::{HostState, RunEnv, denied, invalid, record_error};
 use crate::artifacts::dump::{self, Counts, DumpContext, DumpError, Tools};
 use crate::artifacts::{ArtifactError, ArtifactName, ArtifactStore, Manifest};
 use crate::capability::CapabilityClass;
-use crate::runs::{Action, ActionState, Origin};
+use crate::runs::{Action, ActionState};
 use crate::runtime::bindings::types::{DbError, Error, Label};
 use crate::runtime::bindings::warden::plugin::artifacts as wit;
 use std::collections::BTreeMap;
@@ -180,6 +180,20 @@ fn span(
     crate::telemetry::host_call_span(call, system, operation, target, class.as_str())
 }
 
+/// The host action an artifacts call stands for (its text names the
+/// target, store and artifact; it holds no secret).
+fn artifact_call(target: &str, statement: String, class: CapabilityClass) -> Action {
+    let fingerprint = crate::runs::fingerprint(target, class, &statement, &[]);
+    Action::host(
+        target,
+        class,
+        statement,
+        Vec::new(),
+        fingerprint,
+        ActionState::Executed,
+    )
+}
+
 impl HostState {
     /// Records a host action of an artifacts call.
     fn artifact_action(
@@ -190,19 +204,15 @@ impl HostState {
         result: Result<(), &Error>,
         planned: bool,
     ) {
-        self.actions.push(Action {
-            target: target.to_string(),
-            statement,
-            class,
-            state: match (planned, result) {
-                (true, _) => ActionState::Planned,
-                (false, Ok(())) => ActionState::Executed,
-                (false, Err(_)) => ActionState::Failed,
-            },
-            origin: Origin::Host,
-            error: result.err().map(super::sql::error_text),
-            notices: Vec::new(),
-        });
+        let state = match (planned, result) {
+            (true, _) => ActionState::Planned,
+            (false, Ok(())) => ActionState::Executed,
+            (false, Err(_)) => ActionState::Failed,
+        };
+        let mut action = artifact_call(target, statement, class);
+        action.state = state;
+        action.error = result.err().map(super::sql::error_text);
+        self.actions.push(action);
     }
 
     /// `artifacts.dump` without the wasm boundary.
@@ -231,6 +241,9 @@ impl HostState {
                 duration_ms: 0,
             });
         }
+        // A dump changes no target and its artifact's name carries the time
+        // it is made: the real run of an approved plan makes it without
+        // holding it to the plan's (see `hold_to_plan`).
         let started = Instant::now();
         let span = span(
             &env,
@@ -337,6 +350,11 @@ impl HostState {
                 duration_ms: 0,
             });
         }
+        self.hold_to_plan(&artifact_call(
+            destination,
+            statement.clone(),
+            CapabilityClass::Write,
+        ))?;
         let started = Instant::now();
         let span = span(
             &env,
@@ -490,6 +508,11 @@ impl HostState {
             self.artifact_action(target, statement, CapabilityClass::Write, Ok(()), true);
             return Ok(wit::Outcome::Planned);
         }
+        self.hold_to_plan(&artifact_call(
+            target,
+            statement.clone(),
+            CapabilityClass::Write,
+        ))?;
         let span = span(
             &env,
             "artifacts.delete",

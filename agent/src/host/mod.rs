@@ -50,6 +50,8 @@ pub struct RunEnv {
     pub max_runtime: std::time::Duration,
     /// A person approved this run (the real run of an approved plan).
     pub approved: bool,
+    /// The approved plan this run carries out: the only calls it may make.
+    pub approved_plan: Option<Arc<crate::runs::approvals::ApprovedPlan>>,
     /// Where `runs.start` queues runs; `None` outside the service.
     pub admitter: Option<crate::runs::admit::Admitter>,
     /// The run's depth in a chain of runs started by runs (0 unless a run
@@ -123,6 +125,8 @@ pub struct HostState {
     pub state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
     pub actions: Vec<Action>,
+    /// In the real run of an approved plan: what holds it to the plan.
+    pub plan: Option<crate::runs::approvals::PlanGuard>,
     /// Runs this run started (`runs.start`), by id: their number is
     /// what `max_started_runs` bounds.
     pub started_runs: Vec<String>,
@@ -142,7 +146,12 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let plan = env
+            .as_ref()
+            .and_then(|e| e.approved_plan.clone())
+            .map(crate::runs::approvals::PlanGuard::new);
         HostState {
+            plan,
             wasi,
             table: ResourceTable::new(),
             limiter: RunLimiter {
@@ -220,6 +229,26 @@ pub(crate) fn call_timeout(env: &RunEnv, grant: &Grant) -> Duration {
 }
 
 impl HostState {
+    /// In the real run of an approved plan, admits `call` (an action about
+    /// to be made) if the plan holds it. Otherwise records it as refused
+    /// (not made) and answers `access-denied`; the run then ends `failed`
+    /// ([`crate::runs::approvals::PLAN_NO_LONGER_HOLDS`]).
+    pub(crate) fn hold_to_plan(&mut self, call: &Action) -> Result<(), Error> {
+        let Some(guard) = &mut self.plan else {
+            return Ok(());
+        };
+        match guard.admit(call) {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                let mut refused = call.clone();
+                refused.state = crate::runs::ActionState::Refused;
+                refused.error = Some(why.clone());
+                self.actions.push(refused);
+                Err(denied(why))
+            }
+        }
+    }
+
     /// The run's environment; `denied` while `describe` runs.
     pub(crate) fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
         self.env

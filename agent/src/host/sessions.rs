@@ -46,7 +46,7 @@ use super::sql::{Conn, db_error, error_text};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
 use crate::policy::Grant;
-use crate::runs::{Action, ActionState, Origin};
+use crate::runs::{Action, ActionState};
 use crate::runtime::bindings::types::Error;
 use crate::runtime::bindings::warden::plugin::sessions::{Host, Outcome, Signal};
 use bson::{Bson, Document, doc};
@@ -425,15 +425,13 @@ fn action(
         .redactor
         .redact(&format!("{statement} -- {description}"));
     super::log::truncate_utf8(&mut text, 4096);
-    Action {
-        target: target.to_string(),
-        statement: text,
-        class: CapabilityClass::SessionControl,
-        state,
-        origin: Origin::Host,
-        error,
-        notices: Vec::new(),
-    }
+    // The fingerprint covers the signal, not the description (which holds
+    // how long the session has been in its state).
+    let class = CapabilityClass::SessionControl;
+    let fingerprint = crate::runs::fingerprint(target, class, statement, &[]);
+    let mut action = Action::host(target, class, text, Vec::new(), fingerprint, state);
+    action.error = error;
+    action
 }
 
 impl HostState {
@@ -535,6 +533,14 @@ impl HostState {
         if env.dry_run() {
             return Ok(self.planned(env, target, &statement, &description));
         }
+        self.hold_to_plan(&action(
+            env,
+            target,
+            &statement,
+            &description,
+            ActionState::Executed,
+            None,
+        ))?;
         let session = super::sql::session(
             &mut self.sql,
             env,
@@ -656,6 +662,14 @@ impl HostState {
         if env.dry_run() {
             return Ok(self.planned(env, target, &statement, &description));
         }
+        self.hold_to_plan(&action(
+            env,
+            target,
+            &statement,
+            &description,
+            ActionState::Executed,
+            None,
+        ))?;
         let sent = tokio::time::timeout(left(deadline), admin.run_command(command)).await;
         let result = match sent {
             Err(_) => Err(timed_out(timeout)),

@@ -1006,14 +1006,16 @@ mod tests {
             ttl_secs: 3600,
             expires_at: None,
             decided_by: None,
+            decided_via: None,
             decided_at: None,
             reason: None,
             linked_run: None,
         });
         store.save(&plan).await.unwrap();
-        let (_, real) = approvals::approve(&store, &plan.id, "oncall")
-            .await
-            .unwrap();
+        let (_, real) =
+            approvals::approve(&store, &plan.id, &approvals::Approver::local_user("oncall"))
+                .await
+                .unwrap();
         assert!(!real.dry_run);
         assert_eq!(
             (real.parent_run.as_deref(), real.depth),

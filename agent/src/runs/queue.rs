@@ -293,7 +293,14 @@ async fn run_one(
     let mut fin = agent.run_record(rec).await?;
     let policies = agent.policies();
     let mut retry_rec = None;
+    // A real run stopped because its approved plan no longer holds would
+    // be refused again: it is not retried (ask for a new plan).
+    let plan_broken = fin
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == approvals::PLAN_NO_LONGER_HOLDS);
     if fin.status.is_retryable()
+        && !plan_broken
         && let Some(retry) = origin_retry(&policies, &fin)
         && fin.attempt <= retry.attempts
     {
@@ -336,5 +343,8 @@ async fn run_one(
     let mut recs = vec![fin];
     recs.extend(retry_rec);
     agent.store.save_all(&[], &recs).await?;
+    if let Some(fin) = recs.first() {
+        agent.notify(fin);
+    }
     Ok(())
 }

@@ -220,6 +220,9 @@ pub enum ActionState {
     Executed,
     Planned,
     Failed,
+    /// Not made: the host refused it before it reached the target (the
+    /// real run of an approved plan tried a call the plan does not hold).
+    Refused,
 }
 
 /// Who recorded an action: the host (authoritative: it saw the statement) or
@@ -245,6 +248,15 @@ pub struct Action {
     /// the statement ran (redacted, bounded per call), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// The values bound to the statement's parameters, as text (redacted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
+    /// For host actions: SHA-256 (hex) of the exact call (target, class,
+    /// full statement, parameter values), before redaction and truncation.
+    /// The real run of an approved plan may only make calls whose
+    /// fingerprint is in the plan (see [`crate::runs::approvals::PlanGuard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A message a database server sent while running a statement
@@ -257,6 +269,61 @@ pub struct Notice {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code: String,
     pub message: String,
+}
+
+impl Action {
+    /// A host action of `class` on `target`: `statement` is the text to
+    /// record (already redacted and trimmed), `params` the values bound to
+    /// it (likewise), `fingerprint` that of the exact call ([`fingerprint`]).
+    pub fn host(
+        target: &str,
+        class: CapabilityClass,
+        statement: String,
+        params: Vec<String>,
+        fingerprint: String,
+        state: ActionState,
+    ) -> Action {
+        Action {
+            target: target.to_string(),
+            statement,
+            class,
+            state,
+            origin: Origin::Host,
+            error: None,
+            params,
+            fingerprint: Some(fingerprint),
+            notices: Vec::new(),
+        }
+    }
+
+    /// The action as one line: statement, then its parameters.
+    pub fn describe(&self) -> String {
+        if self.params.is_empty() {
+            format!("`{}` on `{}`", self.statement, self.target)
+        } else {
+            format!(
+                "`{}` with ({}) on `{}`",
+                self.statement,
+                self.params.join(", "),
+                self.target
+            )
+        }
+    }
+}
+
+/// The fingerprint of a call: SHA-256 over its parts, each length-prefixed
+/// so that no two different calls share one.
+pub fn fingerprint(target: &str, class: CapabilityClass, exact: &str, params: &[String]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [target, class.as_str(), exact]
+        .into_iter()
+        .chain(params.iter().map(String::as_str))
+    {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -349,6 +416,9 @@ pub enum ApprovalState {
     Planning,
     /// The plan waits for an operator.
     Pending,
+    /// The dry run found nothing to do: nothing to approve, the run ends
+    /// `succeeded` without waiting.
+    NotNeeded,
     Approved,
     Rejected,
     Expired,
@@ -364,6 +434,11 @@ pub struct Approval {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// How `decided_by` was established: `api-token` (the person's own
+    /// `[[http.approver]]` token), `local-user` (the operating-system user
+    /// running `warden approve`) or `expiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_via: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

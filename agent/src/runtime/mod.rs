@@ -448,6 +448,23 @@ impl Runtime {
         let data = store.data_mut();
         data.sql.close().await;
         data.mongo.close().await;
+        let plan_broken = data
+            .plan
+            .as_ref()
+            .and_then(|g| g.broken().map(str::to_string));
+        // The record says which approved actions the run did not make.
+        if let Some(g) = &data.plan
+            && plan_broken.is_none()
+            && g.left_out() > 0
+        {
+            data.log.push_host(
+                "info",
+                format!(
+                    "{} of the approved plan's actions were not made (the run did not call for them)",
+                    g.left_out()
+                ),
+            );
+        }
         let actions = std::mem::take(&mut data.actions);
         let logs = std::mem::take(&mut data.log.lines);
         let logs_dropped = data.log.dropped;
@@ -561,6 +578,18 @@ impl Runtime {
             }
         };
         if let Some((status, error)) = failure {
+            out.status = status;
+            out.error = Some(error);
+        }
+        // A real run that tried a call its approved plan does not hold ends
+        // failed whatever the plugin made of the refusal.
+        if let Some(why) = plan_broken {
+            let (status, error) = fail(
+                RunStatus::Failed,
+                Blame::Target,
+                crate::runs::approvals::PLAN_NO_LONGER_HOLDS,
+                format!("plan no longer holds: {why}"),
+            );
             out.status = status;
             out.error = Some(error);
         }

@@ -95,6 +95,8 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
             origin: Origin::Plugin,
             error: None,
             notices: Vec::new(),
+            params: Vec::new(),
+            fingerprint: None,
         };
         if !take(action.statement.len() + action.target.len() + 64) {
             break;
@@ -184,6 +186,8 @@ mod tests {
             origin: Origin::Host,
             error: error.map(str::to_string),
             notices: Vec::new(),
+            params: Vec::new(),
+            fingerprint: None,
         }
     }
 

@@ -43,6 +43,8 @@ type Labels2 = [(&'static str, String); 2];
 /// | `warden_http_connections` | gauge | |
 /// | `warden_http_connections_closed_total` | counter | `reason` |
 /// | `warden_http_accept_errors_total` | counter | |
+/// | `warden_notifications_total` | counter | `notify`, `outcome` (`sent`/`failed`/`dropped`) |
+/// | `warden_notification_attempts_total` | counter | `notify`, `result` (`ok`/`retryable`/`refused`) |
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -62,6 +64,8 @@ struct Inner {
     http_connections: Gauge,
     http_closed: Family<Labels1, Counter>,
     http_accept_errors: Counter,
+    notifications: Family<Labels2, Counter>,
+    notification_attempts: Family<Labels2, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -159,8 +163,22 @@ impl Metrics {
             "Failed accepts on the HTTP listener (like EMFILE: too many open files)",
             http_accept_errors.clone(),
         );
+        let notifications = Family::<Labels2, Counter>::default();
+        registry.register(
+            "warden_notifications",
+            "Run notifications ([[notify]]) by outcome: sent, failed (after retries) or dropped (queue full)",
+            notifications.clone(),
+        );
+        let notification_attempts = Family::<Labels2, Counter>::default();
+        registry.register(
+            "warden_notification_attempts",
+            "Delivery attempts of run notifications, by result",
+            notification_attempts.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                notifications,
+                notification_attempts,
                 registry,
                 runs,
                 run_duration,
@@ -264,6 +282,22 @@ impl Metrics {
         self.inner
             .http_closed
             .get_or_create(&[("reason", reason.to_string())])
+            .inc();
+    }
+
+    /// `warden_notifications_total{notify,outcome}` + 1.
+    pub fn notification(&self, notify: &str, outcome: &'static str) {
+        self.inner
+            .notifications
+            .get_or_create(&[("notify", label(notify)), ("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    /// `warden_notification_attempts_total{notify,result}` + 1.
+    pub fn notification_attempt(&self, notify: &str, result: &'static str) {
+        self.inner
+            .notification_attempts
+            .get_or_create(&[("notify", label(notify)), ("result", result.to_string())])
             .inc();
     }
 

@@ -6,12 +6,20 @@
 //! | `POST /api/v1/runs`                 | bearer | request a run: plugin, target, params, dry_run |
 //! | `GET  /api/v1/runs?limit=&status=&plugin=&target=` | bearer | newest runs          |
 //! | `GET  /api/v1/runs/{id}`            | bearer | one run record                         |
-//! | `POST /api/v1/runs/{id}/approve`    | bearer | approve a plan (`{"by": "name"}`)       |
-//! | `POST /api/v1/runs/{id}/reject`     | bearer | reject a plan (`{"by", "reason"}`)      |
+//! | `POST /api/v1/runs/{id}/approve`    | approver | approve a plan                        |
+//! | `POST /api/v1/runs/{id}/reject`     | approver | reject a plan (`{"reason": "..."}`)   |
 //! | `GET  /api/v1/circuits`             | bearer | circuit breakers by rule               |
 //! | `POST /api/v1/circuits/{rule}/reset`| bearer | close a circuit breaker                |
 //! | `GET  /metrics`                     | none   | Prometheus text format                 |
 //! | `GET  /healthz`, `GET /readyz`      | none   | liveness; readiness (503 while starting or draining) |
+//!
+//! `bearer` is the shared API token (`[http] token_env`); `approver` is a
+//! person's own token (`[[http.approver]]`): the approval records that
+//! person (`decided_by`, `decided_via = "api-token"`). The shared token
+//! cannot approve or reject (403), so that every approval names the person
+//! who made it; an approver's token may approve, reject and read one run
+//! (`GET /api/v1/runs/{id}`), nothing else (403). A body's `by`, if given,
+//! must be the token's person (422 otherwise).
 //!
 //! Answers are JSON. Errors are `{"error": "...", "problems": [...]}` with
 //! 400 (malformed JSON), 401 (missing or wrong token; checked before the
@@ -55,6 +63,8 @@ pub struct Api {
     pub guardrails: Arc<Mutex<Guardrails>>,
     /// The bearer token, as bytes.
     pub token: Vec<u8>,
+    /// The approvers: name and own token (bytes).
+    pub approvers: Vec<(String, Vec<u8>)>,
     pub ready: AtomicBool,
 }
 
@@ -120,8 +130,18 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// Checks `Authorization: Bearer TOKEN` in constant time.
-fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Who a request's token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    /// The shared API token.
+    Shared,
+    /// An approver's own token.
+    Approver(String),
+}
+
+/// Checks `Authorization: Bearer TOKEN` in constant time against the shared
+/// token and every approver's, and says whose it is.
+fn identify(api: &Api, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -138,11 +158,50 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
     // token's length either.
     use sha2::Digest as _;
     let a = sha2::Sha256::digest(given);
-    let b = sha2::Sha256::digest(&api.token);
-    if bool::from(a.as_slice().ct_eq(b.as_slice())) {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
+    let same = |token: &[u8]| {
+        let b = sha2::Sha256::digest(token);
+        bool::from(a.as_slice().ct_eq(b.as_slice()))
+    };
+    // Every token is compared (no early exit), so the time taken does not
+    // say which one matched.
+    let mut caller = None;
+    if same(&api.token) {
+        caller = Some(Caller::Shared);
+    }
+    for (name, token) in &api.approvers {
+        if same(token) && !given.is_empty() {
+            caller = Some(Caller::Approver(name.clone()));
+        }
+    }
+    caller.ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
+}
+
+/// Admits the shared token only.
+fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    match identify(api, headers)? {
+        Caller::Shared => Ok(()),
+        Caller::Approver(name) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token of approver `{name}` may only approve, reject and read runs; use the shared API token"
+            ),
+        )),
+    }
+}
+
+/// Admits an approver's token only: the person who decides.
+fn approver(api: &Api, headers: &HeaderMap) -> Result<String, ApiError> {
+    match identify(api, headers)? {
+        Caller::Approver(name) => Ok(name),
+        Caller::Shared if api.approvers.is_empty() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the shared API token cannot approve or reject plans: add an [[http.approver]] with \
+             its own token for each person who may, and use that token",
+        )),
+        Caller::Shared => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the shared API token cannot approve or reject plans: use your own approver token",
+        )),
     }
 }
 
@@ -153,8 +212,8 @@ async fn token_first(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match authorize(&api, request.headers()) {
-        Ok(()) => next.run(request).await,
+    match identify(&api, request.headers()) {
+        Ok(_) => next.run(request).await,
         Err(e) => {
             if request.uri().path() == "/api/v1/alerts" {
                 api.agent
@@ -417,7 +476,7 @@ async fn get_run(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
+    identify(&api, &headers)?;
     match api.agent.store.get(&id).await {
         Ok(Some(rec)) => Ok(axum::Json(rec).into_response()),
         Ok(None) => Err(ApiError::new(
@@ -455,16 +514,37 @@ fn decision_body(body: &[u8]) -> Result<DecisionBody, ApiError> {
     }
 }
 
+/// The person deciding (from their token) and the request body; a `by`
+/// naming someone else is refused.
+fn decider(
+    api: &Api,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(approvals::Approver, DecisionBody), ApiError> {
+    let name = approver(api, headers)?;
+    let b = decision_body(body)?;
+    if let Some(by) = &b.by
+        && by != &name
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "by: the token is approver `{name}`'s, not `{}`'s: a decision is recorded under the token's person",
+                crate::text::Shown(by)
+            ),
+        ));
+    }
+    Ok((approvals::Approver::by_token(&name), b))
+}
+
 async fn approve(
     State(api): State<Arc<Api>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
-    let b = decision_body(&body)?;
-    let by = b.by.unwrap_or_else(|| "http-api".into());
-    let (plan, run) = approvals::approve(&api.agent.store, &id, &by)
+    let by = decider(&api, &headers, &body)?;
+    let (plan, run) = approvals::approve(&api.agent.store, &id, &by.0)
         .await
         .map_err(approval_error)?;
     api.admitter.wake();
@@ -477,9 +557,7 @@ async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    authorize(&api, &headers)?;
-    let b = decision_body(&body)?;
-    let by = b.by.unwrap_or_else(|| "http-api".into());
+    let (by, b) = decider(&api, &headers, &body)?;
     let plan = approvals::reject(&api.agent.store, &id, &by, b.reason.as_deref())
         .await
         .map_err(approval_error)?;

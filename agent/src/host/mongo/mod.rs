@@ -31,7 +31,7 @@ use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
 use crate::policy::Grant;
-use crate::runs::{Action, ActionState, Origin};
+use crate::runs::{Action, ActionState};
 use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::runtime::bindings::warden::plugin::mongo::{
     Batch, CommandReply, Host, HostCursor, Outcome,
@@ -266,16 +266,29 @@ impl HostState {
         let database = database_of(&env, target, database)?;
         let class = checked.classified.class;
         let grant = checked.grant;
-        if class.is_mutating() && env.dry_run() {
-            self.actions.push(Action {
-                target: target.to_string(),
-                statement: action_text(&env, &database, &checked.command),
+        let call = class.is_mutating().then(|| {
+            let exact = format!(
+                "db.{database}: {}",
+                Bson::Document(checked.command.clone()).into_relaxed_extjson()
+            );
+            let state = if env.dry_run() {
+                ActionState::Planned
+            } else {
+                ActionState::Executed
+            };
+            Action::host(
+                target,
                 class,
-                state: ActionState::Planned,
-                origin: Origin::Host,
-                error: None,
-                notices: Vec::new(),
-            });
+                action_text(&env, &database, &checked.command),
+                Vec::new(),
+                crate::runs::fingerprint(target, class, &exact, &[]),
+                state,
+            )
+        });
+        if let Some(call) = &call
+            && env.dry_run()
+        {
+            self.actions.push(call.clone());
             let reply = bson::to_vec(&bson::doc! { "ok": 1.0, "planned": true })
                 .map_err(|e| Error::Other(e.to_string()))?;
             return Ok(CommandReply {
@@ -286,9 +299,9 @@ impl HostState {
         }
         let span = span_for(&checked, "mongo.run_command", target);
         let timeout = call_timeout(&env, grant);
-        let action = class
-            .is_mutating()
-            .then(|| action_text(&env, &database, &checked.command));
+        if let Some(call) = &call {
+            self.hold_to_plan(call)?;
+        }
         let raw = with_max_time(
             checked.command,
             checked.raw,
@@ -324,20 +337,12 @@ impl HostState {
         if let Err(e) = &result {
             record_error(&span, e);
         }
-        if let Some(statement) = action {
-            self.actions.push(Action {
-                target: target.to_string(),
-                statement,
-                class,
-                state: if result.is_ok() {
-                    ActionState::Executed
-                } else {
-                    ActionState::Failed
-                },
-                origin: Origin::Host,
-                error: result.as_ref().err().map(super::sql::error_text),
-                notices: Vec::new(),
-            });
+        if let Some(mut call) = call {
+            if result.is_err() {
+                call.state = ActionState::Failed;
+            }
+            call.error = result.as_ref().err().map(super::sql::error_text);
+            self.actions.push(call);
         }
         result.map(|reply| CommandReply {
             outcome: Outcome::Executed,

@@ -37,7 +37,7 @@ use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::policy::Grant;
-use crate::runs::{Action, ActionState, Origin};
+use crate::runs::{Action, ActionState};
 use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::runtime::bindings::warden::plugin::sql::{
     Execution, Host, Notice as WitNotice, NoticedExecution, NoticedRows, Outcome, RowSet, Value,
@@ -160,6 +160,56 @@ pub(crate) fn check_statement<'e>(
         grant,
         kind: t.kind,
     })
+}
+
+/// A parameter value as exact text, typed (`integer 42`, `text "a"`), for
+/// an action's fingerprint.
+fn param_text(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Boolean(b) => format!("boolean {b}"),
+        Value::Integer(n) => format!("integer {n}"),
+        Value::Float(f) => format!("float {f:?}"),
+        Value::Text(s) => format!("text {s:?}"),
+        Value::Bytes(b) => format!("bytes {}", hex::encode(b)),
+        Value::Json(s) => format!("json {s:?}"),
+        Value::Timestamp(s) => format!("timestamp {s:?}"),
+        Value::Numeric(s) => format!("numeric {s}"),
+    }
+}
+
+/// Most characters of one parameter value kept in a record.
+const ACTION_PARAM_CHARS: usize = 256;
+
+/// The host action a mutating `sql.execute` call stands for: the statement
+/// and parameter values as recorded (redacted, trimmed) and the fingerprint
+/// of the exact call.
+fn execute_action(
+    env: &RunEnv,
+    target: &str,
+    class: CapabilityClass,
+    statement: &str,
+    params: &[Value],
+    state: ActionState,
+) -> Action {
+    let exact: Vec<String> = params.iter().map(param_text).collect();
+    let fingerprint = crate::runs::fingerprint(target, class, statement.trim(), &exact);
+    let shown = exact
+        .iter()
+        .map(|p| {
+            let mut p = env.redactor.redact(p);
+            super::log::truncate_utf8(&mut p, ACTION_PARAM_CHARS);
+            p
+        })
+        .collect();
+    Action::host(
+        target,
+        class,
+        action_text(env, statement),
+        shown,
+        fingerprint,
+        state,
+    )
 }
 
 fn action_text(env: &RunEnv, statement: &str) -> String {
@@ -482,16 +532,18 @@ impl HostState {
         let class = checked.classified.class;
         let grant = checked.grant;
         let mutating = class.is_mutating();
-        if mutating && env.dry_run() {
-            self.actions.push(Action {
-                target: target.to_string(),
-                statement: action_text(&env, statement),
-                class,
-                state: ActionState::Planned,
-                origin: Origin::Host,
-                error: None,
-                notices: Vec::new(),
-            });
+        let call = mutating.then(|| {
+            let state = if env.dry_run() {
+                ActionState::Planned
+            } else {
+                ActionState::Executed
+            };
+            execute_action(&env, target, class, statement, &params, state)
+        });
+        if let Some(call) = &call
+            && env.dry_run()
+        {
+            self.actions.push(call.clone());
             return (
                 Ok(Execution {
                     outcome: Outcome::Planned,
@@ -500,6 +552,11 @@ impl HostState {
                 }),
                 Captured::default(),
             );
+        }
+        if let Some(call) = &call
+            && let Err(e) = self.hold_to_plan(call)
+        {
+            return (Err(e), Captured::default());
         }
         let span = call_span("sql.execute", &checked, target);
         let timeout = call_timeout(&env, grant);
@@ -524,20 +581,13 @@ impl HostState {
         if let Err(e) = &result {
             record_error(&span, e);
         }
-        if mutating {
-            self.actions.push(Action {
-                target: target.to_string(),
-                statement: action_text(&env, statement),
-                class,
-                state: if result.is_ok() {
-                    ActionState::Executed
-                } else {
-                    ActionState::Failed
-                },
-                origin: Origin::Host,
-                error: result.as_ref().err().map(error_text),
-                notices: captured.notices.clone(),
-            });
+        if let Some(mut call) = call {
+            if result.is_err() {
+                call.state = ActionState::Failed;
+            }
+            call.error = result.as_ref().err().map(error_text);
+            call.notices = captured.notices.clone();
+            self.actions.push(call);
         }
         let result = result.map(|rows_affected| Execution {
             outcome: Outcome::Executed,
