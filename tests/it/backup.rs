@@ -560,8 +560,10 @@ async fn grants_decide_who_backs_up_what_and_where() {
         false,
     )
     .await;
-    // The backup itself is made; its verification is refused and reported.
-    assert_eq!(rec.status, RunStatus::Succeeded, "{}", error_of(&rec));
+    // The backup itself is made; its verification is refused and reported
+    // as a failed action, which fails the run.
+    assert_eq!(rec.status, RunStatus::Failed, "{}", error_of(&rec));
+    assert_eq!(rec.error.as_ref().unwrap().kind, "action-failed");
     assert_eq!(
         rec.report.as_ref().unwrap().status,
         warden::runs::ReportStatus::Critical

@@ -352,7 +352,10 @@ async fn a_held_lock_makes_the_create_fail_fast_and_leaves_nothing() {
     let w = world(&db, &["read", "ddl"], r#"lock_timeout = "300ms""#);
     let agent = w.agent().await;
     let r = invoke(&agent, "index-advisor", "app", &[("apply", "true")], false).await;
-    assert_eq!(r.status, RunStatus::Succeeded, "{}", error_of(&r));
+    // The CREATE INDEX the run was asked to make failed: a failed action,
+    // so a failed run.
+    assert_eq!(r.status, RunStatus::Failed, "{}", error_of(&r));
+    assert_eq!(r.error.as_ref().unwrap().kind, "action-failed");
     let failed = detail(&r, "creating index items_sku_idx failed");
     assert!(failed.contains("lock_timeout"), "{failed}");
     assert!(failed.contains("nothing was left behind"), "{failed}");
