@@ -202,9 +202,9 @@ fn a_sampling_ratio_of_zero_exports_only_sampled_parents() {
 
 fn updated_metrics() -> Metrics {
     let m = Metrics::new();
-    m.run_finished("vacuum", "succeeded", Duration::from_millis(500));
-    m.run_finished("vacuum", "succeeded", Duration::from_secs(3));
-    m.run_finished("analyze", "failed", Duration::from_secs(1));
+    m.run_finished("vacuum", "db", "succeeded", Duration::from_millis(500));
+    m.run_finished("vacuum", "db", "succeeded", Duration::from_secs(3));
+    m.run_finished("analyze", "db", "failed", Duration::from_secs(1));
     m.set_queue_depth(4);
     m.set_running(1);
     m.guardrail_decision("max-rows", "deny");
@@ -220,10 +220,10 @@ fn updated_metrics() -> Metrics {
 fn metrics_are_encoded_with_their_labels() {
     let text = updated_metrics().encode();
     for line in [
-        r#"warden_runs_total{plugin="vacuum",status="succeeded"} 2"#,
-        r#"warden_runs_total{plugin="analyze",status="failed"} 1"#,
-        r#"warden_run_duration_seconds_count{plugin="vacuum"} 2"#,
-        r#"warden_run_duration_seconds_sum{plugin="vacuum"} 3.5"#,
+        r#"warden_runs_total{plugin="vacuum",status="succeeded",target="db"} 2"#,
+        r#"warden_runs_total{plugin="analyze",status="failed",target="db"} 1"#,
+        r#"warden_run_duration_seconds_count{plugin="vacuum",target="db"} 2"#,
+        r#"warden_run_duration_seconds_sum{plugin="vacuum",target="db"} 3.5"#,
         "warden_queue_depth 4",
         "warden_runs_in_flight 1",
         r#"warden_guardrail_decisions_total{rule="max-rows",decision="deny"} 1"#,

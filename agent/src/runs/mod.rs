@@ -354,6 +354,28 @@ impl RunStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The end of the last successful run that was not a dry run, per
+    /// (plugin, target) pair that has one: what
+    /// `warden_last_success_timestamp_seconds` starts from.
+    pub async fn last_successes(&self) -> anyhow::Result<Vec<(String, String, DateTime<Utc>)>> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT plugin, target, max(json_extract(record, '$.ended_at')) FROM runs
+             WHERE status = 'succeeded' AND NOT coalesce(json_extract(record, '$.dry_run'), 0)
+             GROUP BY plugin, target",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading the last successful runs")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (plugin, target, ended) in rows {
+            let Some(ended) = ended else { continue };
+            let at = DateTime::parse_from_rfc3339(&ended)
+                .with_context(|| format!("run of `{plugin}` on `{target}`: ended_at `{ended}`"))?;
+            out.push((plugin, target, at.with_timezone(&Utc)));
+        }
+        Ok(out)
+    }
+
     /// How many runs of `plugin` are `queued` (from any source): what
     /// admission holds against `[runs] max_queued_per_plugin`.
     pub async fn queued_of(&self, plugin: &str) -> anyhow::Result<u64> {
