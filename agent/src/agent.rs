@@ -392,13 +392,18 @@ impl Agent {
     }
 
     /// Sets the metrics that describe the state database rather than this
-    /// process: `warden_last_success_timestamp_seconds` from the records
-    /// (so a restart does not make a backup look stale or never done) and
+    /// process: `warden_last_success_timestamp_seconds` and
+    /// `warden_last_run_failed` from the records (so a restart does not make
+    /// a backup look stale, never done or fixed) and
     /// `warden_approvals_pending`. Called at start.
     pub async fn restore_metrics(&self) -> anyhow::Result<()> {
         for (plugin, target, at) in self.store.last_successes().await? {
             self.metrics
                 .run_succeeded(&plugin, &target, unix_seconds(at));
+        }
+        for (plugin, target, status) in self.store.last_outcomes().await? {
+            self.metrics
+                .run_outcome(&plugin, &target, status.is_failure());
         }
         self.refresh_approvals_metric().await
     }
@@ -700,6 +705,11 @@ impl Agent {
             if record.status == RunStatus::Succeeded {
                 self.metrics
                     .run_succeeded(&record.plugin, &record.target, unix_seconds(now));
+                self.metrics
+                    .run_outcome(&record.plugin, &record.target, false);
+            } else if record.status.is_failure() {
+                self.metrics
+                    .run_outcome(&record.plugin, &record.target, true);
             }
             if let Some(report) = &record.report {
                 self.metrics.plugin_report(

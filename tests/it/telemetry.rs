@@ -404,14 +404,14 @@ fn init_exports_spans_and_logs_json() {
             .collect();
         let started = logs
             .iter()
-            .find(|l| l["fields"]["message"] == "exporting traces by OTLP");
+            .find(|l| l["message"] == "exporting traces by OTLP");
         match log {
             "warn" => assert!(started.is_none(), "{stderr}"),
             _ => {
                 let started = started.unwrap_or_else(|| panic!("no JSON log line in:\n{stderr}"));
                 assert_eq!(started["level"], "INFO");
                 assert!(
-                    started["fields"]["endpoint"]
+                    started["endpoint"]
                         .as_str()
                         .unwrap()
                         .starts_with("http://127.0.0.1:"),

@@ -376,6 +376,40 @@ impl RunStore {
         Ok(out)
     }
 
+    /// The status of the last run that was not a dry run and succeeded or
+    /// failed ([`RunStatus::is_failure`]), per (plugin, target) pair: what
+    /// `warden_last_run_failed` starts from.
+    pub async fn last_outcomes(&self) -> anyhow::Result<Vec<(String, String, RunStatus)>> {
+        let outcomes: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| *s == RunStatus::Succeeded || s.is_failure())
+            .map(RunStatus::as_str)
+            .collect();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT plugin, target, status FROM (
+               SELECT plugin, target, status, row_number() OVER (
+                 PARTITION BY plugin, target
+                 ORDER BY coalesce(json_extract(record, '$.ended_at'), started_at) DESC, started_at DESC
+               ) AS n
+               FROM runs
+               WHERE NOT coalesce(json_extract(record, '$.dry_run'), 0) AND status IN (",
+        );
+        let mut list = q.separated(", ");
+        for s in outcomes {
+            list.push_bind(s);
+        }
+        q.push(")) WHERE n = 1");
+        let rows: Vec<(String, String, String)> = q
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the last outcome of each plugin and target")?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(p, t, s)| RunStatus::from_name(&s).map(|s| (p, t, s)))
+            .collect())
+    }
+
     /// How many runs of `plugin` are `queued` (from any source): what
     /// admission holds against `[runs] max_queued_per_plugin`.
     pub async fn queued_of(&self, plugin: &str) -> anyhow::Result<u64> {

@@ -48,6 +48,7 @@ type GaugeF64 = Gauge<f64, AtomicU64>;
 /// | `warden_runs_total` | counter | `plugin`, `status`, `target` |
 /// | `warden_run_duration_seconds` | histogram | `plugin`, `target` |
 /// | `warden_last_success_timestamp_seconds` | gauge | `plugin`, `target` |
+/// | `warden_last_run_failed` | gauge (0/1) | `plugin`, `target` |
 /// | `warden_plugin_metric` | gauge | `plugin`, `target`, `name`, `unit` |
 /// | `warden_plugin_metrics_dropped_total` | counter | `plugin`, `reason` |
 /// | `warden_approvals_pending` | gauge | |
@@ -74,6 +75,7 @@ struct Inner {
     runs: Family<Labels3, Counter>,
     run_duration: Family<Labels2, Histogram, fn() -> Histogram>,
     last_success: Family<Labels2, GaugeF64>,
+    last_failed: Family<Labels2, Gauge>,
     plugin_metric: Family<Labels4, GaugeF64>,
     plugin_dropped: Family<Labels2, Counter>,
     /// plugin → metric name → (target → unit of the exported series).
@@ -193,6 +195,13 @@ impl Metrics {
              by plugin and target; absent until one succeeded",
             last_success.clone(),
         );
+        let last_failed = Family::<Labels2, Gauge>::default();
+        registry.register(
+            "warden_last_run_failed",
+            "1 when the last run that was not a dry run and succeeded or failed \
+             (failed, trapped, timed-out, limit-exceeded, interrupted) failed, else 0",
+            last_failed.clone(),
+        );
         let plugin_metric = Family::<Labels4, GaugeF64>::default();
         registry.register(
             "warden_plugin_metric",
@@ -232,6 +241,7 @@ impl Metrics {
                 runs,
                 run_duration,
                 last_success,
+                last_failed,
                 plugin_metric,
                 plugin_dropped,
                 plugin_names: Mutex::default(),
@@ -279,6 +289,14 @@ impl Metrics {
         if gauge.get() < at {
             gauge.set(at);
         }
+    }
+
+    /// `warden_last_run_failed{plugin,target}` = 1 if `failed`, else 0.
+    pub fn run_outcome(&self, plugin: &str, target: &str, failed: bool) {
+        self.inner
+            .last_failed
+            .get_or_create(&[("plugin", label(plugin)), ("target", label(target))])
+            .set(i64::from(failed));
     }
 
     /// The value of `warden_last_success_timestamp_seconds{plugin,target}`,
@@ -626,6 +644,17 @@ mod tests {
             !m.encode().contains(r#"target="other""#),
             "a pair that never succeeded has no series"
         );
+    }
+
+    #[test]
+    fn the_last_outcome_follows_each_run() {
+        let m = Metrics::new();
+        let series = r#"warden_last_run_failed{plugin="backup",target="db"}"#;
+        assert_eq!(sample(&m.encode(), series), None);
+        for (failed, want) in [(true, 1.0), (false, 0.0), (true, 1.0), (true, 1.0)] {
+            m.run_outcome("backup", "db", failed);
+            assert_eq!(sample(&m.encode(), series), Some(want));
+        }
     }
 
     #[test]
