@@ -668,7 +668,8 @@ impl Agent {
         record.actions = outcome.actions;
         record.logs = outcome.logs;
         record.logs_dropped = outcome.logs_dropped;
-        Ok(self.finished(record))
+        // Inside the run's span: the log line carries its trace and span ids.
+        Ok(span.in_scope(|| self.finished(record)))
     }
 
     /// Stamps the end of a run, moves a finished plan to `awaiting-approval`,

@@ -20,6 +20,7 @@ mod logs_capability;
 mod mongo_capability;
 mod mongo_harness;
 mod monitoring;
+mod observability;
 mod pg_harness;
 mod planner;
 mod reload;
