@@ -177,7 +177,11 @@ fn metric_names_are_found_in_promql() {
         metric_names_in(
             r#"histogram_quantile(0.95, sum by (le) (rate(warden_run_duration_seconds_bucket{x="warden_no"}[5m]))) / process_open_fds + my_warden_x"#
         ),
-        ["warden_run_duration_seconds_bucket", "warden_no", "process_open_fds"]
+        [
+            "warden_run_duration_seconds_bucket",
+            "warden_no",
+            "process_open_fds"
+        ]
     );
 }
 
@@ -281,7 +285,10 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         )
     };
     let at = last("db").unwrap_or_else(|| panic!("no last success for db:\n{text}"));
-    assert!((at - unix(ok.ended_at.unwrap())).abs() < 0.001, "{at} {ok:#?}");
+    assert!(
+        (at - unix(ok.ended_at.unwrap())).abs() < 0.001,
+        "{at} {ok:#?}"
+    );
     let at2 = last("db2").unwrap();
     assert!((at2 - unix(ok2.ended_at.unwrap())).abs() < 0.001, "{at2}");
     assert_eq!(last("db3"), None, "a dry run is no success:\n{text}");
@@ -296,8 +303,9 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         ("succeeded", "db3", 1.0),
         ("awaiting-approval", "db4", 1.0),
     ] {
-        let series =
-            format!(r#"warden_runs_total{{plugin="scripted",status="{status}",target="{target}"}}"#);
+        let series = format!(
+            r#"warden_runs_total{{plugin="scripted",status="{status}",target="{target}"}}"#
+        );
         assert_eq!(sample(&text, &series), Some(n), "{series}\n{text}");
     }
     assert_eq!(
@@ -315,10 +323,26 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         ),
         Some(0.5)
     );
-    assert!(!text.contains("would_free"), "dry run metrics exported:\n{text}");
-    for (reason, n) in [("invalid_name", 2.0), ("invalid_value", 1.0)] {
-        let series =
-            format!(r#"warden_plugin_metrics_dropped_total{{plugin="scripted",reason="{reason}"}}"#);
+    assert!(
+        !text.contains("would_free"),
+        "dry run metrics exported:\n{text}"
+    );
+    // A value that is not finite cannot be recorded: the host leaves it
+    // out of the record (with a finding), so it never reaches the metrics.
+    let report = ok.report.as_ref().unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.title.starts_with("metrics without a finite value")
+                && f.detail == "too_big = inf"),
+        "{report:#?}"
+    );
+    assert!(!text.contains("too_big"), "{text}");
+    for (reason, n) in [("invalid_name", 2.0)] {
+        let series = format!(
+            r#"warden_plugin_metrics_dropped_total{{plugin="scripted",reason="{reason}"}}"#
+        );
         assert_eq!(sample(&text, &series), Some(n), "{series}\n{text}");
     }
     assert_eq!(sample(&text, "warden_approvals_pending"), Some(1.0));
@@ -372,9 +396,45 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
     )
     .unwrap();
     let wanted = dashboard_metric_names(&dashboard);
+    // One webhook call (refused: no token) makes its counter appear.
+    let (code, _) = agent
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/alerts",
+            Some(b"{}".to_vec()),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(code, 401);
+    let text = scrape(&agent).await;
     let exported = exported_names(&text);
+    // Counters of events this test does not cause appear at their first
+    // event (prometheus-client writes no family without samples); each
+    // must be one the agent documents.
+    let event_counters = [
+        "warden_guardrail_decisions_total",
+        "warden_http_connections_closed_total",
+        "warden_reloads_total",
+        "warden_run_starts_refused_total",
+    ];
+    let documented =
+        std::fs::read_to_string(repo_root().join("agent/src/telemetry/metrics.rs")).unwrap();
     let missing: Vec<&String> = wanted.difference(&exported).collect();
-    assert!(missing.is_empty(), "not exported: {missing:?}\n{text}");
+    for name in &missing {
+        assert!(
+            event_counters.contains(&name.as_str()),
+            "the dashboard queries {name}, which the agent does not export:\n{text}"
+        );
+        let family = name.strip_suffix("_total").unwrap();
+        assert!(
+            documented.contains(&format!("| `{name}` |"))
+                && documented.contains(&format!("\"{family}\"")),
+            "{name} is not a documented, registered family"
+        );
+    }
+    assert!(exported.contains("warden_webhook_requests_total"));
     for key in [
         "warden_last_success_timestamp_seconds",
         "warden_runs_total",
@@ -397,9 +457,18 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         let line = logs
             .iter()
             .find(|l| l["message"] == "run finished" && l["run"] == rec.id.as_str())
-            .unwrap_or_else(|| panic!("no `run finished` line for {}:\n{}", rec.id, agent.log_text()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `run finished` line for {}:\n{}",
+                    rec.id,
+                    agent.log_text()
+                )
+            });
         assert_eq!(line["level"], "INFO", "{line}");
-        assert!(line["target"].as_str().unwrap().starts_with("warden"), "{line}");
+        assert!(
+            line["target"].as_str().unwrap().starts_with("warden"),
+            "{line}"
+        );
         assert_eq!(line["fields"]["target"], rec.target.as_str(), "{line}");
         assert_eq!(line["status"], rec.status.as_str(), "{line}");
         assert_eq!(line["trace_id"].as_str(), rec.trace_id.as_deref(), "{line}");
@@ -412,10 +481,7 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str().unwrap()).unwrap();
     }
     // Outside any span: no ids, message still at top level.
-    let listening = logs
-        .iter()
-        .find(|l| l.get("address").is_some())
-        .unwrap();
+    let listening = logs.iter().find(|l| l.get("address").is_some()).unwrap();
     assert!(listening["message"].is_string(), "{listening}");
     assert!(listening.get("trace_id").is_none(), "{listening}");
 
@@ -430,7 +496,10 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
         );
         let before = sample(&text, &series).unwrap();
         let now = sample(&after, &series).unwrap_or_else(|| panic!("{series} lost:\n{after}"));
-        assert!((before - now).abs() < 0.001, "{series}: {before} then {now}");
+        assert!(
+            (before - now).abs() < 0.001,
+            "{series}: {before} then {now}"
+        );
     }
     assert!(
         !after.contains(r#"warden_last_success_timestamp_seconds{plugin="scripted",target="db3"}"#),
@@ -545,15 +614,18 @@ target = "db"
         assert_eq!(r.status, RunStatus::Succeeded, "{r:#?}");
         records.push(r);
     }
-    let children: Vec<RunRecord> = warden_tests::wait_for_value("2 started runs", SETTLE, || async {
-        let runs = agent.api.runs().await;
-        let kids: Vec<RunRecord> = runs
-            .into_iter()
-            .filter(|r| r.parent_run.as_deref() == Some(starter.as_str()) && r.status.is_final())
-            .collect();
-        (kids.len() == 2).then_some(kids)
-    })
-    .await;
+    let children: Vec<RunRecord> =
+        warden_tests::wait_for_value("2 started runs", SETTLE, || async {
+            let runs = agent.api.runs().await;
+            let kids: Vec<RunRecord> = runs
+                .into_iter()
+                .filter(|r| {
+                    r.parent_run.as_deref() == Some(starter.as_str()) && r.status.is_final()
+                })
+                .collect();
+            (kids.len() == 2).then_some(kids)
+        })
+        .await;
     // SIGTERM flushes the exporter.
     assert!(agent.term().success(), "{}", agent.log_text());
     let run_ids: BTreeSet<String> = records
@@ -604,7 +676,10 @@ target = "db"
         }
     }
     let root = run_span(&starter);
-    assert_eq!(root.parent_span_id, "", "a manual run without traceparent is a root");
+    assert_eq!(
+        root.parent_span_id, "",
+        "a manual run without traceparent is a root"
+    );
     for child in &children {
         let s = run_span(&child.id);
         assert_eq!(s.parent_span_id, root.span_id, "{child:#?}");

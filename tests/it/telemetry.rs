@@ -452,7 +452,8 @@ async fn init_child() {
 }
 
 /// End to end: `warden run` exports a run's root span, parented to the
-/// webhook caller's `traceparent`, with one child per host call, and no
+/// webhook request's span (a child of the caller's `traceparent`), with
+/// one child per host call, and no
 /// secret or parameter value in any attribute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warden_run_exports_the_run_trace_with_its_parent_and_host_calls() {
@@ -522,9 +523,17 @@ params = { note = "{{ labels.secret }}", hit_sql = "SELECT 1", fail_if_sql = "SE
         .await;
     let root = spans.iter().find(|s| s.name == "warden.run").unwrap();
     assert_eq!(root.trace_id, trace_id);
+    let webhook = spans
+        .iter()
+        .find(|s| s.name == "warden.webhook")
+        .expect("the webhook request's span");
     assert_eq!(
-        root.parent_span_id, parent_id,
-        "the caller's traceparent is the parent"
+        webhook.parent_span_id, parent_id,
+        "the caller's traceparent is the webhook span's parent"
+    );
+    assert_eq!(
+        root.parent_span_id, webhook.span_id,
+        "the webhook request's span is the run's parent"
     );
     assert_eq!(root.attr("warden.run.id"), Some(id.as_str()));
     assert_eq!(root.attr("warden.plugin"), Some("scripted"));

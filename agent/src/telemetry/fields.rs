@@ -220,9 +220,7 @@ where
                 let mut obj = Map::new();
                 obj.insert("name".into(), span.name().into());
                 let ext = span.extensions();
-                if let Some(fields) =
-                    ext.get::<tracing_subscriber::fmt::FormattedFields<N>>()
-                {
+                if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>() {
                     match serde_json::from_str::<Value>(fields) {
                         Ok(Value::Object(map)) => obj.extend(map),
                         _ if fields.is_empty() => {}

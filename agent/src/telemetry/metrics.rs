@@ -691,7 +691,12 @@ mod tests {
             ("", "", 1.0, "invalid_name"),
             ("a-b", "", 1.0, "invalid_name"),
             ("x\"} 1\nforged", "", 1.0, "invalid_name"),
-            (&*"n".repeat(MAX_PLUGIN_METRIC_NAME_LEN + 1), "", 1.0, "invalid_name"),
+            (
+                &*"n".repeat(MAX_PLUGIN_METRIC_NAME_LEN + 1),
+                "",
+                1.0,
+                "invalid_name",
+            ),
             ("ok_name", "Bytes", 1.0, "invalid_unit"),
             ("ok_name", "k b", 1.0, "invalid_unit"),
             ("ok_name", "", f64::NAN, "invalid_value"),
@@ -772,9 +777,15 @@ mod tests {
             "# TYPE warden_run_duration_seconds histogram",
             r#"warden_runs_total{plugin="p",status="succeeded",target="t"} 1"#,
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
-        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
         // Same samples.
         let samples = |s: &str| -> Vec<String> {
             s.lines()

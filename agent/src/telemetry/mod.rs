@@ -50,8 +50,8 @@
 
 mod fields;
 mod metrics;
-mod process;
 pub mod otlp;
+mod process;
 
 use std::collections::HashMap;
 
@@ -71,8 +71,8 @@ pub use metrics::{
     CONTENT_TYPE, MAX_LABEL_LEN, MAX_PLUGIN_METRIC_NAME_LEN, MAX_PLUGIN_METRIC_NAMES, Metrics,
     RUN_DURATION_BUCKETS, TEXT_CONTENT_TYPE, wants_openmetrics, wit_version,
 };
-pub use process::ProcessStats;
 pub use otlp::{DEFAULT_SERVICE_NAME, OtlpPipeline, OtlpProtocol, OtlpSettings};
+pub use process::ProcessStats;
 
 /// The environment variable with the stderr log filter (`EnvFilter` syntax).
 pub const LOG_ENV: &str = "WARDEN_LOG";

@@ -145,7 +145,12 @@ impl Collector for ProcessCollector {
                 Some(Unit::Seconds),
                 s.start_time_seconds,
             ),
-            ("process_open_fds", "Open file descriptors", None, s.open_fds),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                None,
+                s.open_fds,
+            ),
             (
                 "process_max_fds",
                 "Most open file descriptors allowed (soft limit)",

@@ -313,8 +313,14 @@ fn the_json_log_puts_the_message_and_fields_at_top_level() {
     assert_eq!(first["plugin"], "backup");
     assert_eq!(first["rows"], 42);
     assert_eq!(first["ok"], true);
-    assert!(first["target"].as_str().unwrap().starts_with("warden"), "{first}");
-    assert!(first.get("span").is_none() && first.get("fields").is_none(), "{first}");
+    assert!(
+        first["target"].as_str().unwrap().starts_with("warden"),
+        "{first}"
+    );
+    assert!(
+        first.get("span").is_none() && first.get("fields").is_none(),
+        "{first}"
+    );
     chrono::DateTime::parse_from_rfc3339(first["timestamp"].as_str().unwrap()).unwrap();
     let second = &lines[1];
     assert_eq!(second["message"], "run finished");
