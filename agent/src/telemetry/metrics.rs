@@ -39,6 +39,8 @@ type Labels2 = [(&'static str, String); 2];
 type Labels3 = [(&'static str, String); 3];
 type Labels4 = [(&'static str, String); 4];
 type GaugeF64 = Gauge<f64, AtomicU64>;
+/// A plugin's metric names → (target → unit of the exported series).
+type PluginNames = HashMap<String, HashMap<String, String>>;
 
 /// The agent's metrics. Cloning is cheap (one `Arc`); every update is lock-free
 /// or takes a short read lock, so any task may update them.
@@ -78,8 +80,7 @@ struct Inner {
     last_failed: Family<Labels2, Gauge>,
     plugin_metric: Family<Labels4, GaugeF64>,
     plugin_dropped: Family<Labels2, Counter>,
-    /// plugin → metric name → (target → unit of the exported series).
-    plugin_names: Mutex<BTreeMap<String, HashMap<String, HashMap<String, String>>>>,
+    plugin_names: Mutex<BTreeMap<String, PluginNames>>,
     approvals_pending: Gauge,
     queue_depth: Gauge,
     running: Gauge,
