@@ -403,6 +403,32 @@ impl Agent {
         }
     }
 
+    /// Sets the metrics that describe the state database rather than this
+    /// process: `warden_last_success_timestamp_seconds` and
+    /// `warden_last_run_failed` from the records (so a restart does not make
+    /// a backup look stale, never done or fixed) and
+    /// `warden_approvals_pending`. Called at start.
+    pub async fn restore_metrics(&self) -> anyhow::Result<()> {
+        for (plugin, target, at) in self.store.last_successes().await? {
+            self.metrics
+                .run_succeeded(&plugin, &target, unix_seconds(at));
+        }
+        for (plugin, target, status) in self.store.last_outcomes().await? {
+            self.metrics
+                .run_outcome(&plugin, &target, status.is_failure());
+        }
+        self.refresh_approvals_metric().await
+    }
+
+    /// `warden_approvals_pending` from the state database (each scrape
+    /// calls this: approvals are decided and expire in several places).
+    pub async fn refresh_approvals_metric(&self) -> anyhow::Result<()> {
+        let n = self.store.count(RunStatus::AwaitingApproval).await?;
+        self.metrics
+            .set_approvals_pending(i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
     /// The policies and plugins in force now.
     pub fn loaded(&self) -> Arc<Loaded> {
         self.loaded.load_full()
@@ -672,7 +698,8 @@ impl Agent {
         record.actions = outcome.actions;
         record.logs = outcome.logs;
         record.logs_dropped = outcome.logs_dropped;
-        Ok(self.finished(record))
+        // Inside the run's span: the log line carries its trace and span ids.
+        Ok(span.in_scope(|| self.finished(record)))
     }
 
     /// Stamps the end of a run, moves a finished plan to `awaiting-approval`,
@@ -705,8 +732,35 @@ impl Agent {
             }
         }
         let duration = (now - record.started_at).to_std().unwrap_or_default();
-        self.metrics
-            .run_finished(&record.plugin, record.status.as_str(), duration);
+        self.metrics.run_finished(
+            &record.plugin,
+            &record.target,
+            record.status.as_str(),
+            duration,
+        );
+        // A dry run did nothing: it is no success of the plugin's work, and
+        // the numbers it reports are about what it would have done.
+        if !record.dry_run {
+            if record.status == RunStatus::Succeeded {
+                self.metrics
+                    .run_succeeded(&record.plugin, &record.target, unix_seconds(now));
+                self.metrics
+                    .run_outcome(&record.plugin, &record.target, false);
+            } else if record.status.is_failure() {
+                self.metrics
+                    .run_outcome(&record.plugin, &record.target, true);
+            }
+            if let Some(report) = &record.report {
+                self.metrics.plugin_report(
+                    &record.plugin,
+                    &record.target,
+                    report
+                        .metrics
+                        .iter()
+                        .map(|m| (m.name.as_str(), m.unit.as_str(), m.value)),
+                );
+            }
+        }
         tracing::info!(
             run = %record.id,
             plugin = %record.plugin,
@@ -716,6 +770,11 @@ impl Agent {
         );
         record
     }
+}
+
+/// `at` as Unix seconds with the fraction.
+pub(crate) fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    at.timestamp() as f64 + f64::from(at.timestamp_subsec_micros()) / 1e6
 }
 
 fn labels(m: &BTreeMap<String, String>) -> Vec<wit::Label> {

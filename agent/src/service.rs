@@ -48,6 +48,10 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
     for rec in &interrupted {
         tracing::warn!(run = %rec.id, plugin = %rec.plugin, target = %rec.target, "run interrupted by the last shutdown; not run again");
     }
+    agent
+        .restore_metrics()
+        .await
+        .context("restoring metrics from the state database")?;
     let mut guardrails = rebuild_guardrails(&agent).await?;
     let policies = agent.policies();
     for rec in &interrupted {

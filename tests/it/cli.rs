@@ -198,7 +198,7 @@ fn run_serves_until_sigterm() {
             .expect("warden run never said it was running");
         if line.contains("warden is running") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(v["fields"]["plugins"], 2, "{line}");
+            assert_eq!(v["plugins"], 2, "{line}");
             break;
         }
     }

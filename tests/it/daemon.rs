@@ -235,7 +235,7 @@ impl Proc {
             async move {
                 lines.iter().find_map(|l| {
                     let v: Value = serde_json::from_str(l).ok()?;
-                    v["fields"]["address"].as_str().map(str::to_string)
+                    v["address"].as_str().map(str::to_string)
                 })
             }
         })

@@ -23,6 +23,7 @@ mod missed_ticks;
 mod mongo_capability;
 mod mongo_harness;
 mod monitoring;
+mod observability;
 mod pg_harness;
 mod planner;
 mod reload;

@@ -155,7 +155,7 @@ async fn ticks_missed_while_stopped_are_recorded() {
     );
     // Counted as runs with status `missed`.
     let line = format!(
-        "warden_runs_total{{plugin=\"noop\",status=\"missed\"}} {}",
+        "warden_runs_total{{plugin=\"noop\",status=\"missed\",target=\"app\"}} {}",
         missed.len()
     );
     assert!(text.contains(&line), "{line} not in\n{text}");
@@ -204,7 +204,7 @@ async fn catch_up_latest_runs_the_latest_missed_tick_once() {
         .filter(|l| l.contains("catching up the latest missed tick"))
         .find_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            v["fields"]["run"].as_str().map(str::to_string)
+            v["run"].as_str().map(str::to_string)
         })
         .unwrap_or_else(|| panic!("no catch-up in the log:\n{log}"));
     let settled = second.api.settled(&run_id, Duration::from_secs(60)).await;

@@ -202,9 +202,9 @@ fn a_sampling_ratio_of_zero_exports_only_sampled_parents() {
 
 fn updated_metrics() -> Metrics {
     let m = Metrics::new();
-    m.run_finished("vacuum", "succeeded", Duration::from_millis(500));
-    m.run_finished("vacuum", "succeeded", Duration::from_secs(3));
-    m.run_finished("analyze", "failed", Duration::from_secs(1));
+    m.run_finished("vacuum", "db", "succeeded", Duration::from_millis(500));
+    m.run_finished("vacuum", "db", "succeeded", Duration::from_secs(3));
+    m.run_finished("analyze", "db", "failed", Duration::from_secs(1));
     m.set_queue_depth(4);
     m.set_running(1);
     m.guardrail_decision("max-rows", "deny");
@@ -220,10 +220,10 @@ fn updated_metrics() -> Metrics {
 fn metrics_are_encoded_with_their_labels() {
     let text = updated_metrics().encode();
     for line in [
-        r#"warden_runs_total{plugin="vacuum",status="succeeded"} 2"#,
-        r#"warden_runs_total{plugin="analyze",status="failed"} 1"#,
-        r#"warden_run_duration_seconds_count{plugin="vacuum"} 2"#,
-        r#"warden_run_duration_seconds_sum{plugin="vacuum"} 3.5"#,
+        r#"warden_runs_total{plugin="vacuum",status="succeeded",target="db"} 2"#,
+        r#"warden_runs_total{plugin="analyze",status="failed",target="db"} 1"#,
+        r#"warden_run_duration_seconds_count{plugin="vacuum",target="db"} 2"#,
+        r#"warden_run_duration_seconds_sum{plugin="vacuum",target="db"} 3.5"#,
         "warden_queue_depth 4",
         "warden_runs_in_flight 1",
         r#"warden_guardrail_decisions_total{rule="max-rows",decision="deny"} 1"#,
@@ -404,14 +404,14 @@ fn init_exports_spans_and_logs_json() {
             .collect();
         let started = logs
             .iter()
-            .find(|l| l["fields"]["message"] == "exporting traces by OTLP");
+            .find(|l| l["message"] == "exporting traces by OTLP");
         match log {
             "warn" => assert!(started.is_none(), "{stderr}"),
             _ => {
                 let started = started.unwrap_or_else(|| panic!("no JSON log line in:\n{stderr}"));
                 assert_eq!(started["level"], "INFO");
                 assert!(
-                    started["fields"]["endpoint"]
+                    started["endpoint"]
                         .as_str()
                         .unwrap()
                         .starts_with("http://127.0.0.1:"),
@@ -452,7 +452,8 @@ async fn init_child() {
 }
 
 /// End to end: `warden run` exports a run's root span, parented to the
-/// webhook caller's `traceparent`, with one child per host call, and no
+/// webhook request's span (a child of the caller's `traceparent`), with
+/// one child per host call, and no
 /// secret or parameter value in any attribute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warden_run_exports_the_run_trace_with_its_parent_and_host_calls() {
@@ -522,9 +523,17 @@ params = { note = "{{ labels.secret }}", hit_sql = "SELECT 1", fail_if_sql = "SE
         .await;
     let root = spans.iter().find(|s| s.name == "warden.run").unwrap();
     assert_eq!(root.trace_id, trace_id);
+    let webhook = spans
+        .iter()
+        .find(|s| s.name == "warden.webhook")
+        .expect("the webhook request's span");
     assert_eq!(
-        root.parent_span_id, parent_id,
-        "the caller's traceparent is the parent"
+        webhook.parent_span_id, parent_id,
+        "the caller's traceparent is the webhook span's parent"
+    );
+    assert_eq!(
+        root.parent_span_id, webhook.span_id,
+        "the webhook request's span is the run's parent"
     );
     assert_eq!(root.attr("warden.run.id"), Some(id.as_str()));
     assert_eq!(root.attr("warden.plugin"), Some("scripted"));

@@ -92,10 +92,12 @@ fn plugin_claim<'r>(r: &'r RunRecord, statement: &str) -> Option<&'r Action> {
 
 fn runs_total(agent: &warden::agent::Agent, plugin: &str, status: &str) -> u64 {
     let text = agent.metrics.encode();
-    let key = format!("warden_runs_total{{plugin=\"{plugin}\",status=\"{status}\"}} ");
+    // Summed over targets.
+    let key = format!("warden_runs_total{{plugin=\"{plugin}\",status=\"{status}\",");
     text.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .map_or(0, |v| v.trim().parse().unwrap())
+        .filter(|l| l.starts_with(&key))
+        .map(|l| l.rsplit(' ').next().unwrap().trim().parse::<u64>().unwrap())
+        .sum()
 }
 
 /// Part 1 and 2 for VACUUM and ANALYZE: PostgreSQL skips the tables the role

@@ -197,7 +197,7 @@ impl HostState {
         }
         let params: BTreeMap<String, String> =
             params.into_iter().map(|p| (p.name, p.value)).collect();
-        let rec = RunRecord::started_by(
+        let mut rec = RunRecord::started_by(
             &env.run_id,
             &env.plugin,
             env.depth,
@@ -206,6 +206,9 @@ impl HostState {
             params,
             env.dry_run(),
         );
+        // The started run's span is a child of this run's (the current
+        // span while the plugin runs).
+        rec.traceparent = crate::telemetry::current_traceparent();
         let admitted = match admitter
             .admit(Request::Started {
                 rec: Box::new(rec),

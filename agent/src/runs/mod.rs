@@ -364,6 +364,62 @@ impl RunStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The end of the last successful run that was not a dry run, per
+    /// (plugin, target) pair that has one: what
+    /// `warden_last_success_timestamp_seconds` starts from.
+    pub async fn last_successes(&self) -> anyhow::Result<Vec<(String, String, DateTime<Utc>)>> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT plugin, target, max(json_extract(record, '$.ended_at')) FROM runs
+             WHERE status = 'succeeded' AND NOT coalesce(json_extract(record, '$.dry_run'), 0)
+             GROUP BY plugin, target",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading the last successful runs")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (plugin, target, ended) in rows {
+            let Some(ended) = ended else { continue };
+            let at = DateTime::parse_from_rfc3339(&ended)
+                .with_context(|| format!("run of `{plugin}` on `{target}`: ended_at `{ended}`"))?;
+            out.push((plugin, target, at.with_timezone(&Utc)));
+        }
+        Ok(out)
+    }
+
+    /// The status of the last run that was not a dry run and succeeded or
+    /// failed ([`RunStatus::is_failure`]), per (plugin, target) pair: what
+    /// `warden_last_run_failed` starts from.
+    pub async fn last_outcomes(&self) -> anyhow::Result<Vec<(String, String, RunStatus)>> {
+        let outcomes: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| *s == RunStatus::Succeeded || s.is_failure())
+            .map(RunStatus::as_str)
+            .collect();
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT plugin, target, status FROM (
+               SELECT plugin, target, status, row_number() OVER (
+                 PARTITION BY plugin, target
+                 ORDER BY coalesce(json_extract(record, '$.ended_at'), started_at) DESC, started_at DESC
+               ) AS n
+               FROM runs
+               WHERE NOT coalesce(json_extract(record, '$.dry_run'), 0) AND status IN (",
+        );
+        let mut list = q.separated(", ");
+        for s in outcomes {
+            list.push_bind(s);
+        }
+        q.push(")) WHERE n = 1");
+        let rows: Vec<(String, String, String)> = q
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .context("reading the last outcome of each plugin and target")?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(p, t, s)| RunStatus::from_name(&s).map(|s| (p, t, s)))
+            .collect())
+    }
+
     /// How many runs of `plugin` are `queued` (from any source): what
     /// admission holds against `[runs] max_queued_per_plugin`.
     pub async fn queued_of(&self, plugin: &str) -> anyhow::Result<u64> {

@@ -107,7 +107,14 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
     dropped += total_actions - kept_actions;
     let mut metrics = Vec::new();
     let total_metrics = report.metrics.len();
+    // A record cannot hold NaN or an infinity (JSON has neither): such a
+    // metric is left out and named in a finding.
+    let mut not_finite = Vec::new();
     for m in report.metrics.into_iter().take(MAX_ITEMS) {
+        if !m.value.is_finite() {
+            not_finite.push(format!("{} = {}", clean(r, m.name, MAX_SHORT), m.value));
+            continue;
+        }
         let metric = Metric {
             name: clean(r, m.name, MAX_SHORT),
             value: m.value,
@@ -118,7 +125,15 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
         }
         metrics.push(metric);
     }
-    dropped += total_metrics - metrics.len();
+    dropped += total_metrics - metrics.len() - not_finite.len();
+    if !not_finite.is_empty() {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            title: "metrics without a finite value dropped by the host".to_string(),
+            detail: not_finite.join(", "),
+            suggested_action: None,
+        });
+    }
     if dropped > 0 {
         findings.push(Finding {
             severity: Severity::Warning,

@@ -132,3 +132,165 @@ impl<W: std::io::Write> std::io::Write for JsonSafeWriter<W> {
         self.0.flush()
     }
 }
+
+/// The event format of the JSON log: one object per line with, at top
+/// level, `timestamp` (RFC 3339, UTC, microseconds), `level`, `target` (the
+/// module), `message`, the event's fields, and `trace_id` / `span_id` (32
+/// and 16 lowercase hex digits) of the innermost enclosing span that has an
+/// OpenTelemetry context; then `span` (the innermost span: `name` and its
+/// fields) and `spans` (all enclosing spans, outermost first). An event
+/// field whose name is one of these keys goes into a `fields` object
+/// instead (e.g. `target = "pg"` on a run's log line). Use with
+/// `fmt_fields(JsonFields::new())` and [`JsonSafe`].
+///
+/// Asking a span for its trace id starts it (as [`super::span_trace_id`]
+/// does): set a span's parent before logging inside it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLog;
+
+/// Top-level keys [`JsonLog`] writes itself.
+const RESERVED: [&str; 9] = [
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "trace_id",
+    "span_id",
+    "span",
+    "spans",
+    "fields",
+];
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLog
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        use serde_json::{Map, Value};
+        let meta = event.metadata();
+        let mut out = Map::new();
+        out.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        out.insert("level".into(), meta.level().as_str().into());
+        out.insert("target".into(), meta.target().into());
+        let mut visitor = JsonVisitor(Map::new());
+        event.record(&mut visitor);
+        let mut clashing = Map::new();
+        if let Some(message) = visitor.0.remove("message") {
+            out.insert("message".into(), message);
+        }
+        for (k, v) in visitor.0 {
+            if RESERVED.contains(&k.as_str()) {
+                clashing.insert(k, v);
+            } else {
+                out.insert(k, v);
+            }
+        }
+        if !clashing.is_empty() {
+            out.insert("fields".into(), Value::Object(clashing));
+        }
+        if let Some(scope) = ctx.event_scope() {
+            let spans: Vec<_> = scope.collect();
+            // The innermost span with a valid OpenTelemetry context.
+            let ids = spans.iter().find_map(|span| {
+                let cx = tracing::dispatcher::get_default(|d| {
+                    tracing_opentelemetry::get_otel_context(&span.id(), d)
+                })?;
+                use opentelemetry::trace::TraceContextExt as _;
+                let otel = cx.span();
+                let sc = otel.span_context();
+                sc.is_valid()
+                    .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+            });
+            if let Some((trace_id, span_id)) = ids {
+                out.insert("trace_id".into(), trace_id.into());
+                out.insert("span_id".into(), span_id.into());
+            }
+            let describe = |span: &tracing_subscriber::registry::SpanRef<'_, S>| {
+                let mut obj = Map::new();
+                obj.insert("name".into(), span.name().into());
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<tracing_subscriber::fmt::FormattedFields<N>>() {
+                    match serde_json::from_str::<Value>(fields) {
+                        Ok(Value::Object(map)) => obj.extend(map),
+                        _ if fields.is_empty() => {}
+                        _ => {
+                            obj.insert("fields".into(), fields.to_string().into());
+                        }
+                    }
+                }
+                Value::Object(obj)
+            };
+            if let Some(leaf) = spans.first() {
+                out.insert("span".into(), describe(leaf));
+            }
+            let all: Vec<Value> = spans.iter().rev().map(describe).collect();
+            out.insert("spans".into(), Value::Array(all));
+        }
+        let line = serde_json::to_string(&Value::Object(out)).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+/// Collects an event's fields as JSON values.
+struct JsonVisitor(serde_json::Map<String, serde_json::Value>);
+
+impl JsonVisitor {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.0.insert(name.to_string(), value);
+    }
+}
+
+impl Visit for JsonVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let v = serde_json::Number::from_f64(value)
+            .map_or_else(|| value.to_string().into(), serde_json::Value::Number);
+        self.put(field, v);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut chain = value.to_string();
+        let mut source = value.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        self.put(field, chain.into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+}

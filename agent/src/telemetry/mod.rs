@@ -51,6 +51,7 @@
 mod fields;
 mod metrics;
 pub mod otlp;
+mod process;
 
 use std::collections::HashMap;
 
@@ -65,9 +66,13 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
-pub use fields::{EscapedFields, JsonSafe};
-pub use metrics::{CONTENT_TYPE, MAX_LABEL_LEN, Metrics, RUN_DURATION_BUCKETS};
+pub use fields::{EscapedFields, JsonLog, JsonSafe};
+pub use metrics::{
+    CONTENT_TYPE, MAX_LABEL_LEN, MAX_PLUGIN_METRIC_NAME_LEN, MAX_PLUGIN_METRIC_NAMES, Metrics,
+    RUN_DURATION_BUCKETS, TEXT_CONTENT_TYPE, wants_openmetrics, wit_version,
+};
 pub use otlp::{DEFAULT_SERVICE_NAME, OtlpPipeline, OtlpProtocol, OtlpSettings};
+pub use process::ProcessStats;
 
 /// The environment variable with the stderr log filter (`EnvFilter` syntax).
 pub const LOG_ENV: &str = "WARDEN_LOG";
@@ -111,7 +116,11 @@ pub fn init_with_level(
     // Plugins' text is logged: every field escaped in text, every hidden
     // character a `\uXXXX` in JSON (see `fields`).
     let fmt = match format {
-        LogFormat::Json => fmt.json().with_writer(JsonSafe(std::io::stderr)).boxed(),
+        LogFormat::Json => fmt
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLog)
+            .with_writer(JsonSafe(std::io::stderr))
+            .boxed(),
         LogFormat::Text => fmt
             .fmt_fields(EscapedFields)
             .with_writer(std::io::stderr)

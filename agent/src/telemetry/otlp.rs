@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -23,7 +24,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData,
-    SpanExporter,
+    SpanExporter, SpanProcessor,
 };
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
@@ -37,6 +38,143 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 const SCHEDULED_DELAY: Duration = Duration::from_secs(2);
 /// Spans kept while the collector is slow or down; further spans are dropped.
 const MAX_QUEUE: usize = 4096;
+
+/// Spans not exported, by reason, summed over every pipeline of the process
+/// (what `warden_otlp_spans_dropped_total` shows).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpansDropped {
+    /// Ended while [`MAX_QUEUE`] spans were waiting for export.
+    pub queue_full: u64,
+    /// In a batch the collector did not take (error, timeout, unreachable).
+    pub export_failed: u64,
+}
+
+static QUEUE_FULL: AtomicU64 = AtomicU64::new(0);
+static EXPORT_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Spans dropped so far by every [`OtlpPipeline`] of this process.
+pub fn spans_dropped() -> SpansDropped {
+    SpansDropped {
+        queue_full: QUEUE_FULL.load(Ordering::Relaxed),
+        export_failed: EXPORT_FAILED.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts the spans of one pipeline between their end and the end of their
+/// export, and the ones dropped. The batch processor holds at most `max`
+/// such spans: a span ending when `max` are pending is dropped here, by
+/// [`Counting`], so the processor's own queue (as large) is never full and
+/// every drop is counted.
+#[derive(Debug)]
+struct Drops {
+    pending: AtomicUsize,
+    max: usize,
+    queue_full: AtomicU64,
+    export_failed: AtomicU64,
+}
+
+impl Drops {
+    fn new(max: usize) -> Drops {
+        Drops {
+            pending: AtomicUsize::new(0),
+            max,
+            queue_full: AtomicU64::new(0),
+            export_failed: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a span that just ended may be queued (counted if not).
+    fn admit(&self) -> bool {
+        let admitted = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.queue_full.fetch_add(1, Ordering::Relaxed);
+            QUEUE_FULL.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// The export of `n` spans ended.
+    fn exported(&self, n: usize, ok: bool) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(n))
+            });
+        if !ok {
+            let n = n as u64;
+            self.export_failed.fetch_add(n, Ordering::Relaxed);
+            EXPORT_FAILED.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> SpansDropped {
+        SpansDropped {
+            queue_full: self.queue_full.load(Ordering::Relaxed),
+            export_failed: self.export_failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A span processor in front of a batch processor that drops (and counts)
+/// spans when [`Drops`] says the queue is full.
+#[derive(Debug)]
+struct Counting<P> {
+    inner: P,
+    drops: Arc<Drops>,
+}
+
+impl<P: SpanProcessor> SpanProcessor for Counting<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if self.drops.admit() {
+            self.inner.on_end(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// A batch processor exporting with `exporter` on `handle`, holding at most
+/// `max_queue` spans, counting drops in `drops`.
+fn counting_batch<E: SpanExporter + 'static>(
+    exporter: E,
+    handle: tokio::runtime::Handle,
+    max_queue: usize,
+    drops: Arc<Drops>,
+) -> Counting<BatchSpanProcessor> {
+    let exporter = OnRuntime {
+        inner: Arc::new(exporter),
+        handle,
+        drops: Arc::clone(&drops),
+    };
+    let inner = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(max_queue)
+                .with_scheduled_delay(SCHEDULED_DELAY)
+                .build(),
+        )
+        .build();
+    Counting { inner, drops }
+}
 
 /// Where and how to export spans by OTLP.
 #[derive(Clone, PartialEq)]
@@ -110,6 +248,7 @@ pub struct OtlpPipeline {
     provider: SdkTracerProvider,
     runtime: Option<tokio::runtime::Runtime>,
     shut_down: bool,
+    drops: Arc<Drops>,
 }
 
 impl fmt::Debug for OtlpPipeline {
@@ -152,18 +291,13 @@ impl OtlpPipeline {
                 return Err(e);
             }
         };
-        let exporter = OnRuntime {
-            inner: Arc::new(exporter),
-            handle: runtime.handle().clone(),
-        };
-        let processor = BatchSpanProcessor::builder(exporter)
-            .with_batch_config(
-                BatchConfigBuilder::default()
-                    .with_max_queue_size(MAX_QUEUE)
-                    .with_scheduled_delay(SCHEDULED_DELAY)
-                    .build(),
-            )
-            .build();
+        let drops = Arc::new(Drops::new(MAX_QUEUE));
+        let processor = counting_batch(
+            exporter,
+            runtime.handle().clone(),
+            MAX_QUEUE,
+            Arc::clone(&drops),
+        );
         let provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
@@ -175,7 +309,13 @@ impl OtlpPipeline {
             provider,
             runtime: Some(runtime),
             shut_down: false,
+            drops,
         })
+    }
+
+    /// Spans this pipeline dropped so far.
+    pub fn spans_dropped(&self) -> SpansDropped {
+        self.drops.get()
     }
 
     /// The provider (e.g. for `opentelemetry::global::set_tracer_provider`).
@@ -365,17 +505,20 @@ fn build_exporter(
     })
 }
 
-/// Runs each export of `inner` as a task on `handle` (see the module docs).
+/// Runs each export of `inner` as a task on `handle` (see the module docs)
+/// and tells `drops` how it ended.
 #[derive(Debug)]
 struct OnRuntime<E> {
     inner: Arc<E>,
     handle: tokio::runtime::Handle,
+    drops: Arc<Drops>,
 }
 
 impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let inner = Arc::clone(&self.inner);
-        match self
+        let n = batch.len();
+        let result = match self
             .handle
             .spawn(async move { inner.export(batch).await })
             .await
@@ -384,7 +527,9 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
             Err(e) => Err(OTelSdkError::InternalFailure(format!(
                 "OTLP export task ended: {e}"
             ))),
-        }
+        };
+        self.drops.exported(n, result.is_ok());
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -449,6 +594,82 @@ mod tests {
             let debug = format!("{s:?}");
             assert!(!debug.contains("ret-value"), "{debug}");
         }
+    }
+
+    /// An exporter for the tests of [`Counting`]: each export waits until
+    /// the test lets it go, then fails or succeeds as told.
+    #[derive(Debug)]
+    struct Gate {
+        go: std::sync::Mutex<std::sync::mpsc::Receiver<bool>>,
+        seen: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Gate {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.seen.fetch_add(batch.len(), Ordering::SeqCst);
+            let ok = self.go.lock().unwrap().recv().unwrap_or(true);
+            if ok {
+                Ok(())
+            } else {
+                Err(OTelSdkError::InternalFailure("refused by the test".into()))
+            }
+        }
+    }
+
+    fn ended_spans(provider: &SdkTracerProvider, n: usize) {
+        use opentelemetry::trace::{Span as _, Tracer as _};
+        let tracer = provider.tracer("test");
+        for i in 0..n {
+            tracer.start(format!("s{i}")).end();
+        }
+    }
+
+    /// Spans ending while the queue holds its maximum are dropped and
+    /// counted; failed exports count their spans; the rest are exported.
+    #[test]
+    fn dropped_spans_are_counted_by_reason() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        for (max, ended, first_ok) in [(4, 10, false), (8, 8, true), (3, 5, true)] {
+            let (go, gate) = std::sync::mpsc::channel();
+            let seen = Arc::new(AtomicUsize::new(0));
+            let drops = Arc::new(Drops::new(max));
+            let processor = counting_batch(
+                Gate {
+                    go: std::sync::Mutex::new(gate),
+                    seen: Arc::clone(&seen),
+                },
+                runtime.handle().clone(),
+                max,
+                Arc::clone(&drops),
+            );
+            let provider = SdkTracerProvider::builder()
+                .with_span_processor(processor)
+                .build();
+            // The gate is closed: nothing leaves the queue.
+            ended_spans(&provider, ended);
+            let full = ended.saturating_sub(max) as u64;
+            assert_eq!(drops.get().queue_full, full, "max {max} ended {ended}");
+            // Let the exports through: the first as told, the rest fine.
+            go.send(first_ok).unwrap();
+            for _ in 0..ended {
+                let _ = go.send(true);
+            }
+            let _ = provider.force_flush();
+            let got = drops.get();
+            assert_eq!(seen.load(Ordering::SeqCst), ended.min(max));
+            let failed = if first_ok { 0 } else { ended.min(max) as u64 };
+            assert_eq!(got.export_failed, failed, "max {max} ended {ended}");
+            assert_eq!(drops.pending.load(Ordering::SeqCst), 0);
+            // Room again: the next spans are queued.
+            ended_spans(&provider, max);
+            assert_eq!(drops.get().queue_full, full);
+            let _ = provider.shutdown();
+        }
+        runtime.shutdown_background();
     }
 
     #[test]

@@ -253,7 +253,8 @@ fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::registry().with(
         tracing_subscriber::fmt::layer()
-            .json()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLog)
             .with_writer(JsonSafe(captured.clone())),
     );
     tracing::subscriber::with_default(subscriber, || {
@@ -268,7 +269,74 @@ fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
         out.escape_debug()
     );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["fields"]["message"], hostile);
-    assert_eq!(v["fields"]["plugin"], hostile);
+    assert_eq!(v["message"], hostile);
+    assert_eq!(v["plugin"], hostile);
     assert_eq!(v["span"]["warden.plugin"], hostile);
+    assert_eq!(v["span"]["name"], "warden.run");
+}
+
+/// Message, level, target and fields at top level; a field named like a
+/// top-level key goes under `fields`; typed values stay typed; spans are
+/// listed outermost first.
+#[test]
+fn the_json_log_puts_the_message_and_fields_at_top_level() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLog)
+            .with_writer(JsonSafe(captured.clone())),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(plugin = "backup", rows = 42u64, ok = true, "outside");
+        let outer = tracing::info_span!("warden.webhook", http.route = "/api/v1/alerts");
+        let inner = tracing::info_span!(parent: &outer, "warden.run", warden.run.id = "r1");
+        inner.in_scope(|| {
+            tracing::info!(
+                target = "pg",
+                level = "x",
+                message2 = "m",
+                status = %"succeeded",
+                "run finished"
+            )
+        });
+    });
+    let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let first = &lines[0];
+    assert_eq!(first["message"], "outside");
+    assert_eq!(first["level"], "WARN");
+    assert_eq!(first["plugin"], "backup");
+    assert_eq!(first["rows"], 42);
+    assert_eq!(first["ok"], true);
+    assert!(
+        first["target"].as_str().unwrap().starts_with("warden"),
+        "{first}"
+    );
+    assert!(
+        first.get("span").is_none() && first.get("fields").is_none(),
+        "{first}"
+    );
+    chrono::DateTime::parse_from_rfc3339(first["timestamp"].as_str().unwrap()).unwrap();
+    let second = &lines[1];
+    assert_eq!(second["message"], "run finished");
+    assert_eq!(second["level"], "INFO");
+    assert_eq!(second["fields"]["target"], "pg");
+    assert_eq!(second["fields"]["level"], "x");
+    assert_eq!(second["message2"], "m");
+    assert_eq!(second["status"], "succeeded");
+    assert_eq!(second["span"]["name"], "warden.run");
+    assert_eq!(second["span"]["warden.run.id"], "r1");
+    let names: Vec<&str> = second["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["warden.webhook", "warden.run"]);
+    assert_eq!(second["spans"][0]["http.route"], "/api/v1/alerts");
 }

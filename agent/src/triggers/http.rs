@@ -251,8 +251,10 @@ async fn post_alerts(
         otel.kind = "server",
         http.route = "/api/v1/alerts"
     );
-    let parent = traceparent(&headers);
-    telemetry::set_parent_from_traceparent(&span, parent.as_deref(), None);
+    telemetry::set_parent_from_traceparent(&span, traceparent(&headers).as_deref(), None);
+    // This request's span is the parent of the runs it admits: its context
+    // is stored with each queued run, which a worker runs later.
+    let parent = telemetry::traceparent_of(&span);
     let resp = handle_alerts(&api, &headers, body, max_body, parent)
         .instrument(span)
         .await
@@ -296,7 +298,7 @@ async fn handle_alerts(
         });
     }
     api.agent.metrics.alerts_received(alerts.len() as u64);
-    // The caller's trace context becomes the parent of each run's span.
+    // The webhook request's span becomes the parent of each run's span.
     let traceparent = parent;
     let admitted = api
         .admitter
@@ -600,12 +602,26 @@ async fn reset_circuit(
     Ok(axum::Json(value).into_response())
 }
 
-async fn metrics(State(api): State<Arc<Api>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
-        api.agent.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics for clients that ask for it (Prometheus does), else the
+/// 0.0.4 text format (curl, `promtool check metrics`).
+async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
+    if let Err(e) = api.agent.refresh_approvals_metric().await {
+        tracing::warn!(error = %format!("{e:#}"), "reading pending approvals for /metrics failed; the gauge keeps its last value");
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if telemetry::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+            api.agent.metrics.encode(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, telemetry::TEXT_CONTENT_TYPE)],
+            api.agent.metrics.encode_text(),
+        )
+            .into_response()
+    }
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {

@@ -262,7 +262,7 @@ async fn account_missed(agent: &Agent, admitter: &Admitter, now: DateTime<Utc>) 
         match agent.store.save_all(&[], &missed).await {
             Ok(()) => {
                 for rec in &missed {
-                    agent.metrics.run_missed(&rec.plugin);
+                    agent.metrics.run_missed(&rec.plugin, &rec.target);
                 }
             }
             Err(e) => {
