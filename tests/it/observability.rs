@@ -225,7 +225,12 @@ fn world() -> World {
         .grant("scripted", "db", &["read"], "")
         .grant("scripted", "db2", &["read"], "")
         .grant("scripted", "db3", &["read"], "")
-        .grant("scripted", "db4", &["read"], "require_approval = true")
+        .grant(
+            "scripted",
+            "db4",
+            &["read", "write"],
+            "require_approval = true",
+        )
         .http()
 }
 
@@ -266,7 +271,13 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
     )
     .await;
     assert_eq!(dry.status, RunStatus::Succeeded, "{dry:#?}");
-    let plan = post_run(&agent, json!({"plugin": "scripted", "target": "db4"})).await;
+    // The plan has an action (an empty plan needs no approval).
+    let plan = post_run(
+        &agent,
+        json!({"plugin": "scripted", "target": "db4",
+               "params": {"hit_sql": "INSERT INTO t (x) VALUES (1)"}}),
+    )
+    .await;
     assert_eq!(plan.status, RunStatus::AwaitingApproval, "{plan:#?}");
 
     let text = scrape(&agent).await;
