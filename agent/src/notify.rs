@@ -83,6 +83,42 @@ struct Sink {
     tx: mpsc::Sender<Vec<u8>>,
 }
 
+/// The HTTP client of one `[[notify]]`: TLS (rustls on ring) trusting
+/// Mozilla's roots and the sink's `ca_file`, per-attempt timeouts, no
+/// redirects.
+fn client_for(config: &NotifyConfig) -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.ca_file {
+        let certs = crate::config::read_ca_file(path).map_err(|e| anyhow::anyhow!(e))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                anyhow::anyhow!(
+                    "notify {}: a certificate in {}: {e}",
+                    config.name,
+                    path.display()
+                )
+            })?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(ATTEMPT_TIMEOUT)
+        .connect_timeout(ATTEMPT_TIMEOUT)
+        // A redirect would send the message (and maybe the secret
+        // path) somewhere not configured.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| anyhow::anyhow!("building the notification HTTP client: {}", e.without_url()))
+}
+
 /// Sends run events to every `[[notify]]` that wants them.
 pub struct Notifier {
     sinks: Vec<Sink>,
@@ -94,32 +130,18 @@ impl Notifier {
     /// runtime); they end when the notifier is dropped and their queues
     /// are empty.
     pub fn start(configs: &[NotifyConfig], metrics: &Metrics) -> anyhow::Result<Notifier> {
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .connect_timeout(ATTEMPT_TIMEOUT)
-            // A redirect would send the message (and maybe the secret
-            // path) somewhere not configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                anyhow::anyhow!("building the notification HTTP client: {}", e.without_url())
-            })?;
         let sinks = configs
             .iter()
             .map(|config| {
+                let client = client_for(config)?;
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(deliver_all(
-                    config.clone(),
-                    client.clone(),
-                    rx,
-                    metrics.clone(),
-                ));
-                Sink {
+                tokio::spawn(deliver_all(config.clone(), client, rx, metrics.clone()));
+                Ok(Sink {
                     config: config.clone(),
                     tx,
-                }
+                })
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Notifier {
             sinks,
             metrics: metrics.clone(),

@@ -127,3 +127,19 @@ pub async fn create_sqlite(path: &Path, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql} in {}: {e}", path.display()));
     let _ = c.close().await;
 }
+
+/// Makes ring the process's rustls provider (once). reqwest's TLS is built
+/// without a default provider (the agent configures its own for
+/// notifications), so a client built from plain settings needs one.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A plain HTTP client for tests.
+pub fn http_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::new()
+}

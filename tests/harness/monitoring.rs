@@ -273,7 +273,7 @@ impl Alertmanager {
     /// generatorURL?}`) to `/api/v2/alerts`. Panics unless Alertmanager accepts them.
     pub async fn post_alerts(&self, alerts: serde_json::Value) {
         let url = format!("{}/api/v2/alerts", self.url());
-        let response = reqwest::Client::new()
+        let response = crate::http_client()
             .post(&url)
             .json(&alerts)
             .send()
@@ -472,6 +472,7 @@ impl Server {
 
 /// Polls `url` until it answers 200, `child` exits, or [`READY_TIMEOUT`] is up.
 async fn wait_ready(child: &mut Child, url: &str) -> Result<(), String> {
+    crate::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

@@ -534,7 +534,7 @@ fn a_notify_url_is_read_by_reference_and_checked_without_showing_it() {
         })
     };
     // Several bad members, each named by field, none showing the value.
-    let cases: [ConfigCase; 6] = [
+    let cases: [ConfigCase; 7] = [
         (
             "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl = \"http://x/y\"\n",
             &[],
@@ -556,9 +556,14 @@ fn a_notify_url_is_read_by_reference_and_checked_without_showing_it() {
             "notify[0].url_env",
         ),
         (
-            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n",
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\nca_file = \"missing.pem\"\n",
             &[("U", "https://hooks.example/secretpart")],
-            "notify[0].url_env",
+            "notify[0].ca_file",
+        ),
+        (
+            "[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\nca_file = \"warden.toml\"\n",
+            &[("U", "https://hooks.example/secretpart")],
+            "notify[0].ca_file",
         ),
         (
             "[[notify]]\nname = \"a\"\nkind = \"teams\"\nurl_env = \"U\"\n",
@@ -572,6 +577,9 @@ fn a_notify_url_is_read_by_reference_and_checked_without_showing_it() {
         assert!(err.contains(field), "{text}: {err}");
         assert!(!err.contains("secretpart"), "{text}: {err}");
     }
+    write("[[notify]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"U\"\n");
+    let c = load(&[("U", "https://hooks.example/secretpart")]).unwrap();
+    assert_eq!(c.notify.len(), 1, "an https:// URL is accepted");
     write("[[notify]]\nname = \"a\"\nkind = \"webhook\"\nurl_env = \"U\"\n");
     let c = load(&[("U", "http://127.0.0.1:9/secretpart")]).unwrap();
     assert_eq!(c.notify.len(), 1);
@@ -583,4 +591,197 @@ fn a_notify_url_is_read_by_reference_and_checked_without_showing_it() {
         ]
     );
     assert!(!format!("{:?}", c.notify[0]).contains("secretpart"));
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it (the
+/// `openssl` command line, which Debian's ca-certificates depends on).
+fn test_ca(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {o:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=warden test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    run(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
+    run(&csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    ["ca.pem", "leaf.pem", "leaf.key"].map(|f| dir.join(f))
+}
+
+/// An HTTPS receiver (rustls) that records each request's path and JSON
+/// body and answers 200.
+async fn tls_receiver(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (String, Received, tokio::task::JoinHandle<()>) {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_rustls::rustls;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (path, body) = loop {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    break (path, buf[end + 4..end + 4 + len].to_vec());
+                };
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                sink.lock().unwrap().push((path, v));
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{port}"), got, task)
+}
+
+/// Notifications over HTTPS verify the server: a sink that trusts the
+/// server's CA (`ca_file`) delivers; one that trusts only Mozilla's roots
+/// refuses the certificate, retries, gives up, and the message is counted
+/// failed, never sent in the clear or to an unverified server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_over_https_verify_the_server() {
+    let certs = tempfile::tempdir().unwrap();
+    let [ca, leaf, key] = test_ca(certs.path());
+    let (base, got, _server) = tls_receiver(&leaf, &key).await;
+    let w = sqlite_world(CAREFUL).config(&format!(
+        r#"
+[[notify]]
+name = "trusted"
+kind = "webhook"
+url_env = "TEST_TRUSTED_URL"
+on = ["awaiting_approval"]
+ca_file = "{}"
+
+[[notify]]
+name = "untrusted"
+kind = "webhook"
+url_env = "TEST_UNTRUSTED_URL"
+on = ["awaiting_approval"]
+"#,
+        ca.display()
+    ));
+    let _pool = hits_table(&w).await;
+    let config = w.write();
+    let trusted = format!("{base}/trusted/S3CRET");
+    let untrusted = format!("{base}/untrusted/S3CRET");
+    let agent = Proc::start_with_env(
+        &config,
+        &[
+            ("TEST_TRUSTED_URL", &trusted),
+            ("TEST_UNTRUSTED_URL", &untrusted),
+        ],
+    )
+    .await;
+    let id = fire(&agent.api, "Careful", "tls1").await;
+    let body = wait_for_value("the message over https", Duration::from_secs(30), || {
+        let got = got.clone();
+        async move { bodies(&got, "/trusted/").first().cloned() }
+    })
+    .await;
+    assert_eq!(body["event"], "awaiting_approval");
+    assert_eq!(body["run"]["id"], id.as_str());
+    let api = agent.api.clone();
+    wait_for(
+        "the untrusted sink to give up",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move {
+                let (_, m) = api
+                    .send(reqwest::Method::GET, "/metrics", None, None, &[])
+                    .await;
+                m.as_str().unwrap_or("").contains(
+                    r#"warden_notifications_total{notify="untrusted",outcome="failed"} 1"#,
+                )
+            }
+        },
+    )
+    .await;
+    assert!(bodies(&got, "/untrusted/").is_empty());
+    assert!(!agent.log_text().contains("S3CRET"));
 }

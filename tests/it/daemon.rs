@@ -49,7 +49,7 @@ impl Api {
     pub fn new(base: &str) -> Api {
         Api {
             base: base.to_string(),
-            client: reqwest::Client::new(),
+            client: warden_tests::http_client(),
         }
     }
 

@@ -382,7 +382,7 @@ async fn a_real_agents_metrics_lint_feed_the_dashboard_and_survive_a_restart() {
     let (lint_ok, out) = run_promtool(&repo_root(), &["check", "metrics"], Some(&text));
     assert!(lint_ok, "promtool check metrics:\n{out}\n{text}");
     // Prometheus asks for OpenMetrics and gets it.
-    let client = reqwest::Client::new();
+    let client = warden_tests::http_client();
     let resp = client
         .get(format!("{}/metrics", agent.api.base))
         .header(

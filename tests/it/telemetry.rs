@@ -327,7 +327,7 @@ async fn query(prom: &Prometheus, client: &reqwest::Client, query: &str) -> Opti
 async fn prometheus_scrapes_the_metrics() {
     let addr = serve_metrics(updated_metrics()).await;
     let prom = start_prometheus(addr);
-    let client = reqwest::Client::new();
+    let client = warden_tests::http_client();
     let deadline = Duration::from_secs(60);
     let up = warden_tests::wait_for_value("prometheus to scrape warden", deadline, || {
         query(&prom, &client, r#"up{job="warden"}"#)

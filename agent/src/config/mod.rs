@@ -58,7 +58,7 @@ use toml::Spanned;
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::diag::{Diagnostic, Diagnostics};
 use document::{Document, Table};
-pub use notify::{ApproverConfig, NotifyConfig, NotifyEvent, NotifyKind};
+pub use notify::{ApproverConfig, NotifyConfig, NotifyEvent, NotifyKind, read_ca_file};
 pub use secret::Secret;
 pub(crate) use secret::percent_decode;
 

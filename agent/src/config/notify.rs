@@ -8,6 +8,7 @@
 //! url_env = "WARDEN_SLACK_WEBHOOK"    # or url_file; never the URL itself
 //! on = ["awaiting_approval", "failed"] # the default
 //! plugins = ["runbook"]               # optional: only runs of these plugins
+//! ca_file = "relay-ca.pem"            # optional: CAs trusted besides Mozilla's roots (https)
 //!
 //! [http]
 //! listen = "127.0.0.1:9470"
@@ -79,6 +80,24 @@ pub struct NotifyConfig {
     pub on: Vec<NotifyEvent>,
     /// Only runs of these plugins; empty for all.
     pub plugins: Vec<String>,
+    /// Extra trusted CA certificates (PEM) for an `https://` URL, besides
+    /// Mozilla's roots: for a relay with an internal CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The certificates in a PEM file, or why there are none.
+pub fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 /// One `[[http.approver]]`, checked: a person and their API token.
@@ -106,6 +125,9 @@ pub(super) struct NotifyFile {
     on: Option<Spanned<Vec<NotifyEvent>>>,
     /// Only runs of these plugins (default: all).
     plugins: Option<Vec<String>>,
+    /// PEM file of CA certificates trusted for an `https://` URL besides
+    /// Mozilla's roots.
+    ca_file: Option<Spanned<PathBuf>>,
 }
 
 /// `[[http.approver]]` as written.
@@ -244,7 +266,11 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                     diags,
                 )
                 .and_then(|(url, from)| {
-                    let field = if file.url_env.is_some() { "url_env" } else { "url_file" };
+                    let field = if file.url_env.is_some() {
+                        "url_env"
+                    } else {
+                        "url_file"
+                    };
                     let span = file
                         .url_env
                         .as_ref()
@@ -252,25 +278,13 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                         .or_else(|| file.url_file.as_ref().map(Spanned::span))
                         .unwrap_or_else(|| table.span.clone());
                     match url::Url::parse(&url) {
-                        Ok(u) if u.scheme() == "http" => Some(Secret::new(url)),
-                        Ok(u) if u.scheme() == "https" => {
-                            diags.push(table.source.error(
-                                &span,
-                                table.field(field),
-                                format!(
-                                    "the value of {from} is an https:// URL, and this build's notification \
-                                     client has no TLS: send to an http:// relay on a trusted network \
-                                     (see the README, \"Notifications\")"
-                                ),
-                            ));
-                            None
-                        }
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(Secret::new(url)),
                         // The URL is a secret: say what is wrong, not what it is.
                         _ => {
                             diags.push(table.source.error(
                                 &span,
                                 table.field(field),
-                                format!("the value of {from} is not an http:// URL"),
+                                format!("the value of {from} is not an http:// or https:// URL"),
                             ));
                             None
                         }
@@ -292,6 +306,16 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                     v
                 }
             };
+            let ca_file = file.ca_file.as_ref().and_then(|f| {
+                let path = self.dir.join(f.get_ref());
+                match read_ca_file(&path) {
+                    Ok(_) => Some(path),
+                    Err(e) => {
+                        diags.push(table.source.error(&f.span(), table.field("ca_file"), e));
+                        None
+                    }
+                }
+            });
             if let (Some(name), Some(kind), Some(url)) = (name, kind, url) {
                 out.push(NotifyConfig {
                     name,
@@ -299,6 +323,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                     url,
                     on,
                     plugins: file.plugins.clone().unwrap_or_default(),
+                    ca_file,
                 });
             }
         }
