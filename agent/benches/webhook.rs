@@ -218,7 +218,7 @@ circuit_breaker = { max_failures = 1000, window = "1h", open_for = "1m" }
             (cpu1 - cpu0) as f64 / 100.0 / 10.0 * 100.0
         );
 
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        warden::install_tls_provider();
         let client = reqwest::Client::builder().pool_max_idle_per_host(128).build().unwrap();
         // Warm up.
         closed_loop(&client, &url, 1, 2_000, 16).await;

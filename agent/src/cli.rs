@@ -325,6 +325,7 @@ const EXIT_BAD_INPUT: u8 = 2;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::install_tls_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,3 +45,15 @@ pub mod service;
 pub mod telemetry;
 pub mod text;
 pub mod triggers;
+
+/// Makes ring the process's rustls crypto provider (once; a provider
+/// installed earlier stays). reqwest, the HTTP client of the OTLP/HTTP
+/// exporter and of notifications, is built with rustls but without a
+/// provider of its own, and panics when it builds a client without one:
+/// call this before building any.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -87,6 +87,7 @@ struct Sink {
 /// Mozilla's roots and the sink's `ca_file`, per-attempt timeouts, no
 /// redirects.
 fn client_for(config: &NotifyConfig) -> anyhow::Result<reqwest::Client> {
+    crate::install_tls_provider();
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &config.ca_file {

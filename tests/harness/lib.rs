@@ -132,10 +132,7 @@ pub async fn create_sqlite(path: &Path, sql: &str) {
 /// without a default provider (the agent configures its own for
 /// notifications), so a client built from plain settings needs one.
 pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    });
+    warden::install_tls_provider();
 }
 
 /// A plain HTTP client for tests.

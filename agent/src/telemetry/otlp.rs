@@ -479,6 +479,7 @@ fn build_exporter(
                 .build()
         }
         OtlpProtocol::HttpProtobuf => {
+            crate::install_tls_provider();
             let mut headers = HashMap::new();
             for (i, (name, value)) in settings.headers.iter().enumerate() {
                 // The exporter silently drops invalid headers: check them here.
