@@ -27,7 +27,15 @@ pub fn quickstart(root: &Path, reset_state: bool) -> Result<()> {
         remove_dir(&state)?;
         println!("removed {}", plugins::relative(root, &state));
     }
-    fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+    // Private to its user, as the agent creates it.
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&state)
+            .with_context(|| format!("creating {}", state.display()))?;
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

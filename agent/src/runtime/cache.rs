@@ -76,11 +76,42 @@ impl ComponentCache {
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)
+        // 0700 (with any missing parents, such as the state folder): the
+        // cache holds native code the engine loads without checking it.
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         std::fs::write(tmp.path(), compiled)?;
         tmp.persist(path)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// The cache's folder, and a missing state folder above it, are created
+    /// private: they hold native code the engine loads unchecked.
+    #[test]
+    fn the_cache_folder_is_created_private() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state").join("cache");
+        let engine = Engine::default();
+        let cache = ComponentCache::new(&dir, &engine);
+        // The empty component: magic, component version 0x0d, layer 1.
+        let bytes = b"\0asm\x0d\0\x01\0";
+        cache.load(&engine, "empty", bytes).unwrap();
+        for d in [root.path().join("state"), dir.clone()] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        assert!(cache.entry("empty").exists());
     }
 }
