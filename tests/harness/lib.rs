@@ -128,15 +128,9 @@ pub async fn create_sqlite(path: &Path, sql: &str) {
     let _ = c.close().await;
 }
 
-/// Makes ring the process's rustls provider (once). reqwest's TLS is built
-/// without a default provider (the agent configures its own for
-/// notifications), so a client built from plain settings needs one.
-pub fn install_tls_provider() {
-    warden::install_tls_provider();
-}
-
-/// A plain HTTP client for tests.
+/// A plain HTTP client for tests (reqwest's TLS needs the provider the
+/// agent installs).
 pub fn http_client() -> reqwest::Client {
-    install_tls_provider();
+    warden::install_tls_provider();
     reqwest::Client::new()
 }

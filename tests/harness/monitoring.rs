@@ -472,7 +472,7 @@ impl Server {
 
 /// Polls `url` until it answers 200, `child` exits, or [`READY_TIMEOUT`] is up.
 async fn wait_ready(child: &mut Child, url: &str) -> Result<(), String> {
-    crate::install_tls_provider();
+    warden::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

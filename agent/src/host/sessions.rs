@@ -435,14 +435,28 @@ fn action(
 }
 
 impl HostState {
-    /// Dry-run: the signal recorded as planned, not sent.
-    fn planned(
+    /// Before a signal is sent: in a dry run it is recorded as planned and
+    /// its outcome returned (`Some`); in the real run of an approved plan
+    /// it must be the plan's next call (else refused).
+    fn plan_or_hold(
         &mut self,
         env: &RunEnv,
         target: &str,
         statement: &str,
         description: &str,
-    ) -> Outcome {
+    ) -> Result<Option<Outcome>, Error> {
+        if !env.dry_run() {
+            let call = action(
+                env,
+                target,
+                statement,
+                description,
+                ActionState::Executed,
+                None,
+            );
+            self.hold_to_plan(&call)?;
+            return Ok(None);
+        }
         self.actions.push(action(
             env,
             target,
@@ -451,11 +465,11 @@ impl HostState {
             ActionState::Planned,
             None,
         ));
-        Outcome {
+        Ok(Some(Outcome {
             executed: false,
             signalled: false,
             description: env.redactor.redact(description),
-        }
+        }))
     }
 
     /// `sessions.signal-backend` without the wasm boundary.
@@ -530,17 +544,9 @@ impl HostState {
             return Err(denied(format!("{why} [{description}]")));
         }
         let statement = format!("SELECT {}({pid})", function_of(signal));
-        if env.dry_run() {
-            return Ok(self.planned(env, target, &statement, &description));
+        if let Some(planned) = self.plan_or_hold(env, target, &statement, &description)? {
+            return Ok(planned);
         }
-        self.hold_to_plan(&action(
-            env,
-            target,
-            &statement,
-            &description,
-            ActionState::Executed,
-            None,
-        ))?;
         let session = super::sql::session(
             &mut self.sql,
             env,
@@ -659,17 +665,9 @@ impl HostState {
             "db.admin: {}",
             Bson::Document(command.clone()).into_relaxed_extjson()
         );
-        if env.dry_run() {
-            return Ok(self.planned(env, target, &statement, &description));
+        if let Some(planned) = self.plan_or_hold(env, target, &statement, &description)? {
+            return Ok(planned);
         }
-        self.hold_to_plan(&action(
-            env,
-            target,
-            &statement,
-            &description,
-            ActionState::Executed,
-            None,
-        ))?;
         let sent = tokio::time::timeout(left(deadline), admin.run_command(command)).await;
         let result = match sent {
             Err(_) => Err(timed_out(timeout)),

@@ -98,17 +98,17 @@ pub const MAX_ALERTS: usize = 10_000;
 /// The body as sent, decoded per its `Content-Encoding` (none, `identity`
 /// or `gzip`), never beyond `max` bytes: a small compressed body cannot
 /// become a large one in memory.
-pub fn decode(
+pub fn decode<'a>(
     content_encoding: Option<&[u8]>,
-    body: &[u8],
+    body: &'a [u8],
     max: usize,
-) -> Result<Vec<u8>, PayloadError> {
+) -> Result<std::borrow::Cow<'a, [u8]>, PayloadError> {
     let encoding = match content_encoding {
-        None => return Ok(body.to_vec()),
+        None => return Ok(body.into()),
         Some(e) => String::from_utf8_lossy(e).trim().to_ascii_lowercase(),
     };
     match encoding.as_str() {
-        "" | "identity" => Ok(body.to_vec()),
+        "" | "identity" => Ok(body.into()),
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
             let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
@@ -123,7 +123,7 @@ pub fn decode(
                     "the gzip-encoded body is over {max} bytes once decoded (http.max_body)"
                 )));
             }
-            Ok(out)
+            Ok(out.into())
         }
         other => Err(PayloadError::Unsupported(format!(
             "Content-Encoding {other:?} is not supported; send the body as is or with gzip"
@@ -347,9 +347,9 @@ mod tests {
             e.write_all(b).unwrap();
             e.finish().unwrap()
         };
-        assert_eq!(decode(None, b"abc", 3).unwrap(), b"abc");
-        assert_eq!(decode(Some(b"identity"), b"abc", 3).unwrap(), b"abc");
-        assert_eq!(decode(Some(b" GZIP "), &gz(b"abc"), 3).unwrap(), b"abc");
+        assert_eq!(&*decode(None, b"abc", 3).unwrap(), b"abc");
+        assert_eq!(&*decode(Some(b"identity"), b"abc", 3).unwrap(), b"abc");
+        assert_eq!(&*decode(Some(b" GZIP "), &gz(b"abc"), 3).unwrap(), b"abc");
         assert!(matches!(
             decode(Some(b"gzip"), &gz(&[b' '; 1 << 20]), 1000),
             Err(PayloadError::TooLarge(_))
