@@ -103,11 +103,11 @@ fn main() {
             std::sync::Arc::new(warden::host::RunEnv {
                 run_id: format!("bench-{id}"),
                 plugin: "noop".into(),
-                invocation: warden::runtime::bindings::types::Invocation {
+                invocation: warden::host::bindings::types::Invocation {
                     run_id: format!("bench-{id}"),
-                    trigger: warden::runtime::bindings::types::Trigger::Manual("bench".into()),
+                    trigger: warden::host::bindings::types::Trigger::Manual("bench".into()),
                     target: "db".into(),
-                    target_kind: warden::runtime::bindings::types::TargetKind::Sqlite,
+                    target_kind: warden::host::bindings::types::TargetKind::Sqlite,
                     params: vec![],
                     dry_run: false,
                 },
@@ -120,7 +120,7 @@ fn main() {
                 max_runtime: Duration::from_secs(10),
                 approved: false,
                 approved_plan: None,
-                admitter: None,
+                starter: None,
                 depth: 0,
                 metrics: agent.metrics.clone(),
             })

@@ -14,12 +14,12 @@ use crate::capability::TargetKind;
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::host::RunEnv;
+use crate::host::bindings::types as wit;
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
 use crate::runs::{
     Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
 };
-use crate::runtime::bindings::types as wit;
 use crate::runtime::{LoadedPlugin, Runtime};
 use crate::secrets::Redactor;
 use crate::telemetry::{self, Metrics};
@@ -84,9 +84,10 @@ pub struct Agent {
     pub store: RunStore,
     pub redactor: Arc<Redactor>,
     pub metrics: Metrics,
-    /// The admission queue, once the agent runs as a service: runs started
-    /// by plugins (`runs.start`) go through it. Empty for `warden invoke`.
-    pub admitter: std::sync::OnceLock<crate::runs::admit::Admitter>,
+    /// Where runs started by plugins (`runs.start`) go: the dispatch
+    /// layer's admission, once the agent runs as a service. Empty for
+    /// `warden invoke`.
+    pub starter: std::sync::OnceLock<Arc<dyn crate::host::runs::RunStarter>>,
     /// Where run events go (`[[notify]]`), once the agent runs as a
     /// service. Empty for `warden invoke`.
     pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
@@ -228,7 +229,7 @@ pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
 pub fn keep_warnings(config: &Config, policies: &PolicySet) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for rule in &policies.rules {
-        for (field, window) in crate::runs::guardrails::history_windows(rule) {
+        for (field, window) in crate::policy::history_windows(rule) {
             if window > config.state_keep {
                 out.push(Diagnostic {
                     file: rule.source.file.clone(),
@@ -390,7 +391,7 @@ impl Agent {
             runtime,
             store,
             metrics: Metrics::new(),
-            admitter: std::sync::OnceLock::new(),
+            starter: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
         })
     }
@@ -660,7 +661,7 @@ impl Agent {
             config: self.config.clone(),
             policies: loaded.policies.clone(),
             runbooks: loaded.runbooks.clone(),
-            admitter: self.admitter.get().cloned(),
+            starter: self.starter.get().cloned(),
             depth: record.depth,
             metrics: self.metrics.clone(),
             store: self.store.clone(),

@@ -9,8 +9,13 @@
 //! - [`runtime`]: the wasmtime engine, component cache and per-run stores;
 //! - [`host`]: the capabilities a plugin imports, each checked by
 //!   [`host::permission`];
-//! - [`runs`]: run records and plugin state in the state database;
+//! - [`runs`]: the run store: records, alerts, circuits and plugin state in
+//!   the state database;
 //! - [`agent`]: the path every run takes;
+//! - [`dispatch`]: orchestration above the run path (admission,
+//!   guardrails, the queue);
+//! - [`triggers`]: what asks for runs (Alertmanager webhook, HTTP API,
+//!   schedules), through [`dispatch`];
 //! - [`cli`]: the `warden` command, which shows outsiders' text through
 //!   [`text`] (control characters escaped);
 //! - [`credentials`]: `warden check --connect`, what the roles behind the
@@ -33,7 +38,10 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod diag;
+pub mod dispatch;
 pub mod host;
+#[cfg(test)]
+mod layers;
 pub mod notify;
 pub mod policy;
 pub mod reload;

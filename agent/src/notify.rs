@@ -257,7 +257,7 @@ async fn deliver(
 
 fn clip(s: &str) -> String {
     let mut s = s.to_string();
-    crate::host::log::truncate_utf8(&mut s, TEXT_CHARS);
+    crate::text::truncate_utf8(&mut s, TEXT_CHARS);
     s
 }
 

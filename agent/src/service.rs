@@ -19,9 +19,9 @@
 //! is checkpointed and truncated to zero bytes.
 
 use crate::agent::Agent;
+use crate::dispatch::admit::{Admitter, rebuild_guardrails};
+use crate::dispatch::queue::Dispatcher;
 use crate::runs::Trigger;
-use crate::runs::admit::{Admitter, rebuild_guardrails};
-use crate::runs::queue::Dispatcher;
 use crate::triggers::{http, http_serve, schedule};
 use anyhow::Context as _;
 use std::future::Future;
@@ -69,7 +69,7 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
     let wake = Arc::new(Notify::new());
     let admitter = Admitter::start(agent.clone(), guardrails.clone(), wake.clone());
     // Runs that plugins start go through the same admission.
-    let _ = agent.admitter.set(admitter.clone());
+    let _ = agent.starter.set(Arc::new(admitter.clone()));
     if !agent.config.notify.is_empty() {
         let notifier = crate::notify::Notifier::start(&agent.config.notify, &agent.metrics)?;
         let _ = agent.notifier.set(notifier);
@@ -88,8 +88,11 @@ pub async fn start(agent: Arc<Agent>) -> anyhow::Result<Running> {
         reloaded_rx,
         stop_rx.clone(),
     )));
+    let policies_of = agent.clone();
     tasks.push(tokio::spawn(crate::runs::retention::run(
-        agent.clone(),
+        agent.store.clone(),
+        agent.config.state_keep,
+        move || crate::policy::history_needed(&policies_of.policies().rules),
         stop_rx.clone(),
     )));
     let reloader = match crate::reload::Reloader::start(agent.clone(), reloaded_tx) {

@@ -160,7 +160,7 @@ async fn a_read_cannot_change_the_session_for_later_calls() {
     let mut s = testing::open_postgres(&db.url, Duration::from_secs(7))
         .await
         .unwrap();
-    let show = |rows: warden::runtime::bindings::warden::plugin::sql::RowSet| {
+    let show = |rows: warden::host::bindings::warden::plugin::sql::RowSet| {
         format!("{:?}", rows.rows[0][0])
     };
     let t = Duration::from_secs(10);

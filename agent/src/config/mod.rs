@@ -42,6 +42,7 @@
 pub(crate) mod document;
 mod notify;
 mod secret;
+pub mod store;
 pub(crate) mod units;
 
 use std::collections::BTreeMap;
@@ -94,7 +95,7 @@ pub struct Config {
     /// OTLP trace export, if `[telemetry]` sets an endpoint.
     pub otlp: Option<OtlpConfig>,
     /// Artifact stores (`[[store]]`), in the order of the file; names are unique.
-    pub stores: Vec<crate::artifacts::StoreConfig>,
+    pub stores: Vec<store::StoreConfig>,
     /// Folder of the PostgreSQL client tools (`pg_dump`, `pg_restore`), from
     /// `[tools] pg_bin_dir`; `None` picks the newest installed.
     pub pg_bin_dir: Option<PathBuf>,
@@ -576,7 +577,7 @@ impl Config {
     }
 
     /// The store called `name`.
-    pub fn store(&self, name: &str) -> Option<&crate::artifacts::StoreConfig> {
+    pub fn store(&self, name: &str) -> Option<&store::StoreConfig> {
         self.stores.iter().find(|s| s.name == name)
     }
 
@@ -1033,8 +1034,8 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         &self,
         tables: &[Table<'_, StoreFile>],
         diags: &mut Diagnostics,
-    ) -> Vec<crate::artifacts::StoreConfig> {
-        use crate::artifacts::{StoreConfig, StoreKind};
+    ) -> Vec<store::StoreConfig> {
+        use store::{StoreConfig, StoreKind};
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut stores = Vec::new();
         for table in tables {

@@ -521,13 +521,13 @@ fn stores_and_tools() {
     assert_eq!(config.stores.len(), 2);
     assert_eq!(
         config.store("local").unwrap().kind,
-        crate::artifacts::StoreKind::Local {
+        crate::config::store::StoreKind::Local {
             root: dir.join("artifacts")
         }
     );
     assert_eq!(
         config.store("offsite").unwrap().kind,
-        crate::artifacts::StoreKind::Local {
+        crate::config::store::StoreKind::Local {
             root: "/srv/backups".into()
         }
     );

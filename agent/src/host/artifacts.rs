@@ -22,9 +22,9 @@ use super::{HostState, RunEnv, denied, invalid, record_error};
 use crate::artifacts::dump::{self, Counts, DumpContext, DumpError, Tools};
 use crate::artifacts::{ArtifactError, ArtifactName, ArtifactStore, Manifest};
 use crate::capability::CapabilityClass;
+use crate::host::bindings::types::{DbError, Error, Label};
+use crate::host::bindings::warden::plugin::artifacts as wit;
 use crate::runs::{Action, ActionState};
-use crate::runtime::bindings::types::{DbError, Error, Label};
-use crate::runtime::bindings::warden::plugin::artifacts as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -211,7 +211,7 @@ impl HostState {
         };
         let mut action = artifact_call(target, statement, class);
         action.state = state;
-        action.error = result.err().map(super::sql::error_text);
+        action.error = result.err().map(super::wit::error_text);
         self.actions.push(action);
     }
 

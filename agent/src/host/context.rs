@@ -2,8 +2,8 @@
 
 use super::HostState;
 use super::permission::{HostCall, check};
-use crate::runtime::bindings::types::Invocation;
-use crate::runtime::bindings::warden::plugin::context::Host;
+use crate::host::bindings::types::Invocation;
+use crate::host::bindings::warden::plugin::context::Host;
 use std::time::Instant;
 
 impl Host for HostState {

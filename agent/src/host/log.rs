@@ -3,8 +3,9 @@
 
 use super::HostState;
 use super::permission::{HostCall, check};
+use crate::host::bindings::warden::plugin::log::{Host, Level};
 use crate::runs::LogLine;
-use crate::runtime::bindings::warden::plugin::log::{Host, Level};
+use crate::text::truncate_utf8;
 
 /// Lines kept per run; more are counted and dropped.
 pub const MAX_LINES: usize = 1000;
@@ -56,19 +57,6 @@ impl LogSink {
             message,
         });
     }
-}
-
-/// Cuts a string to at most `max` bytes on a character boundary, marking the cut.
-pub fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() <= max {
-        return;
-    }
-    let mut cut = max;
-    while cut > 0 && !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push_str("…[truncated]");
 }
 
 fn level_name(level: Level) -> &'static str {

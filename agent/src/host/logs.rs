@@ -22,8 +22,8 @@
 
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, denied, invalid, record_error};
-use crate::runtime::bindings::types::Error;
-use crate::runtime::bindings::warden::plugin::logs::{Chunk, Host};
+use crate::host::bindings::types::Error;
+use crate::host::bindings::warden::plugin::logs::{Chunk, Host};
 use std::fs::File;
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt as _;

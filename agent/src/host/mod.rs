@@ -7,23 +7,26 @@
 //! compile until its permission is decided.
 
 pub mod artifacts;
+pub mod bindings;
 pub mod context;
 pub mod log;
 pub mod logs;
 pub mod mongo;
 pub mod permission;
+pub mod resources;
 pub mod runbooks;
 pub mod runs;
 pub mod sessions;
 pub mod sql;
 pub mod state;
+pub mod wit;
 
 use crate::config::Config;
+use crate::host::bindings::types;
+use crate::host::bindings::types::Error;
 use crate::policy::Grant;
 use crate::policy::PolicySet;
 use crate::runs::{Action, RunStore};
-use crate::runtime::bindings::types;
-use crate::runtime::bindings::types::Error;
 use crate::secrets::Redactor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +56,7 @@ pub struct RunEnv {
     /// The approved plan this run carries out: the only calls it may make.
     pub approved_plan: Option<Arc<crate::runs::approvals::ApprovedPlan>>,
     /// Where `runs.start` queues runs; `None` outside the service.
-    pub admitter: Option<crate::runs::admit::Admitter>,
+    pub starter: Option<Arc<dyn runs::RunStarter>>,
     /// The run's depth in a chain of runs started by runs (0 unless a run
     /// started it): what `runs.start` holds against `[runs]
     /// max_chain_depth`.
@@ -205,7 +208,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> types::Error {
 }
 
 /// `warden:plugin/types` has no functions; the linker still wants the trait.
-impl crate::runtime::bindings::types::Host for HostState {}
+impl crate::host::bindings::types::Host for HostState {}
 
 /// Marks a host call's span failed with the error's kind (not its text).
 pub(crate) fn record_error(span: &tracing::Span, e: &Error) {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, denied};
+use crate::host::bindings::types::{Error, Label};
+use crate::host::bindings::warden::plugin::runbooks::Host;
 use crate::runbook::RunbookSet;
-use crate::runtime::bindings::types::{Error, Label};
-use crate::runtime::bindings::warden::plugin::runbooks::Host;
 
 impl HostState {
     /// The run's environment if reading runbooks is allowed.

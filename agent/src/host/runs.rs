@@ -29,11 +29,54 @@ use std::path::{Path, PathBuf};
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, denied, invalid};
 use crate::config::RunLimits;
+use crate::host::bindings::types::{Error, Param};
+use crate::host::bindings::warden::plugin::runs::{Host, RunInfo, RunState};
 use crate::policy::Location;
-use crate::runs::admit::{AdmitError, Request};
 use crate::runs::{RunRecord, RunStatus};
-use crate::runtime::bindings::types::{Error, Param};
-use crate::runtime::bindings::warden::plugin::runs::{Host, RunInfo, RunState};
+use futures_util::future::BoxFuture;
+
+/// Why admission wrote nothing for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// [`Request::Started`] while the started plugin's queue is full.
+    #[error(
+        "plugin `{plugin}` already has {queued} queued runs, the most a run may add to \
+         (max_queued_per_plugin = {max})"
+    )]
+    QueueFull {
+        plugin: String,
+        queued: u64,
+        max: u32,
+    },
+    /// The request was invalid, the state database refused the write, or
+    /// the agent is shutting down.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The refusal for starting a run of `plugin` when `queued` of its runs
+/// are queued already, if that is `max_queued` or more.
+pub fn queue_full(plugin: &str, queued: u64, max_queued: u32) -> Option<AdmitError> {
+    (queued >= u64::from(max_queued)).then(|| AdmitError::QueueFull {
+        plugin: plugin.to_string(),
+        queued,
+        max: max_queued,
+    })
+}
+
+/// The port through which `runs.start` queues a run. The dispatch layer
+/// implements it ([`crate::dispatch::admit::Admitter`]) and the agent hands
+/// it to each run ([`RunEnv::starter`]); the host knows nothing else of
+/// admission.
+pub trait RunStarter: Send + Sync {
+    /// Writes `rec` (a `queued` record) unless its plugin already has
+    /// `max_queued` runs queued ([`queue_full`]), and returns it as written.
+    fn start(
+        &self,
+        rec: RunRecord,
+        max_queued: u32,
+    ) -> BoxFuture<'_, Result<RunRecord, AdmitError>>;
+}
 
 /// A `runs.start` refused by one of the bounds on runs started by runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,7 +221,7 @@ impl HostState {
         let grant = check(Some(&env), HostCall::RunStart { target, plugin })
             .map_err(denied)?
             .ok_or_else(|| Error::Other("the runs.start permission check gave no grant".into()))?;
-        let Some(admitter) = env.admitter.clone() else {
+        let Some(starter) = env.starter.clone() else {
             return Err(invalid(
                 "starting other plugins needs the agent's run queue: run the agent as a \
                  service (`warden run`), not `warden invoke`",
@@ -209,14 +252,11 @@ impl HostState {
         // The started run's span is a child of this run's (the current
         // span while the plugin runs).
         rec.traceparent = crate::telemetry::current_traceparent();
-        let admitted = match admitter
-            .admit(Request::Started {
-                rec: Box::new(rec),
-                max_queued: env.config.runs.max_queued_per_plugin,
-            })
+        let rec = match starter
+            .start(rec, env.config.runs.max_queued_per_plugin)
             .await
         {
-            Ok(admitted) => admitted,
+            Ok(rec) => rec,
             Err(AdmitError::QueueFull {
                 plugin: full,
                 queued,
@@ -236,11 +276,6 @@ impl HostState {
                 )));
             }
         };
-        let rec = admitted
-            .runs
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Other("admission returned no record".into()))?;
         self.started_runs.push(rec.id.clone());
         Ok(info(&rec))
     }
@@ -303,7 +338,6 @@ impl Host for HostState {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::runs::admit::queue_full;
 
     fn grant_at() -> Location {
         Location {

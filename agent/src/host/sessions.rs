@@ -42,13 +42,14 @@
 //! run's redactor.
 
 use super::permission::{HostCall, check};
-use super::sql::{Conn, db_error, error_text};
+use super::sql::{Conn, db_error};
+use super::wit::error_text;
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
+use crate::host::bindings::types::Error;
+use crate::host::bindings::warden::plugin::sessions::{Host, Outcome, Signal};
 use crate::policy::Grant;
 use crate::runs::{Action, ActionState};
-use crate::runtime::bindings::types::Error;
-use crate::runtime::bindings::warden::plugin::sessions::{Host, Outcome, Signal};
 use bson::{Bson, Document, doc};
 use sqlx::Row as _;
 use sqlx::postgres::PgConnection;
@@ -424,7 +425,7 @@ fn action(
     let mut text = env
         .redactor
         .redact(&format!("{statement} -- {description}"));
-    super::log::truncate_utf8(&mut text, 4096);
+    crate::text::truncate_utf8(&mut text, 4096);
     // The fingerprint covers the signal, not the description (which holds
     // how long the session has been in its state).
     let class = CapabilityClass::SessionControl;

@@ -6,8 +6,8 @@
 
 use super::permission::{HostCall, check};
 use super::{HostState, invalid};
-use crate::runtime::bindings::types::Error;
-use crate::runtime::bindings::warden::plugin::state::Host;
+use crate::host::bindings::types::Error;
+use crate::host::bindings::warden::plugin::state::Host;
 use std::collections::BTreeMap;
 
 /// Longest key.

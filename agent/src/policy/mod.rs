@@ -114,7 +114,10 @@ use schedule::ScheduleFile;
 pub use concurrency::{ConcurrencyLimit, OnLimit, Scope};
 pub use grant::{Grant, LogPath, is_valid_plugin_name};
 pub use matcher::{MatchOp, Matcher};
-pub use rule::{AlertContext, CircuitBreaker, OnResolved, Retry, Rule, RuleTarget, Throttle};
+pub use rule::{
+    AlertContext, CircuitBreaker, OnResolved, Retry, Rule, RuleTarget, Throttle, history_needed,
+    history_windows,
+};
 pub use schedule::{CatchUp, Schedule};
 pub use window::Window;
 

@@ -947,11 +947,11 @@ fn for_alert_needs_every_matcher_and_some() {
     assert!(names(&BTreeMap::new()).is_empty());
 
     // The host call gives the same names.
-    let wit = crate::runtime::bindings::types::Label {
+    let wit = crate::host::bindings::types::Label {
         name: "alertname".into(),
         value: "PostgresConnectionsHigh".into(),
     };
-    let sev = crate::runtime::bindings::types::Label {
+    let sev = crate::host::bindings::types::Label {
         name: "severity".into(),
         value: "warning".into(),
     };
@@ -1015,7 +1015,7 @@ fn get_gives_the_documented_json() {
         ])
     );
     match crate::host::runbooks::get(&set, "nope") {
-        Err(crate::runtime::bindings::types::Error::InvalidInput(m)) => assert_eq!(
+        Err(crate::host::bindings::types::Error::InvalidInput(m)) => assert_eq!(
             m,
             "no runbook named `nope` (loaded: `mongo-ops`, `pg-conn`)"
         ),

@@ -10,10 +10,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admit;
 pub mod approvals;
-pub mod guardrails;
-pub mod queue;
 mod record;
 pub mod retention;
 

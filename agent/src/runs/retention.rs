@@ -11,7 +11,7 @@
 //!   (and any status this version does not know);
 //! - runs of alert rules and schedules younger than the longest
 //!   `dedup_window`, `cooldown` and throttle `per` of the current policies
-//!   ([`history_needed`]): the guardrails are rebuilt from them at start, so
+//!   ([`crate::policy::history_needed`]): the guardrails are rebuilt from them at start, so
 //!   a `state_keep` shorter than a window is raised to it for those runs
 //!   (and `warden check` warns). Circuit breakers keep their own state in
 //!   the `circuits` table.
@@ -25,11 +25,8 @@
 //! # Ok(()) }
 //! ```
 
-use super::guardrails::history_needed;
 use super::{Deleted, RunStore};
-use crate::agent::Agent;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -70,9 +67,15 @@ pub async fn sweep(
     }
 }
 
-/// The periodic task of `warden run`: a sweep at start, then every
-/// [`SWEEP_EVERY`], until `stop` turns true.
-pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) {
+/// The periodic task of `warden run`: a sweep of `store` at start, then
+/// every [`SWEEP_EVERY`], until `stop` turns true. `origin_keep` gives the
+/// current policies' [`crate::policy::history_needed`] at each sweep (they reload).
+pub async fn run(
+    store: RunStore,
+    keep: Duration,
+    origin_keep: impl Fn() -> Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -80,9 +83,7 @@ pub async fn run(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let keep = agent.config.state_keep;
-        let origin_keep = history_needed(&agent.policies().rules);
-        let sweep = sweep(&agent.store, keep, origin_keep, Utc::now());
+        let sweep = sweep(&store, keep, origin_keep(), Utc::now());
         // A sweep is only deletes in short transactions: stopping midway
         // loses nothing.
         let result = tokio::select! {

@@ -13,15 +13,14 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bindings;
 pub mod cache;
 pub mod report;
 
 use crate::capability::{CapabilityClass, TargetKind};
+use crate::host::bindings::{Plugin, PluginPre, types as wit};
 use crate::host::{HostState, RunEnv};
 use crate::runs::{Action, Blame, LogLine, Report, RunError, RunStatus};
 use anyhow::Context as _;
-use bindings::{Plugin, PluginPre, types as wit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +162,11 @@ impl Manifest {
             name: m.name,
             version: m.version,
             description: m.description,
-            capabilities: m.capabilities.into_iter().map(from_wit_class).collect(),
+            capabilities: m
+                .capabilities
+                .into_iter()
+                .map(crate::host::wit::from_wit_class)
+                .collect(),
             target_kinds: m
                 .target_kinds
                 .into_iter()
@@ -220,16 +223,6 @@ impl Manifest {
             }
         }
         out
-    }
-}
-
-pub(crate) fn from_wit_class(c: wit::CapabilityClass) -> CapabilityClass {
-    match c {
-        wit::CapabilityClass::Read => CapabilityClass::Read,
-        wit::CapabilityClass::Maintenance => CapabilityClass::Maintenance,
-        wit::CapabilityClass::Ddl => CapabilityClass::Ddl,
-        wit::CapabilityClass::Write => CapabilityClass::Write,
-        wit::CapabilityClass::SessionControl => CapabilityClass::SessionControl,
     }
 }
 
@@ -543,8 +536,8 @@ impl Runtime {
                 } else {
                     RunStatus::Failed
                 };
-                let mut message = crate::host::sql::error_text(&guest_error);
-                crate::host::log::truncate_utf8(&mut message, report::MAX_LONG);
+                let mut message = crate::host::wit::error_text(&guest_error);
+                crate::text::truncate_utf8(&mut message, report::MAX_LONG);
                 Some(fail(status, blame, kind, message))
             }
             Ok(Err(e)) => {

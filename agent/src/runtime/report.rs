@@ -2,10 +2,10 @@
 //! redacted and cut, every list capped, so a hostile plugin cannot flood the
 //! state database or smuggle a secret into a record.
 
-use crate::host::log::truncate_utf8;
+use crate::host::bindings::types as wit;
 use crate::runs::{Action, ActionState, Finding, Metric, Origin, Report, ReportStatus, Severity};
-use crate::runtime::bindings::types as wit;
 use crate::secrets::Redactor;
+use crate::text::truncate_utf8;
 
 /// Most findings, actions and metrics kept per report.
 pub const MAX_ITEMS: usize = 500;
@@ -86,7 +86,7 @@ pub fn from_guest(r: &Redactor, report: wit::Report, host_actions: &[Action]) ->
         let action = Action {
             target: clean(r, a.target, MAX_SHORT),
             statement: clean(r, a.statement, MAX_LONG),
-            class: crate::runtime::from_wit_class(a.class),
+            class: crate::host::wit::from_wit_class(a.class),
             state: match a.state {
                 wit::ActionState::Executed => ActionState::Executed,
                 wit::ActionState::Planned => ActionState::Planned,

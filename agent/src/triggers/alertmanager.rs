@@ -20,7 +20,7 @@
 //! Warden takes neither. A Grafana alert's `values` (`{"B": 44.2}`) become
 //! annotations `value_B` unless the alert has an annotation of that name.
 
-use crate::runs::admit::IncomingAlert;
+use crate::dispatch::admit::IncomingAlert;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;

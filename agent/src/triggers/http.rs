@@ -34,10 +34,10 @@
 //! request) are in [`super::http_serve`].
 
 use crate::agent::Agent;
-use crate::runs::admit::{Admitter, Request};
+use crate::dispatch::admit::{Admitter, Request};
+use crate::dispatch::guardrails::Guardrails;
+use crate::dispatch::queue::Dispatcher;
 use crate::runs::approvals::{self, ApprovalError};
-use crate::runs::guardrails::Guardrails;
-use crate::runs::queue::Dispatcher;
 use crate::runs::{RunRecord, RunStatus, Trigger};
 use crate::telemetry;
 use crate::triggers::alertmanager::{self, PayloadError};
@@ -290,7 +290,7 @@ async fn handle_alerts(
                 problems,
             },
         })?;
-    if let Err(problems) = crate::runs::admit::check_alerts(&api.agent, &alerts) {
+    if let Err(problems) = crate::dispatch::admit::check_alerts(&api.agent, &alerts) {
         return Err(ApiError {
             code: StatusCode::UNPROCESSABLE_ENTITY,
             error: "some alerts name no configured target; nothing was accepted".into(),

@@ -1,8 +1,8 @@
 //! What starts runs: cron schedules ([`schedule`]), the Alertmanager
 //! webhook ([`alertmanager`], served by [`http`]) and manual requests (the
 //! `invoke` command and the HTTP API). Every trigger hands its requests to
-//! [`crate::runs::admit`], which applies the guardrails and makes them
-//! durable, and the run queue ([`crate::runs::queue`]) starts them.
+//! [`crate::dispatch::admit`], which applies the guardrails and makes them
+//! durable, and the run queue ([`crate::dispatch::queue`]) starts them.
 
 pub mod alertmanager;
 pub mod http;

@@ -1,7 +1,7 @@
 //! Cron schedules: each `[[schedule]]` queues a run at its fire times (in
 //! its timezone, plus a random jitter as `not_before`). The maintenance
 //! window is checked when the run is about to start (see
-//! [`crate::runs::queue`]), so a run delayed by jitter or a full queue past
+//! [`crate::dispatch::queue`]), so a run delayed by jitter or a full queue past
 //! the window's end is skipped and recorded as such.
 //!
 //! Every fire time is accounted for in the state database (table
@@ -18,8 +18,8 @@
 //! scheduler re-reads the schedules when the policies change (hot reload).
 
 use crate::agent::Agent;
+use crate::dispatch::admit::{Admitter, Request};
 use crate::policy::{CatchUp, Schedule};
-use crate::runs::admit::{Admitter, Request};
 use crate::runs::{Decision, DecisionKind, RunRecord, RunStatus, ScheduleTick, Trigger};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;

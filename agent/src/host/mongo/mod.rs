@@ -30,16 +30,17 @@ pub mod classify;
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
-use crate::policy::Grant;
-use crate::runs::{Action, ActionState};
-use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
-use crate::runtime::bindings::warden::plugin::mongo::{
+use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
+use crate::host::bindings::warden::plugin::mongo::{
     Batch, CommandReply, Host, HostCursor, Outcome,
 };
+pub use crate::host::resources::MongoCursor;
+use crate::policy::Grant;
+use crate::runs::{Action, ActionState};
 use bson::{Bson, Document, RawDocument, RawDocumentBuf};
 use classify::MongoClassified;
+use mongodb::Client;
 use mongodb::options::ClientOptions;
-use mongodb::{Client, Cursor};
 use std::collections::HashMap;
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -52,15 +53,6 @@ const ACTION_COMMAND_CHARS: usize = 4096;
 /// Commands that take `maxTimeMS`; the host adds the grant's
 /// `statement_timeout` when they do not ask for less.
 const TAKES_MAX_TIME: [&str; 4] = ["find", "aggregate", "count", "distinct"];
-
-/// A cursor opened by `open-cursor`, owned by the guest through the
-/// resource table.
-pub struct MongoCursor {
-    target: String,
-    cursor: Option<Cursor<RawDocumentBuf>>,
-    grant_max_rows: u32,
-    max_bytes: usize,
-}
 
 /// A run's clients, one per target, closed at the end of the run.
 #[derive(Default)]
@@ -232,14 +224,14 @@ pub(crate) fn redacted_error(env: &RunEnv, target: &str, e: &mongodb::error::Err
 }
 
 fn to_wit_class(c: CapabilityClass) -> WitClass {
-    super::sql::to_wit_class(c)
+    super::wit::to_wit_class(c)
 }
 
 /// The command as relaxed extended JSON for an action record, redacted and cut.
 fn action_text(env: &RunEnv, database: &str, command: &Document) -> String {
     let json = Bson::Document(command.clone()).into_relaxed_extjson();
     let mut s = env.redactor.redact(&format!("db.{database}: {json}"));
-    super::log::truncate_utf8(&mut s, ACTION_COMMAND_CHARS);
+    crate::text::truncate_utf8(&mut s, ACTION_COMMAND_CHARS);
     s
 }
 
@@ -341,7 +333,7 @@ impl HostState {
             if result.is_err() {
                 call.state = ActionState::Failed;
             }
-            call.error = result.as_ref().err().map(super::sql::error_text);
+            call.error = result.as_ref().err().map(super::wit::error_text);
             self.actions.push(call);
         }
         result.map(|reply| CommandReply {

@@ -12,7 +12,7 @@
 //! is refused up front, not after its bytes arrived.
 
 use super::Failure;
-use crate::runtime::bindings::warden::plugin::sql::{Column, RowSet, Value};
+use crate::host::bindings::warden::plugin::sql::{Column, RowSet, Value};
 use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgArguments, PgConnection, PgRow, PgTypeInfo, PgValueFormat, PgValueRef};

@@ -36,12 +36,13 @@ pub mod whatif;
 use super::permission::{HostCall, check};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::{CapabilityClass, TargetKind};
-use crate::policy::Grant;
-use crate::runs::{Action, ActionState};
-use crate::runtime::bindings::types::{CapabilityClass as WitClass, DbError, Error};
-use crate::runtime::bindings::warden::plugin::sql::{
+use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
+use crate::host::bindings::warden::plugin::sql::{
     Execution, Host, Notice as WitNotice, NoticedExecution, NoticedRows, Outcome, RowSet, Value,
 };
+use crate::host::wit::{error_text, to_wit_class};
+use crate::policy::Grant;
+use crate::runs::{Action, ActionState};
 use classify::{Classified, Dialect};
 use fetch::Caps;
 use futures_util::future::BoxFuture;
@@ -86,16 +87,6 @@ impl SqlSessions {
         for (_, s) in self.sessions.drain() {
             s.close().await;
         }
-    }
-}
-
-pub(crate) fn to_wit_class(c: CapabilityClass) -> WitClass {
-    match c {
-        CapabilityClass::Read => WitClass::Read,
-        CapabilityClass::Maintenance => WitClass::Maintenance,
-        CapabilityClass::Ddl => WitClass::Ddl,
-        CapabilityClass::Write => WitClass::Write,
-        CapabilityClass::SessionControl => WitClass::SessionControl,
     }
 }
 
@@ -198,7 +189,7 @@ fn execute_action(
         .iter()
         .map(|p| {
             let mut p = env.redactor.redact(p);
-            super::log::truncate_utf8(&mut p, ACTION_PARAM_CHARS);
+            crate::text::truncate_utf8(&mut p, ACTION_PARAM_CHARS);
             p
         })
         .collect();
@@ -214,7 +205,7 @@ fn execute_action(
 
 fn action_text(env: &RunEnv, statement: &str) -> String {
     let mut s = env.redactor.redact(statement.trim());
-    super::log::truncate_utf8(&mut s, ACTION_STATEMENT_CHARS);
+    crate::text::truncate_utf8(&mut s, ACTION_STATEMENT_CHARS);
     s
 }
 
@@ -644,18 +635,6 @@ fn to_wit_notices(c: &Captured) -> Vec<WitNotice> {
             message: n.message.clone(),
         })
         .collect()
-}
-
-/// The text of a WIT error, for records.
-pub(crate) fn error_text(e: &Error) -> String {
-    match e {
-        Error::AccessDenied(m) => format!("access denied: {m}"),
-        Error::Timeout(m) => format!("timeout: {m}"),
-        Error::InvalidInput(m) => format!("invalid input: {m}"),
-        Error::TargetError(d) if d.code.is_empty() => format!("target error: {}", d.message),
-        Error::TargetError(d) => format!("target error {}: {}", d.code, d.message),
-        Error::Other(m) => m.clone(),
-    }
 }
 
 /// The span of one sql host call: semantic-convention attributes only,

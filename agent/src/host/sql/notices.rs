@@ -55,7 +55,7 @@ impl Captured {
     pub fn push(&mut self, severity: &str, mut message: String) {
         // `truncate_utf8` marks a cut message with `…[truncated]`.
         if message.len() > MAX_NOTICE_BYTES {
-            crate::host::log::truncate_utf8(&mut message, MAX_NOTICE_BYTES - "…[truncated]".len());
+            crate::text::truncate_utf8(&mut message, MAX_NOTICE_BYTES - "…[truncated]".len());
         }
         if self.notices.len() >= MAX_NOTICES || self.bytes + message.len() > MAX_CALL_BYTES {
             self.dropped = self.dropped.saturating_add(1);

@@ -15,11 +15,11 @@
 
 use super::{Conn, HostState, check_statement, db_error};
 use crate::capability::CapabilityClass;
-use crate::host::{call_timeout, invalid, record_error};
-use crate::runtime::bindings::types::Error;
-use crate::runtime::bindings::warden::plugin::planner::{
+use crate::host::bindings::types::Error;
+use crate::host::bindings::warden::plugin::planner::{
     Estimate, Host, HypotheticalIndex, IndexSpec,
 };
+use crate::host::{call_timeout, invalid, record_error};
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
 use tracing::Instrument as _;
@@ -399,7 +399,7 @@ fn planning_error(
         Error::Other(format!(
             "{}: is the hypopg extension installed in the target's database? \
              (CREATE EXTENSION hypopg)",
-            super::error_text(&e)
+            crate::host::wit::error_text(&e)
         ))
     } else {
         e

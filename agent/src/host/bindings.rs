@@ -1,4 +1,4 @@
-//! Host bindings for the `warden:plugin@0.1.6` world, generated from `wit/`.
+//! Host bindings (owned by the host, used by [`crate::runtime`] to instantiate) for the `warden:plugin@0.1.6` world, generated from `wit/`.
 //!
 //! Imports are `async` (SQL and state go to databases; `log` and `context`
 //! are plain functions) and `trappable`: a host
@@ -20,7 +20,7 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "warden:plugin/mongo.cursor": crate::host::mongo::MongoCursor,
+        "warden:plugin/mongo.cursor": crate::host::resources::MongoCursor,
     },
 });
 

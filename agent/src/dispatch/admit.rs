@@ -11,10 +11,12 @@
 
 use crate::agent::Agent;
 use crate::config::Config;
+use crate::dispatch::guardrails::{AlertKey, Guardrails, Verdict};
+use crate::host::runs::RunStarter;
 use crate::policy::{AlertContext, OnResolved, Rule, RuleTarget};
-use crate::runs::guardrails::{AlertKey, Guardrails, Verdict};
 use crate::runs::{Decision, DecisionKind, RunRecord, RunStatus, StoredAlert, Trigger};
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -53,34 +55,7 @@ pub enum Request {
     },
 }
 
-/// Why admission wrote nothing for a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdmitError {
-    /// [`Request::Started`] while the started plugin's queue is full.
-    #[error(
-        "plugin `{plugin}` already has {queued} queued runs, the most a run may add to \
-         (max_queued_per_plugin = {max})"
-    )]
-    QueueFull {
-        plugin: String,
-        queued: u64,
-        max: u32,
-    },
-    /// The request was invalid, the state database refused the write, or
-    /// the agent is shutting down.
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// The refusal for starting a run of `plugin` when `queued` of its runs
-/// are queued already, if that is `max_queued` or more.
-pub fn queue_full(plugin: &str, queued: u64, max_queued: u32) -> Option<AdmitError> {
-    (queued >= u64::from(max_queued)).then(|| AdmitError::QueueFull {
-        plugin: plugin.to_string(),
-        queued,
-        max: max_queued,
-    })
-}
+pub use crate::host::runs::{AdmitError, queue_full};
 
 /// What admission did with one request: the records it wrote.
 #[derive(Debug, Default)]
@@ -178,6 +153,28 @@ impl Admitter {
             .await
             .map_err(|_| shutting_down())?;
         answer.await.map_err(|_| shutting_down())?
+    }
+}
+
+impl RunStarter for Admitter {
+    fn start(
+        &self,
+        rec: RunRecord,
+        max_queued: u32,
+    ) -> BoxFuture<'_, Result<RunRecord, AdmitError>> {
+        Box::pin(async move {
+            let admitted = self
+                .admit(Request::Started {
+                    rec: Box::new(rec),
+                    max_queued,
+                })
+                .await?;
+            admitted
+                .runs
+                .into_iter()
+                .next()
+                .ok_or_else(|| AdmitError::Failed("admission returned no record".into()))
+        })
     }
 }
 
@@ -301,7 +298,7 @@ async fn admission_loop(
 /// Guardrails rebuilt from the state database.
 pub async fn rebuild_guardrails(agent: &Agent) -> anyhow::Result<Guardrails> {
     let policies = agent.policies();
-    let longest = crate::runs::guardrails::history_needed(&policies.rules);
+    let longest = crate::policy::history_needed(&policies.rules);
     let since = crate::runs::retention::before(Utc::now(), longest);
     let records = agent.store.origin_runs_since(since).await?;
     let circuits = agent.store.circuits().await?;

@@ -17,8 +17,8 @@
 //! neither loses nor doubles the retry.
 
 use crate::agent::Agent;
+use crate::dispatch::guardrails::Guardrails;
 use crate::policy::{ConcurrencyLimit, OnLimit, PolicySet, Retry, Scope, Window};
-use crate::runs::guardrails::Guardrails;
 use crate::runs::{DecisionKind, RunRecord, RunStatus, Trigger, approvals};
 use chrono::Utc;
 use std::collections::HashMap;

@@ -13,32 +13,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-/// The windows of `rule` that the guardrails rebuild from run records
-/// ([`Guardrails::restore`]), by field name: `dedup_window`, `cooldown`,
-/// `throttle.per`. (Circuit breakers are saved on their own, in the
-/// `circuits` table, and need no history.)
-pub fn history_windows(rule: &Rule) -> impl Iterator<Item = (&'static str, Duration)> {
-    [
-        ("dedup_window", Some(rule.dedup_window)),
-        ("cooldown", rule.cooldown),
-        ("throttle.per", rule.throttle.as_ref().map(|t| t.per)),
-    ]
-    .into_iter()
-    .filter_map(|(field, d)| d.map(|d| (field, d)))
-}
-
-/// How far back the guardrails of `rules` read run records when rebuilt:
-/// their longest [`history_windows`]. Retention
-/// ([`super::retention`]) never deletes rule runs younger than this.
-pub fn history_needed(rules: &[Rule]) -> Duration {
-    rules
-        .iter()
-        .flat_map(history_windows)
-        .map(|(_, d)| d)
-        .max()
-        .unwrap_or_default()
-}
-
 /// What the guardrails decided about one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
