@@ -44,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::ident::quote as ident;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -441,11 +442,6 @@ async fn pg_facts(conn: &mut PgConnection) -> Result<PgFacts, sqlx::Error> {
         extensions,
         available: available.into_iter().collect(),
     })
-}
-
-/// A PostgreSQL identifier, double-quoted (always valid, whatever the name).
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Up to [`MAX_LISTED`] of `names`, then how many more.

@@ -40,6 +40,7 @@ pub mod credentials;
 pub mod diag;
 pub mod dispatch;
 pub mod host;
+pub mod ident;
 #[cfg(test)]
 mod layers;
 pub mod notify;

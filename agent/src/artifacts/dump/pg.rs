@@ -18,6 +18,7 @@
 //! (`custom` | `directory`), `compression`, `jobs`, `database`,
 //! `server-version`, `tool-version` (`pg_dump --version`).
 
+use crate::ident::quote as quote_ident;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -520,11 +521,6 @@ pub(crate) fn match_entry<'t>(
                     .is_some_and(|after| after.starts_with(' '))
         })
         .max_by_key(|(schema, name)| schema.len() + name.len())
-}
-
-/// `"name"`, with inner quotes doubled.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `'value'` for a libpq connection string.

@@ -246,16 +246,7 @@ pub fn quote_ident(ident: &str) -> Result<String, ClassifyError> {
             "NUL bytes cannot appear in identifiers",
         ));
     }
-    let mut quoted = String::with_capacity(ident.len() + 2);
-    quoted.push('"');
-    for c in ident.chars() {
-        if c == '"' {
-            quoted.push('"');
-        }
-        quoted.push(c);
-    }
-    quoted.push('"');
-    Ok(quoted)
+    Ok(crate::ident::quote(ident))
 }
 
 // ---------------------------------------------------------------------------

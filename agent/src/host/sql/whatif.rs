@@ -20,6 +20,7 @@ use crate::host::bindings::warden::plugin::planner::{
     Estimate, Host, HypotheticalIndex, IndexSpec,
 };
 use crate::host::{call_timeout, invalid, record_error};
+use crate::ident::quote;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
 use tracing::Instrument as _;
@@ -30,11 +31,6 @@ pub const MAX_HYPOTHETICAL: usize = 64;
 const MAX_COLUMNS: usize = 32;
 /// The prepared statement's name (one at a time per session).
 const PREPARED: &str = "warden_whatif";
-
-/// `"name"` with inner quotes doubled, for a checked identifier.
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
 
 /// An identifier as a plugin may name it: 1 to 63 bytes, no NUL.
 fn checked_ident<'a>(what: &str, ident: &'a str) -> Result<&'a str, Error> {
