@@ -467,3 +467,108 @@ fn runs_list_filters_broken_pipes_and_a_private_state_database() {
         }
     }
 }
+
+/// `warden --help` and every subcommand's, against `tests/cmd/*.toml` and
+/// their `.stdout` (rewrite them with `TRYCMD=overwrite` after changing the
+/// CLI, and read the diff).
+#[test]
+fn help_texts_match_their_snapshots() {
+    trycmd::TestCases::new()
+        .register_bin("warden", warden_bin())
+        .case(concat!(env!("CARGO_MANIFEST_DIR"), "/cmd/*.toml"));
+}
+
+/// Splits a shell command line into words: spaces separate, double and
+/// single quotes group, and an unquoted `#` after a space starts a comment.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '#') if !in_word => break,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// Every `warden …` (or `$W …`) command in the README's `sh` blocks is one
+/// the CLI accepts: its subcommand, flags and values parse.
+#[test]
+fn the_readmes_commands_parse() {
+    use clap::Parser as _;
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let text = std::fs::read_to_string(readme).unwrap();
+    let mut in_sh = false;
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_sh = !in_sh && line == "```sh";
+            continue;
+        }
+        if !in_sh {
+            continue;
+        }
+        let mut words = shell_words(line);
+        match words.first().map(String::as_str) {
+            Some("warden") => {}
+            Some("$W") => {
+                words.splice(
+                    0..1,
+                    ["warden", "--config", "warden.toml"].map(String::from),
+                );
+            }
+            _ => continue,
+        }
+        if let Err(e) = warden::cli::Cli::try_parse_from(&words) {
+            problems.push(format!("README.md:{}: `{line}`: {e}", n + 1));
+        }
+        checked.push(words.join(" "));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The quick start's and the approvals' examples were found.
+    for expected in ["--config warden.toml", "approve", "reject"] {
+        assert!(
+            checked.iter().any(|c| c.contains(expected)),
+            "no README command with `{expected}` among {checked:?}"
+        );
+    }
+    assert!(
+        checked.len() >= 8,
+        "only {} README commands found",
+        checked.len()
+    );
+}
+
+#[test]
+fn shell_words_split_like_a_shell() {
+    assert_eq!(
+        shell_words(r#"warden reject RUN --reason "not during the sale"   # why"#),
+        ["warden", "reject", "RUN", "--reason", "not during the sale"]
+    );
+    assert_eq!(shell_words("a 'b c'd #e"), ["a", "b cd"]);
+    assert_eq!(shell_words("a#b c"), ["a#b", "c"]);
+    assert_eq!(shell_words("# all comment"), Vec::<String>::new());
+}
