@@ -91,6 +91,9 @@ pub struct Agent {
     /// Where run events go (`[[notify]]`), once the agent runs as a
     /// service. Empty for `warden invoke`.
     pub notifier: std::sync::OnceLock<crate::notify::Notifier>,
+    /// "Now" for the guardrails, the queue, plan expiry and schedules
+    /// ([`crate::clock`]); the system clock unless a test sets another.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
@@ -393,6 +396,7 @@ impl Agent {
             metrics: Metrics::new(),
             starter: std::sync::OnceLock::new(),
             notifier: std::sync::OnceLock::new(),
+            clock: crate::clock::system(),
         })
     }
 
@@ -479,6 +483,12 @@ impl Agent {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// This agent with `clock` as its "now" (tests).
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Agent {
+        self.clock = clock;
+        self
     }
 
     /// Turns a request that needs approval into the dry run that makes its

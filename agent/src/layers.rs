@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// lower layers only; a new module needs a place here.
 const LAYERS: &[&[&str]] = &[
     // Leaves: text, errors, names, secrets.
-    &["text", "diag", "capability", "secrets", "ident"],
+    &["text", "diag", "capability", "secrets", "ident", "clock"],
     // warden.toml.
     &["config"],
     &["telemetry", "policy"],

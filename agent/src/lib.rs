@@ -35,6 +35,7 @@ pub mod agent;
 pub mod artifacts;
 pub mod capability;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod diag;

@@ -15,7 +15,6 @@ use crate::dispatch::guardrails::{AlertKey, Guardrails, Verdict};
 use crate::host::runs::RunStarter;
 use crate::policy::{AlertContext, OnResolved, Rule, RuleTarget};
 use crate::runs::{Decision, DecisionKind, RunRecord, RunStatus, StoredAlert, Trigger};
-use chrono::Utc;
 use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -299,7 +298,7 @@ async fn admission_loop(
 pub async fn rebuild_guardrails(agent: &Agent) -> anyhow::Result<Guardrails> {
     let policies = agent.policies();
     let longest = crate::policy::history_needed(&policies.rules);
-    let since = crate::runs::retention::before(Utc::now(), longest);
+    let since = crate::runs::retention::before(agent.clock.now(), longest);
     let records = agent.store.origin_runs_since(since).await?;
     let circuits = agent.store.circuits().await?;
     Ok(Guardrails::restore(circuits, &records, &policies.rules))
@@ -349,7 +348,7 @@ async fn admit_alerts(
         return Err(problems.join("; "));
     }
     let policies = agent.policies();
-    let now = Utc::now();
+    let now = agent.clock.now();
     let n = alerts.len();
     for alert in alerts {
         let mut stored = StoredAlert {

@@ -20,7 +20,6 @@ use crate::agent::Agent;
 use crate::dispatch::guardrails::Guardrails;
 use crate::policy::{ConcurrencyLimit, OnLimit, PolicySet, Retry, Scope, Window};
 use crate::runs::{DecisionKind, RunRecord, RunStatus, Trigger, approvals};
-use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,9 +111,9 @@ impl Dispatcher {
     /// circuits reset`, the queue-depth gauge.
     async fn housekeeping(&self) -> anyhow::Result<()> {
         let agent = &self.agent;
-        approvals::expire_due(&agent.store).await?;
+        approvals::expire_due(&agent.store, agent.clock.now()).await?;
         for (rule, by) in agent.store.take_circuit_resets().await? {
-            let circuit = lock(&self.guardrails).reset(&rule, &by, Utc::now());
+            let circuit = lock(&self.guardrails).reset(&rule, &by, agent.clock.now());
             agent
                 .store
                 .save_circuit(&rule, &serde_json::to_value(&circuit)?)
@@ -130,7 +129,7 @@ impl Dispatcher {
 
     async fn dispatch_due(&self, tasks: &mut JoinSet<()>) -> anyhow::Result<()> {
         let agent = &self.agent;
-        let now = Utc::now();
+        let now = agent.clock.now();
         let due = agent.store.with_status(RunStatus::Queued, now, 500).await?;
         let policies = agent.policies();
         let mut waiting = 0i64;
@@ -203,7 +202,7 @@ impl Dispatcher {
 
     /// Why a due run must not start at all, if so.
     fn refusal(&self, policies: &PolicySet, rec: &RunRecord) -> Option<(DecisionKind, String)> {
-        let now = Utc::now();
+        let now = self.agent.clock.now();
         if let Trigger::Alert { rule, .. } = &rec.trigger
             && let Some(rule) = policies.rule(rule)
             && let Some(why) = lock(&self.guardrails).is_open(rule, now)
@@ -314,8 +313,9 @@ async fn run_one(
         let delay = retry.delay(fin.attempt);
         next.attempt = fin.attempt + 1;
         next.retry_of = Some(fin.retry_of.clone().unwrap_or_else(|| fin.id.clone()));
-        next.not_before =
-            Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX));
+        next.not_before = Some(
+            agent.clock.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        );
         next.approval = fin.approval.clone();
         next.traceparent = fin.traceparent.clone();
         next.parent_run = fin.parent_run.clone();
@@ -329,7 +329,7 @@ async fn run_one(
     let circuit = match &fin.trigger {
         Trigger::Alert { rule, .. } => policies.rule(rule).and_then(|rule| {
             lock(guardrails)
-                .finished(rule, &fin.id, fin.status, Utc::now())
+                .finished(rule, &fin.id, fin.status, agent.clock.now())
                 .map(|c| (rule.name.clone(), c))
         }),
         _ => None,

@@ -19,7 +19,7 @@
 use crate::runs::{
     Action, ActionState, ApprovalState, DecisionKind, Origin, RunRecord, RunStatus, RunStore,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// The error kind of a real run stopped because its approved plan no
@@ -335,9 +335,8 @@ async fn expire(store: &RunStore, mut plan: RunRecord) -> anyhow::Result<bool> {
         .await
 }
 
-/// Expires every plan past its deadline; returns how many.
-pub async fn expire_due(store: &RunStore) -> anyhow::Result<usize> {
-    let now = Utc::now();
+/// Expires every plan past its deadline at `now`; returns how many.
+pub async fn expire_due(store: &RunStore, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let mut n = 0;
     for plan in store
         .with_status(RunStatus::AwaitingApproval, now, 1000)

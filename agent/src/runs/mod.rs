@@ -1080,6 +1080,48 @@ mod tests {
         );
     }
 
+    /// A plan expires when the clock passes its deadline, not before, and
+    /// only once; the clock is the caller's (no waiting in tests).
+    #[tokio::test]
+    async fn a_plan_expires_when_the_clock_passes_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunStore::open(&dir.path().join("state.db")).await.unwrap();
+        let clock = crate::clock::ManualClock::new(Utc::now());
+        use crate::clock::Clock as _;
+        let mut plan = manual("vacuum");
+        plan.dry_run = true;
+        plan.status = RunStatus::AwaitingApproval;
+        plan.approval = Some(Approval {
+            state: ApprovalState::Pending,
+            ttl_secs: 3600,
+            expires_at: Some(clock.now() + chrono::Duration::hours(1)),
+            decided_by: None,
+            decided_via: None,
+            decided_at: None,
+            reason: None,
+            linked_run: None,
+        });
+        store.save(&plan).await.unwrap();
+        for minutes in [0, 30, 59] {
+            let at = clock.now() + chrono::Duration::minutes(minutes);
+            assert_eq!(approvals::expire_due(&store, at).await.unwrap(), 0);
+        }
+        assert_eq!(
+            store.get(&plan.id).await.unwrap().unwrap().status,
+            RunStatus::AwaitingApproval
+        );
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert_eq!(approvals::expire_due(&store, clock.now()).await.unwrap(), 1);
+        let expired = store.get(&plan.id).await.unwrap().unwrap();
+        assert_ne!(expired.status, RunStatus::AwaitingApproval, "{expired:#?}");
+        assert_eq!(
+            expired.approval.map(|a| a.state),
+            Some(ApprovalState::Expired)
+        );
+        clock.advance(std::time::Duration::from_secs(3600));
+        assert_eq!(approvals::expire_due(&store, clock.now()).await.unwrap(), 0);
+    }
+
     /// A state database made before the columns existed is upgraded in
     /// place: its runs get depth 0 and no parent, and new runs store both.
     #[tokio::test]

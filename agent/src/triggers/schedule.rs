@@ -40,7 +40,7 @@ pub async fn run(
     mut policies_changed: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let started = Utc::now();
+    let started = agent.clock.now();
     account_missed(&agent, &admitter, started).await;
     // Schedule name → next fire time.
     let mut next: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -54,7 +54,7 @@ pub async fn run(
             return;
         }
         let policies = agent.policies();
-        let now = Utc::now();
+        let now = agent.clock.now();
         next.retain(|name, _| policies.schedule(name).is_some());
         for s in &policies.schedules {
             if !next.contains_key(&s.name)
@@ -81,7 +81,7 @@ pub async fn run(
             }
             _ = stop.changed() => continue,
         }
-        let now = Utc::now();
+        let now = agent.clock.now();
         let due: Vec<(String, DateTime<Utc>)> = next
             .iter()
             .filter(|(_, at)| **at <= now)
