@@ -12,7 +12,7 @@
 
 use crate::capability::TargetKind;
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{DiagKind, Diagnostic, Diagnostics};
 use crate::host::RunEnv;
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
@@ -160,13 +160,7 @@ pub async fn load_plugins(
 }
 
 fn plugin_diag(path: &Path, message: String) -> Diagnostic {
-    Diagnostic {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        field: "plugin".to_string(),
-        message,
-    }
+    Diagnostic::new(path, "plugin", message).kind(DiagKind::Plugin)
 }
 
 /// Grants that name a plugin that is not installed, or that give classes the
@@ -178,17 +172,19 @@ pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
     let mut out = Vec::new();
     for g in &policies.grants {
         match plugins.get(&g.plugin) {
-            None => out.push(Diagnostic {
-                file: g.source.file.clone(),
-                line: Some(g.source.line),
-                column: None,
-                field: "plugin".to_string(),
-                message: format!(
-                    "no plugin named `{}` is installed (installed: {})",
-                    g.plugin,
-                    plugins.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            }),
+            None => out.push(
+                Diagnostic::new(
+                    &g.source.file,
+                    "plugin",
+                    format!(
+                        "no plugin named `{}` is installed (installed: {})",
+                        g.plugin,
+                        plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .with_line(g.source.line)
+                .kind(DiagKind::UnknownPlugin),
+            ),
             Some(p) => {
                 let p: &LoadedPlugin = p.borrow();
                 let extra: Vec<&str> = g
@@ -198,23 +194,23 @@ pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
                     .map(|c| c.as_str())
                     .collect();
                 if !extra.is_empty() {
-                    out.push(Diagnostic {
-                        file: g.source.file.clone(),
-                        line: Some(g.source.line),
-                        column: None,
-                        field: "capabilities".to_string(),
-                        message: format!(
-                            "grants {} to `{}`, which does not ask for it (it asks for: {})",
-                            extra.join(", "),
-                            g.plugin,
-                            p.manifest
-                                .capabilities
-                                .iter()
-                                .map(|c| c.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
+                    let message = format!(
+                        "grants {} to `{}`, which does not ask for it (it asks for: {})",
+                        extra.join(", "),
+                        g.plugin,
+                        p.manifest
+                            .capabilities
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    out.push(
+                        Diagnostic::new(&g.source.file, "capabilities", message)
+                            .with_line(g.source.line)
+                            .kind(DiagKind::WideGrant)
+                            .warning(),
+                    );
                 }
             }
         }
@@ -230,21 +226,21 @@ pub fn keep_warnings(config: &Config, policies: &PolicySet) -> Vec<Diagnostic> {
     for rule in &policies.rules {
         for (field, window) in crate::runs::guardrails::history_windows(rule) {
             if window > config.state_keep {
-                out.push(Diagnostic {
-                    file: rule.source.file.clone(),
-                    line: Some(rule.source.line),
-                    column: None,
-                    field: field.to_string(),
-                    message: format!(
-                        "rule `{}`: {field} {} is longer than state_keep {} ({}); runs of \
-                         rules are kept {} so that the guardrails see them after a restart",
-                        rule.name,
-                        humantime::format_duration(window),
-                        humantime::format_duration(config.state_keep),
-                        config.file.display(),
-                        humantime::format_duration(window),
-                    ),
-                });
+                let message = format!(
+                    "rule `{}`: {field} {} is longer than state_keep {} ({}); runs of \
+                     rules are kept {} so that the guardrails see them after a restart",
+                    rule.name,
+                    humantime::format_duration(window),
+                    humantime::format_duration(config.state_keep),
+                    config.file.display(),
+                    humantime::format_duration(window),
+                );
+                out.push(
+                    Diagnostic::new(&rule.source.file, field, message)
+                        .with_line(rule.source.line)
+                        .kind(DiagKind::StateKeep)
+                        .warning(),
+                );
             }
         }
     }
@@ -312,8 +308,11 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
             None
         }
     };
-    let runtime = Runtime::new(&config.cache_dir)
-        .map_err(|e| Diagnostics(vec![plugin_diag(&config.cache_dir, format!("{e:#}"))]))?;
+    let runtime = Runtime::new(&config.cache_dir).map_err(|e| {
+        Diagnostics(vec![
+            plugin_diag(&config.cache_dir, format!("{e:#}")).kind(DiagKind::Startup),
+        ])
+    })?;
     let (plugins, plugin_problems) =
         load_plugins(&runtime, &config.plugin_dir, &BTreeMap::new()).await;
     errors.extend(plugin_problems);
@@ -321,7 +320,7 @@ pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
     if let Some(p) = &policies {
         warnings.extend(keep_warnings(&config, p));
         for d in cross_check(p, &plugins) {
-            if d.field == "plugin" {
+            if d.is_error() {
                 errors.push(d);
             } else {
                 warnings.push(d);
@@ -366,13 +365,10 @@ impl Agent {
         let store = match RunStore::open(&config.state_db).await {
             Ok(s) => s,
             Err(e) => {
-                errors.push(Diagnostic {
-                    file: config.state_db.clone(),
-                    line: None,
-                    column: None,
-                    field: "state_db".to_string(),
-                    message: format!("{e:#}"),
-                });
+                errors.push(
+                    Diagnostic::new(&config.state_db, "state_db", format!("{e:#}"))
+                        .kind(DiagKind::Startup),
+                );
                 return Err(Diagnostics(errors));
             }
         };

@@ -55,7 +55,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::config::{Config, Secret, Target};
-use crate::diag::Diagnostic;
+use crate::diag::{DiagKind, Diagnostic};
 use crate::policy::{Grant, PolicySet};
 use crate::secrets::Redactor;
 
@@ -750,8 +750,18 @@ pub async fn check_inspection(found: &mut crate::agent::Inspection) -> usize {
     };
     let redactor = crate::agent::redactor_for(&found.config);
     let findings = check(&found.config, policies, &redactor).await;
-    found.errors.extend(findings.errors);
-    found.warnings.extend(findings.warnings);
+    found.errors.extend(
+        findings
+            .errors
+            .into_iter()
+            .map(|d| d.kind(DiagKind::Credentials)),
+    );
+    found.warnings.extend(
+        findings
+            .warnings
+            .into_iter()
+            .map(|d| d.kind(DiagKind::Credentials).warning()),
+    );
     findings.targets
 }
 

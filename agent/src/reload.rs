@@ -27,6 +27,7 @@
 
 use crate::agent::{Agent, Loaded, cross_check, load_plugins};
 use crate::config::Config;
+use crate::diag::DiagKind;
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
 use notify::{RecursiveMode, Watcher as _};
@@ -243,7 +244,7 @@ pub async fn reload(agent: &Agent) -> bool {
     let candidate = policies.clone().unwrap_or_else(|| old.policies.clone());
     let problems: Vec<_> = cross_check(&candidate, &plugins)
         .into_iter()
-        .filter(|d| d.field == "plugin")
+        .filter(|d| d.kind == DiagKind::UnknownPlugin)
         .collect();
     let policies = if problems.is_empty() {
         candidate
@@ -256,7 +257,7 @@ pub async fn reload(agent: &Agent) -> bool {
     };
     let still_ok = cross_check(&policies, &plugins)
         .iter()
-        .all(|d| d.field != "plugin");
+        .all(|d| d.kind != DiagKind::UnknownPlugin);
     if !still_ok {
         tracing::error!(
             "reload rejected: the policies in force need a plugin that is gone; nothing changed"
