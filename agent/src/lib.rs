@@ -34,6 +34,7 @@ pub mod config;
 pub mod credentials;
 pub mod diag;
 pub mod host;
+pub mod load;
 pub mod notify;
 pub mod policy;
 pub mod reload;
