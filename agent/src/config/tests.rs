@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::capability::{CapabilityClass, TargetKind};
 use std::collections::HashMap;
+use std::time::Duration;
 
 const SECRET_URL: &str = "postgres://u:hunter2@h/db";
 
