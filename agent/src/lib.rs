@@ -46,6 +46,8 @@ pub mod service;
 pub mod telemetry;
 pub mod text;
 pub mod triggers;
+#[cfg(test)]
+mod ui_tests;
 
 /// Makes ring the process's rustls crypto provider (once; a provider
 /// installed earlier stays). reqwest, the HTTP client of the OTLP/HTTP
