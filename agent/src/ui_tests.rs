@@ -6,15 +6,23 @@
 //! tests/ui/policy/invalid/NAME.err    the diagnostics expected, one a line
 //! tests/ui/policy/valid/NAME.toml     loads without a diagnostic
 //! tests/ui/runbook/...                the same for runbooks
+//! tests/ui/config/invalid/NAME.toml   a `warden.toml`
+//! tests/ui/config/invalid/NAME/       a folder with `warden.toml` and the
+//!                                     files it names
+//! tests/ui/config/invalid/NAME.env    the environment it is loaded with
+//!                                     (`NAME=VALUE` lines), if any
 //! ```
 //!
 //! Policies are checked against the targets `app` and `quickstart`. Paths
 //! in the expected text are relative to the `valid` or `invalid` folder.
+//! The config cases' passwords are all [`SECRET`], which no diagnostic may
+//! show, in its text or in its debug form.
 //! `UPDATE_SNAPSHOTS=1 cargo test -p warden --lib ui_tests` writes the
 //! `.err` files from what the loaders say now (review the diff).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::config::Config;
 use crate::diag::Diagnostics;
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
@@ -23,6 +31,9 @@ use std::path::{Path, PathBuf};
 
 /// The targets the policies of the UI tests may name.
 const TARGETS: &[&str] = &["app", "quickstart"];
+
+/// The password in the URLs of the config cases.
+const SECRET: &str = "hunter2";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui")
@@ -39,9 +50,39 @@ fn cases(dir: &Path) -> Vec<PathBuf> {
     cases
 }
 
+/// A config case loaded with the environment of its `.env` file.
+fn load_config(case: &Path) -> Result<(), Diagnostics> {
+    let env: Vec<(String, String)> = std::fs::read_to_string(case.with_extension("env"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let file = if case.is_dir() {
+        case.join("warden.toml")
+    } else {
+        case.to_path_buf()
+    };
+    let result = Config::load_with_env(&file, |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+    });
+    if let Err(diags) = &result {
+        for d in diags {
+            assert!(!d.to_string().contains(SECRET), "{}: {d}", case.display());
+            assert!(
+                !format!("{d:?}").contains(SECRET),
+                "{}: {d:?}",
+                case.display()
+            );
+        }
+    }
+    result.map(drop)
+}
+
 /// A case loaded: a file alone, or a folder.
 fn load(section: &str, case: &Path) -> Result<(), Diagnostics> {
     match (section, case.is_dir()) {
+        ("config", _) => load_config(case),
         ("policy", true) => PolicySet::load_dir(case, TARGETS).map(drop),
         ("policy", false) => PolicySet::load_files(&[case.to_path_buf()], TARGETS).map(drop),
         ("runbook", true) => RunbookSet::load_dir(case).map(drop),
@@ -127,6 +168,11 @@ fn run(section: &str) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+#[test]
+fn config() {
+    run("config");
 }
 
 #[test]
