@@ -120,19 +120,7 @@ pub struct Inspection {
     pub loaded: Loaded,
     /// Every problem: errors keep the agent from starting, warnings are
     /// worth a look (a grant wider than a plugin asks for).
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl Inspection {
-    /// The errors.
-    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.is_error())
-    }
-
-    /// The warnings.
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| !d.is_error())
-    }
+    pub diagnostics: Diagnostics,
 }
 
 /// Loads config, policies, runbooks and plugins, collecting every problem.

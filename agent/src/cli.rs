@@ -570,15 +570,15 @@ async fn check(config_path: &Path, connect: bool) -> ExitCode {
         }
     };
     // Connecting is worth it only for a config that is otherwise fine.
-    let connected = if connect && found.errors().next().is_none() {
+    let connected = if connect && found.diagnostics.errors().next().is_none() {
         Some(crate::credentials::check_inspection(&mut found).await)
     } else {
         None
     };
-    for w in found.warnings() {
+    for w in found.diagnostics.warnings() {
         eprintln!("warning: {}", Shown(w));
     }
-    let errors: Vec<_> = found.errors().cloned().collect();
+    let errors: Vec<_> = found.diagnostics.errors().cloned().collect();
     if errors.is_empty() {
         let loaded = &found.loaded;
         outln!(
@@ -595,7 +595,7 @@ async fn check(config_path: &Path, connect: bool) -> ExitCode {
         if let Some(count) = connected {
             outln!(
                 "ok: roles checked on {count} target(s), {} warning(s)",
-                found.warnings().count()
+                found.diagnostics.warnings().count()
             );
         }
         ExitCode::SUCCESS

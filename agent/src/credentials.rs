@@ -38,7 +38,7 @@
 //! use warden::agent::inspect;
 //! let mut found = inspect(std::path::Path::new("warden.toml")).await?;
 //! warden::credentials::check_inspection(&mut found).await;
-//! for e in found.errors() {
+//! for e in found.diagnostics.errors() {
 //!     eprintln!("{e}");
 //! }
 //! # Ok(()) }
@@ -745,7 +745,11 @@ pub struct Findings {
 /// it finds to the inspection's diagnostics. Returns how many
 /// targets it connected to.
 pub async fn check_inspection(found: &mut crate::agent::Inspection) -> usize {
-    if found.errors().any(|d| d.kind == DiagKind::Policy) {
+    if found
+        .diagnostics
+        .errors()
+        .any(|d| d.kind == DiagKind::Policy)
+    {
         return 0;
     }
     let redactor = crate::agent::redactor_for(&found.config);

@@ -177,6 +177,21 @@ impl Diagnostics {
         self.0.iter()
     }
 
+    /// The errors, in order.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.is_error())
+    }
+
+    /// The warnings, in order.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| !d.is_error())
+    }
+
+    /// Whether any diagnostic is an error of `kind`.
+    pub fn has_error(&self, kind: DiagKind) -> bool {
+        self.errors().any(|d| d.kind == kind)
+    }
+
     /// `Ok(value)` when there is no diagnostic, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
         if self.is_empty() {

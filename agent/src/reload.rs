@@ -217,7 +217,7 @@ pub async fn reload(agent: &Arc<Agent>) -> bool {
             return false;
         }
     };
-    for d in found.errors() {
+    for d in found.diagnostics.errors() {
         match d.kind {
             DiagKind::Policy => {
                 tracing::error!("policy rejected, the previous policies stay in force: {d}");
@@ -235,16 +235,16 @@ pub async fn reload(agent: &Arc<Agent>) -> bool {
             _ => {}
         }
     }
-    if found.has_error(DiagKind::Policy) {
+    if found.diagnostics.has_error(DiagKind::Policy) {
         agent.metrics.reload("policy", false);
     }
-    if found.has_error(DiagKind::Runbook) {
+    if found.diagnostics.has_error(DiagKind::Runbook) {
         agent.metrics.reload("runbook", false);
     }
-    if found.has_error(DiagKind::UnknownPlugin) {
+    if found.diagnostics.has_error(DiagKind::UnknownPlugin) {
         agent.metrics.reload("policy", false);
     }
-    if found.has_error(DiagKind::PluginGone) {
+    if found.diagnostics.has_error(DiagKind::PluginGone) {
         tracing::error!(
             "reload rejected: the policies in force need a plugin that is gone; nothing changed"
         );

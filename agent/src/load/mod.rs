@@ -3,9 +3,9 @@
 //! and judged by one rule ([`load`]).
 //!
 //! Every problem comes back as a [`Diagnostic`]; what is fatal is decided
-//! by its [`Severity`] and [`DiagKind`], here and nowhere else:
+//! by its [`Severity`](crate::diag::Severity) and [`DiagKind`], here and nowhere else:
 //! - `warden check` prints every diagnostic;
-//! - the agent does not start on any [`Severity::Error`];
+//! - the agent does not start on any [`Severity::Error`](crate::diag::Severity::Error);
 //! - hot reload puts in force each part ([`Loaded`]'s policies, runbooks,
 //!   plugins) that has no error and keeps the previous value of each part
 //!   that has one (a plugin file that does not load keeps its previous
@@ -35,7 +35,7 @@ pub use plugins::{cross_check, load_plugins};
 
 use crate::agent::Loaded;
 use crate::config::Config;
-use crate::diag::{DiagKind, Diagnostic, Severity};
+use crate::diag::{DiagKind, Diagnostic, Diagnostics};
 use crate::policy::PolicySet;
 use crate::runbook::RunbookSet;
 use crate::runtime::Runtime;
@@ -50,26 +50,7 @@ pub struct Load {
     /// Every problem, errors and warnings, in the order found: policies,
     /// runbooks, plugins, then the policies checked against the config
     /// and the plugins.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl Load {
-    /// The errors.
-    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.is_error())
-    }
-
-    /// The warnings.
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-    }
-
-    /// Whether any diagnostic is an error of `kind`.
-    pub fn has_error(&self, kind: DiagKind) -> bool {
-        self.errors().any(|d| d.kind == kind)
-    }
+    pub diagnostics: Diagnostics,
 }
 
 /// Loads the policy, runbook and plugin folders of `config`, checks them
@@ -89,7 +70,7 @@ impl Load {
 ///
 /// Blocking; see the module documentation.
 pub fn load(config: &Config, runtime: &Runtime, previous: &Loaded) -> Load {
-    let mut diagnostics = Vec::new();
+    let mut diagnostics = Diagnostics::new();
     let new_policies = PolicySet::load_dir(&config.policy_dir, &config.target_names())
         .map_err(|d| d.0)
         .and_then(|p| {
@@ -237,7 +218,7 @@ mod tests {
         // previous (empty) policies stay.
         std::fs::write(dir.path().join("policies/a.toml"), GRANT).unwrap();
         let unknown = load(&config, &runtime, &first.loaded);
-        let kinds: Vec<DiagKind> = unknown.errors().map(|d| d.kind).collect();
+        let kinds: Vec<DiagKind> = unknown.diagnostics.errors().map(|d| d.kind).collect();
         assert_eq!(
             kinds,
             [DiagKind::UnknownPlugin],
@@ -249,7 +230,7 @@ mod tests {
             &first.loaded.policies
         ));
         assert_eq!(
-            unknown.errors().next().unwrap().to_string(),
+            unknown.diagnostics.errors().next().unwrap().to_string(),
             format!(
                 "{}:1: plugin: no plugin named `vacuum` is installed (installed: )",
                 dir.path().join("policies/a.toml").display()
@@ -261,11 +242,11 @@ mod tests {
         std::fs::write(dir.path().join("policies/a.toml"), "[[grant]\n").unwrap();
         let broken = load(&config, &runtime, &first.loaded);
         assert!(
-            broken.has_error(DiagKind::Policy),
+            broken.diagnostics.has_error(DiagKind::Policy),
             "{:?}",
             broken.diagnostics
         );
-        assert!(!broken.has_error(DiagKind::UnknownPlugin));
+        assert!(!broken.diagnostics.has_error(DiagKind::UnknownPlugin));
         assert!(Arc::ptr_eq(&broken.loaded.policies, &first.loaded.policies));
         assert!(Arc::ptr_eq(&broken.loaded.runbooks, &first.loaded.runbooks));
 
@@ -273,9 +254,9 @@ mod tests {
         std::fs::write(dir.path().join("plugins/bad.wasm"), b"not wasm").unwrap();
         std::fs::remove_file(dir.path().join("policies/a.toml")).unwrap();
         let bad = load(&config, &runtime, &first.loaded);
-        let kinds: Vec<DiagKind> = bad.errors().map(|d| d.kind).collect();
+        let kinds: Vec<DiagKind> = bad.diagnostics.errors().map(|d| d.kind).collect();
         assert_eq!(kinds, [DiagKind::Plugin], "{:?}", bad.diagnostics);
-        let message = &bad.errors().next().unwrap().message;
+        let message = &bad.diagnostics.errors().next().unwrap().message;
         assert!(message.contains("compiling"), "{message}");
         assert!(bad.loaded.plugins.is_empty());
         assert!(!Arc::ptr_eq(&bad.loaded.policies, &first.loaded.policies));
