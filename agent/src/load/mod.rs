@@ -3,9 +3,9 @@
 //! and judged by one rule ([`load`]).
 //!
 //! Every problem comes back as a [`Diagnostic`]; what is fatal is decided
-//! by its [`Severity`](crate::diag::Severity) and [`DiagKind`], here and nowhere else:
+//! by its severity and [`DiagKind`], here and nowhere else:
 //! - `warden check` prints every diagnostic;
-//! - the agent does not start on any [`Severity::Error`](crate::diag::Severity::Error);
+//! - the agent does not start on any error;
 //! - hot reload puts in force each part ([`Loaded`]'s policies, runbooks,
 //!   plugins) that has no error and keeps the previous value of each part
 //!   that has one (a plugin file that does not load keeps its previous
