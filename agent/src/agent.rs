@@ -12,21 +12,20 @@
 
 use crate::capability::TargetKind;
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{DiagKind, Diagnostic, Diagnostics};
 use crate::host::RunEnv;
 use crate::host::bindings::types as wit;
 use crate::policy::PolicySet;
-use crate::runbook::RunbookSet;
 use crate::runs::{
     Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
 };
-use crate::runtime::{LoadedPlugin, Runtime};
+use crate::runtime::Runtime;
 use crate::secrets::Redactor;
 use crate::telemetry::{self, Metrics};
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
@@ -66,15 +65,7 @@ impl RunRequest {
     }
 }
 
-/// The policies, plugins and runbooks in force. Hot reload swaps the
-/// whole set; a run keeps the set it started with until it ends.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub policies: Arc<PolicySet>,
-    pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
-    /// From `[runbooks] dir` (empty without one).
-    pub runbooks: Arc<RunbookSet>,
-}
+pub use crate::load::Loaded;
 
 /// Everything the agent loaded.
 pub struct Agent {
@@ -96,165 +87,6 @@ pub struct Agent {
     pub clock: crate::clock::SharedClock,
 }
 
-/// Loads every `*.wasm` in `dir`, returning the plugins that loaded and a
-/// diagnostic for each one that did not (or that duplicates a name). A file
-/// that fails keeps the plugin `previous` had loaded from it, if any (hot
-/// reload: the old version stays in force); a file whose digest did not
-/// change keeps its loaded plugin.
-pub async fn load_plugins(
-    runtime: &Runtime,
-    dir: &Path,
-    previous: &BTreeMap<String, Arc<LoadedPlugin>>,
-) -> (BTreeMap<String, Arc<LoadedPlugin>>, Vec<Diagnostic>) {
-    let mut plugins: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
-    let mut problems = Vec::new();
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "wasm")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect(),
-        Err(e) => {
-            problems.push(plugin_diag(
-                dir,
-                format!("cannot read the plugin folder: {e}"),
-            ));
-            return (previous.clone(), problems);
-        }
-    };
-    files.sort();
-    for path in files {
-        let before = previous.values().find(|p| p.path == path);
-        let unchanged = before.filter(|p| {
-            std::fs::read(&path)
-                .is_ok_and(|bytes| crate::runtime::cache::digest(&bytes) == p.digest)
-        });
-        let plugin = match unchanged {
-            Some(p) => p.clone(),
-            None => match runtime.load_file(&path).await {
-                Ok(p) => Arc::new(p),
-                Err(e) => {
-                    problems.push(plugin_diag(&path, format!("{e:#}")));
-                    match before {
-                        Some(p) => p.clone(),
-                        None => continue,
-                    }
-                }
-            },
-        };
-        if let Some(prev) = plugins.get(&plugin.manifest.name) {
-            problems.push(plugin_diag(
-                &path,
-                format!(
-                    "plugin name `{}` is already used by {}",
-                    plugin.manifest.name,
-                    prev.path.display()
-                ),
-            ));
-        } else {
-            plugins.insert(plugin.manifest.name.clone(), plugin);
-        }
-    }
-    (plugins, problems)
-}
-
-fn plugin_diag(path: &Path, message: String) -> Diagnostic {
-    Diagnostic {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        field: "plugin".to_string(),
-        message,
-    }
-}
-
-/// Grants that name a plugin that is not installed, or that give classes the
-/// plugin never asks for.
-pub fn cross_check<P: std::borrow::Borrow<LoadedPlugin>>(
-    policies: &PolicySet,
-    plugins: &BTreeMap<String, P>,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for g in &policies.grants {
-        match plugins.get(&g.plugin) {
-            None => out.push(Diagnostic {
-                file: g.source.file.clone(),
-                line: Some(g.source.line),
-                column: None,
-                field: "plugin".to_string(),
-                message: format!(
-                    "no plugin named `{}` is installed (installed: {})",
-                    g.plugin,
-                    plugins.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            }),
-            Some(p) => {
-                let p: &LoadedPlugin = p.borrow();
-                let extra: Vec<&str> = g
-                    .classes
-                    .iter()
-                    .filter(|c| !p.manifest.capabilities.contains(c))
-                    .map(|c| c.as_str())
-                    .collect();
-                if !extra.is_empty() {
-                    out.push(Diagnostic {
-                        file: g.source.file.clone(),
-                        line: Some(g.source.line),
-                        column: None,
-                        field: "capabilities".to_string(),
-                        message: format!(
-                            "grants {} to `{}`, which does not ask for it (it asks for: {})",
-                            extra.join(", "),
-                            g.plugin,
-                            p.manifest
-                                .capabilities
-                                .iter()
-                                .map(|c| c.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Rule windows longer than `state_keep`: retention keeps the runs of
-/// rules that long anyway (see [`crate::runs::retention`]), which the
-/// operator may not expect.
-pub fn keep_warnings(config: &Config, policies: &PolicySet) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for rule in &policies.rules {
-        for (field, window) in crate::policy::history_windows(rule) {
-            if window > config.state_keep {
-                out.push(Diagnostic {
-                    file: rule.source.file.clone(),
-                    line: Some(rule.source.line),
-                    column: None,
-                    field: field.to_string(),
-                    message: format!(
-                        "rule `{}`: {field} {} is longer than state_keep {} ({}); runs of \
-                         rules are kept {} so that the guardrails see them after a restart",
-                        rule.name,
-                        humantime::format_duration(window),
-                        humantime::format_duration(config.state_keep),
-                        config.file.display(),
-                        humantime::format_duration(window),
-                    ),
-                });
-            }
-        }
-    }
-    out
-}
-
 /// The redactor for every target's credentials.
 pub fn redactor_for(config: &Config) -> Redactor {
     let api_token = config.http.iter().map(|h| h.token.expose().to_string());
@@ -272,74 +104,51 @@ pub fn redactor_for(config: &Config) -> Redactor {
     )
 }
 
-/// Config, policies and plugins loaded and cross-checked, with every
-/// problem found: what `warden check` reports and what the agent starts from.
+/// Config, policies, runbooks and plugins loaded and cross-checked, with
+/// every problem found: what `warden check` reports and what the agent
+/// starts from.
 pub struct Inspection {
     pub config: Config,
-    /// `None` when a policy file has errors (they are in `errors`).
-    pub policies: Option<PolicySet>,
-    /// `None` when a runbook file has errors (they are in `errors`).
-    pub runbooks: Option<RunbookSet>,
     pub runtime: Runtime,
-    pub plugins: BTreeMap<String, Arc<LoadedPlugin>>,
-    /// Problems that keep the agent from starting.
-    pub errors: Vec<Diagnostic>,
-    /// Problems worth a look that do not (a grant wider than a plugin asks for).
-    pub warnings: Vec<Diagnostic>,
+    /// What loaded ([`crate::load::load`] from nothing: a part with an error
+    /// is empty).
+    pub loaded: Loaded,
+    /// Every problem: errors keep the agent from starting, warnings are
+    /// worth a look (a grant wider than a plugin asks for).
+    pub diagnostics: Diagnostics,
 }
 
-/// Loads config, policies and plugins, collecting every problem. Fails
-/// outright only when the config itself cannot be read or the engine
+/// Loads config, policies, runbooks and plugins, collecting every problem.
+/// Fails outright only when the config itself cannot be read or the engine
 /// cannot start.
 pub async fn inspect(config_path: &Path) -> Result<Inspection, Diagnostics> {
     inspect_config(Config::load(config_path)?).await
 }
 
-/// [`inspect`] for a config already loaded.
+/// [`inspect`] for a config already loaded: [`crate::load::load`], off the
+/// executor.
 pub async fn inspect_config(config: Config) -> Result<Inspection, Diagnostics> {
-    let mut errors = Vec::new();
-    let target_names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-    let policies = match PolicySet::load_dir(&config.policy_dir, &target_names) {
-        Ok(p) => {
-            errors.extend(p.check_config(&config));
-            Some(p)
-        }
-        Err(d) => {
-            errors.extend(d.0);
-            None
-        }
-    };
-    let runbooks = match RunbookSet::load_configured(&config) {
-        Ok(r) => Some(r),
-        Err(d) => {
-            errors.extend(d.0);
-            None
-        }
-    };
-    let runtime = Runtime::new(&config.cache_dir)
-        .map_err(|e| Diagnostics(vec![plugin_diag(&config.cache_dir, format!("{e:#}"))]))?;
-    let (plugins, plugin_problems) =
-        load_plugins(&runtime, &config.plugin_dir, &BTreeMap::new()).await;
-    errors.extend(plugin_problems);
-    let mut warnings = Vec::new();
-    if let Some(p) = &policies {
-        warnings.extend(keep_warnings(&config, p));
-        for d in cross_check(p, &plugins) {
-            if d.field == "plugin" {
-                errors.push(d);
-            } else {
-                warnings.push(d);
-            }
-        }
-    }
-    Ok(Inspection {
-        config,
-        policies,
-        runbooks,
-        runtime,
-        plugins,
-        errors,
-        warnings,
+    let cache_dir = config.cache_dir.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(&config.cache_dir).map_err(|e| {
+            Diagnostics(vec![
+                Diagnostic::new(&config.cache_dir, "plugin", format!("{e:#}"))
+                    .kind(DiagKind::Startup),
+            ])
+        })?;
+        let found = crate::load::load(&config, &runtime, &Loaded::default());
+        Ok(Inspection {
+            config,
+            runtime,
+            loaded: found.loaded,
+            diagnostics: found.diagnostics,
+        })
+    })
+    .await;
+    joined.unwrap_or_else(|e| {
+        Err(Diagnostics(vec![
+            Diagnostic::new(cache_dir, "", format!("loading failed: {e}")).kind(DiagKind::Startup),
+        ]))
     })
 }
 
@@ -350,17 +159,17 @@ impl Agent {
         Agent::from_config(Config::load(config_path)?).await
     }
 
-    /// [`Agent::load`] for a config already loaded.
+    /// [`Agent::load`] for a config already loaded. Refuses on any error
+    /// [`inspect_config`] finds; logs its warnings.
     pub async fn from_config(config: Config) -> Result<Agent, Diagnostics> {
         let Inspection {
             config,
-            policies,
-            runbooks,
             runtime,
-            plugins,
-            mut errors,
-            warnings,
+            loaded,
+            diagnostics,
         } = inspect_config(config).await?;
+        let (mut errors, warnings): (Vec<_>, Vec<_>) =
+            diagnostics.into_iter().partition(Diagnostic::is_error);
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -370,27 +179,17 @@ impl Agent {
         let store = match RunStore::open(&config.state_db).await {
             Ok(s) => s,
             Err(e) => {
-                errors.push(Diagnostic {
-                    file: config.state_db.clone(),
-                    line: None,
-                    column: None,
-                    field: "state_db".to_string(),
-                    message: format!("{e:#}"),
-                });
+                errors.push(
+                    Diagnostic::new(&config.state_db, "state_db", format!("{e:#}"))
+                        .kind(DiagKind::Startup),
+                );
                 return Err(Diagnostics(errors));
             }
-        };
-        let (Some(policies), Some(runbooks)) = (policies, runbooks) else {
-            return Err(Diagnostics(errors));
         };
         Ok(Agent {
             redactor: Arc::new(redactor_for(&config)),
             config: Arc::new(config),
-            loaded: ArcSwap::from_pointee(Loaded {
-                policies: Arc::new(policies),
-                plugins,
-                runbooks: Arc::new(runbooks),
-            }),
+            loaded: ArcSwap::from_pointee(loaded),
             runtime,
             store,
             metrics: Metrics::new(),

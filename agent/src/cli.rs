@@ -570,40 +570,37 @@ async fn check(config_path: &Path, connect: bool) -> ExitCode {
         }
     };
     // Connecting is worth it only for a config that is otherwise fine.
-    let connected = if connect && found.errors.is_empty() {
+    let connected = if connect && found.diagnostics.errors().next().is_none() {
         Some(crate::credentials::check_inspection(&mut found).await)
     } else {
         None
     };
-    for w in &found.warnings {
+    for w in found.diagnostics.warnings() {
         eprintln!("warning: {}", Shown(w));
     }
-    if found.errors.is_empty() {
-        let count =
-            |f: fn(&crate::policy::PolicySet) -> usize| found.policies.as_ref().map_or(0, f);
+    let errors: Vec<_> = found.diagnostics.errors().cloned().collect();
+    if errors.is_empty() {
+        let loaded = &found.loaded;
         outln!(
             "ok: {} target(s), {} grant(s), {} schedule(s), {} rule(s), {} plugin(s), {} \
              runbook(s) in {}",
             found.config.targets.len(),
-            count(|p| p.grants.len()),
-            count(|p| p.schedules.len()),
-            count(|p| p.rules.len()),
-            found.plugins.len(),
-            found
-                .runbooks
-                .as_ref()
-                .map_or(0, crate::runbook::RunbookSet::len),
+            loaded.policies.grants.len(),
+            loaded.policies.schedules.len(),
+            loaded.policies.rules.len(),
+            loaded.plugins.len(),
+            loaded.runbooks.len(),
             Shown(config_path.display())
         );
         if let Some(count) = connected {
             outln!(
                 "ok: roles checked on {count} target(s), {} warning(s)",
-                found.warnings.len()
+                found.diagnostics.warnings().count()
             );
         }
         ExitCode::SUCCESS
     } else {
-        let d = Diagnostics(found.errors);
+        let d = Diagnostics(errors);
         print_diagnostics(&d);
         eprintln!("{} problem(s)", d.0.len());
         if connect && connected.is_none() {

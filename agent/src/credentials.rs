@@ -38,7 +38,7 @@
 //! use warden::agent::inspect;
 //! let mut found = inspect(std::path::Path::new("warden.toml")).await?;
 //! warden::credentials::check_inspection(&mut found).await;
-//! for e in &found.errors {
+//! for e in found.diagnostics.errors() {
 //!     eprintln!("{e}");
 //! }
 //! # Ok(()) }
@@ -56,7 +56,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::config::{Config, Secret, Target};
-use crate::diag::Diagnostic;
+use crate::diag::{DiagKind, Diagnostic};
 use crate::policy::{Grant, PolicySet};
 use crate::secrets::Redactor;
 
@@ -738,16 +738,30 @@ pub struct Findings {
 }
 
 /// Runs [`check`] on an inspection (when its policies loaded), adding what
-/// it finds to the inspection's errors and warnings. Returns how many
+/// it finds to the inspection's diagnostics. Returns how many
 /// targets it connected to.
 pub async fn check_inspection(found: &mut crate::agent::Inspection) -> usize {
-    let Some(policies) = &found.policies else {
+    if found
+        .diagnostics
+        .errors()
+        .any(|d| d.kind == DiagKind::Policy)
+    {
         return 0;
-    };
+    }
     let redactor = crate::agent::redactor_for(&found.config);
-    let findings = check(&found.config, policies, &redactor).await;
-    found.errors.extend(findings.errors);
-    found.warnings.extend(findings.warnings);
+    let findings = check(&found.config, &found.loaded.policies, &redactor).await;
+    found.diagnostics.extend(
+        findings
+            .errors
+            .into_iter()
+            .map(|d| d.kind(DiagKind::Credentials)),
+    );
+    found.diagnostics.extend(
+        findings
+            .warnings
+            .into_iter()
+            .map(|d| d.kind(DiagKind::Credentials).warning()),
+    );
     findings.targets
 }
 

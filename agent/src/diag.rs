@@ -13,9 +13,50 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 
+/// Whether a problem keeps what it is about out of force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The agent does not start; hot reload keeps the previous version of
+    /// the part at fault (see [`crate::load`]).
+    Error,
+    /// Worth a look; nothing is refused.
+    Warning,
+}
+
+/// What a diagnostic is about. The loader ([`crate::load`]) decides by the
+/// kind, never by the text of the field or message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiagKind {
+    /// The content of a file is wrong: syntax, a type, a value, a name.
+    /// What [`Diagnostic::new`] makes.
+    Invalid,
+    /// A policy file is wrong, or names what `warden.toml` does not have.
+    Policy,
+    /// A runbook file is wrong.
+    Runbook,
+    /// A plugin file that does not load, or whose plugin name is taken
+    /// (also: the plugin folder cannot be read).
+    Plugin,
+    /// A grant names a plugin that is not installed.
+    UnknownPlugin,
+    /// The policies that stay in force (those of a rejected reload) name a
+    /// plugin that is gone: nothing of the reload is put in force.
+    PluginGone,
+    /// A grant gives classes its plugin does not ask for.
+    WideGrant,
+    /// A rule's history window is longer than `state_keep`.
+    StateKeep,
+    /// What `warden check --connect` found on a target's roles.
+    Credentials,
+    /// The wasm engine or the state database could not start.
+    Startup,
+}
+
 /// One problem in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
+    pub kind: DiagKind,
     /// The file at fault (or the folder, for a missing folder).
     pub file: PathBuf,
     /// 1-based line, when known.
@@ -30,13 +71,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic about `file` with no position (yet).
+    /// An error of kind [`DiagKind::Invalid`] about `file` with no position
+    /// (yet).
     pub fn new(
         file: impl Into<PathBuf>,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
         Diagnostic {
+            severity: Severity::Error,
+            kind: DiagKind::Invalid,
             file: file.into(),
             line: None,
             column: None,
@@ -53,6 +97,25 @@ impl Diagnostic {
         self.line = Some(line);
         self.column = Some(column);
         self
+    }
+
+    /// Sets the kind.
+    #[must_use]
+    pub fn kind(mut self, kind: DiagKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Makes it a warning.
+    #[must_use]
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// Whether it is an [`Severity::Error`].
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// Sets the line (and no column).
@@ -112,6 +175,21 @@ impl Diagnostics {
 
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.0.iter()
+    }
+
+    /// The errors, in order.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.is_error())
+    }
+
+    /// The warnings, in order.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| !d.is_error())
+    }
+
+    /// Whether any diagnostic is an error of `kind`.
+    pub fn has_error(&self, kind: DiagKind) -> bool {
+        self.errors().any(|d| d.kind == kind)
     }
 
     /// `Ok(value)` when there is no diagnostic, else `Err(self)`.

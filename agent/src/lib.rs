@@ -44,6 +44,7 @@ pub mod host;
 pub mod ident;
 #[cfg(test)]
 mod layers;
+pub mod load;
 pub mod notify;
 pub mod policy;
 pub mod reload;
@@ -55,6 +56,8 @@ pub mod service;
 pub mod telemetry;
 pub mod text;
 pub mod triggers;
+#[cfg(test)]
+mod ui_tests;
 
 /// Makes ring the process's rustls crypto provider (once; a provider
 /// installed earlier stays). reqwest, the HTTP client of the OTLP/HTTP

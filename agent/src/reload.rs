@@ -1,6 +1,7 @@
 //! Hot reload: the plugin, policy and runbook folders are watched (`notify`); after
-//! a change settles ([`SETTLE`]), everything is loaded again and checked
-//! the way start-up does. What fails stays out, with an error log and a
+//! a change settles ([`SETTLE`]), everything is loaded again by the one loader
+//! ([`crate::load`], as `warden check` and start-up do). What fails stays
+//! out, with an error log and a
 //! `warden_reloads_total{result="rejected"}` count, and the previous
 //! version keeps serving:
 //! - a policy folder with any error keeps the previous policies (a policy
@@ -25,10 +26,10 @@
 //! applies them, so an operator knows before restarting whether the new
 //! file is good.
 
-use crate::agent::{Agent, Loaded, cross_check, load_plugins};
+use crate::agent::{Agent, Loaded};
 use crate::config::Config;
-use crate::policy::PolicySet;
-use crate::runbook::RunbookSet;
+use crate::diag::DiagKind;
+use crate::load::load;
 use notify::{RecursiveMode, Watcher as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -125,7 +126,7 @@ impl Reloader {
 /// SIGHUP: [`reload`] now, and `warden.toml` checked again (see the module
 /// documentation: it is not swapped in). Returns true if the set in force
 /// changed.
-pub async fn on_sighup(agent: &Agent) -> bool {
+pub async fn on_sighup(agent: &Arc<Agent>) -> bool {
     tracing::info!("SIGHUP: reloading plugins, policies and runbooks, checking the config file");
     let changed = reload(agent).await;
     let file = &agent.config.file;
@@ -200,70 +201,61 @@ fn changed_parts(old: &Config, new: &Config) -> Vec<String> {
     parts
 }
 
-/// Loads the folders again and puts what is valid in force. Returns true if
-/// the set in force changed.
-pub async fn reload(agent: &Agent) -> bool {
+/// Loads the folders again ([`crate::load::load`], off the executor) and
+/// puts what is valid in force. Returns true if the set in force changed.
+pub async fn reload(agent: &Arc<Agent>) -> bool {
     let old = agent.loaded();
-    let config = &agent.config;
-    let loaded = PolicySet::load_dir(&config.policy_dir, &config.target_names()).and_then(|p| {
-        let problems = p.check_config(config);
-        if problems.is_empty() {
-            Ok(p)
-        } else {
-            Err(crate::diag::Diagnostics(problems))
+    let found = {
+        let agent = agent.clone();
+        let old = old.clone();
+        tokio::task::spawn_blocking(move || load(&agent.config, &agent.runtime, &old)).await
+    };
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!("reload failed, nothing changed: {e}");
+            return false;
         }
-    });
-    let policies = match loaded {
-        Ok(p) => Some(Arc::new(p)),
-        Err(diags) => {
-            for d in diags.iter() {
+    };
+    for d in found.diagnostics.errors() {
+        match d.kind {
+            DiagKind::Policy => {
                 tracing::error!("policy rejected, the previous policies stay in force: {d}");
             }
-            agent.metrics.reload("policy", false);
-            None
-        }
-    };
-    let runbooks = match RunbookSet::load_configured(config) {
-        Ok(r) if r == *old.runbooks => old.runbooks.clone(),
-        Ok(r) => Arc::new(r),
-        Err(diags) => {
-            for d in diags.iter() {
+            DiagKind::Runbook => {
                 tracing::error!("runbook rejected, the previous runbooks stay in force: {d}");
             }
-            agent.metrics.reload("runbook", false);
-            old.runbooks.clone()
+            DiagKind::Plugin => {
+                tracing::error!("plugin rejected, a previous version (if any) stays in force: {d}");
+                agent.metrics.reload("plugin", false);
+            }
+            DiagKind::UnknownPlugin => {
+                tracing::error!("reload rejected, the previous policies stay in force: {d}");
+            }
+            _ => {}
         }
-    };
-    let (plugins, problems) =
-        load_plugins(&agent.runtime, &agent.config.plugin_dir, &old.plugins).await;
-    for d in &problems {
-        tracing::error!("plugin rejected, a previous version (if any) stays in force: {d}");
-        agent.metrics.reload("plugin", false);
     }
-    let candidate = policies.clone().unwrap_or_else(|| old.policies.clone());
-    let problems: Vec<_> = cross_check(&candidate, &plugins)
-        .into_iter()
-        .filter(|d| d.field == "plugin")
-        .collect();
-    let policies = if problems.is_empty() {
-        candidate
-    } else {
-        for d in &problems {
-            tracing::error!("reload rejected, the previous policies stay in force: {d}");
-        }
+    if found.diagnostics.has_error(DiagKind::Policy) {
         agent.metrics.reload("policy", false);
-        old.policies.clone()
-    };
-    let still_ok = cross_check(&policies, &plugins)
-        .iter()
-        .all(|d| d.field != "plugin");
-    if !still_ok {
+    }
+    if found.diagnostics.has_error(DiagKind::Runbook) {
+        agent.metrics.reload("runbook", false);
+    }
+    if found.diagnostics.has_error(DiagKind::UnknownPlugin) {
+        agent.metrics.reload("policy", false);
+    }
+    if found.diagnostics.has_error(DiagKind::PluginGone) {
         tracing::error!(
             "reload rejected: the policies in force need a plugin that is gone; nothing changed"
         );
         agent.metrics.reload("plugin", false);
         return false;
     }
+    let Loaded {
+        policies,
+        plugins,
+        runbooks,
+    } = found.loaded;
     let same_plugins = plugins.len() == old.plugins.len()
         && plugins
             .iter()

@@ -199,12 +199,8 @@ impl PolicySet {
     /// problem, at the grant.
     pub fn check_config(&self, config: &crate::config::Config) -> Vec<crate::diag::Diagnostic> {
         let mut out = Vec::new();
-        let at = |g: &Grant, field: &str, message: String| crate::diag::Diagnostic {
-            file: g.source.file.clone(),
-            line: Some(g.source.line),
-            column: None,
-            field: field.to_string(),
-            message,
+        let at = |g: &Grant, field: &str, message: String| {
+            crate::diag::Diagnostic::new(&g.source.file, field, message).with_line(g.source.line)
         };
         for g in &self.grants {
             for store in &g.artifacts {
