@@ -2,7 +2,7 @@
 //! record, capped per run so a flood cannot fill the disk or the memory.
 
 use super::HostState;
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, check_local};
 use crate::host::bindings::warden::plugin::log::{Host, Level};
 use crate::runs::LogLine;
 use crate::text::truncate_utf8;
@@ -75,7 +75,7 @@ impl Host for HostState {
         let Some(env) = self.env.as_deref() else {
             return Ok(());
         };
-        if check(Some(env), HostCall::Log).is_err() {
+        if check_local(Some(env), LocalCall::Log).is_err() {
             return Ok(());
         }
         // Trace lines are for the plugin author: counted against the cap but

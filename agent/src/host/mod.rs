@@ -2,9 +2,10 @@
 //!
 //! One module per WIT interface, each the same shape: its per-run state, the
 //! `Host` trait implementation for [`HostState`] (the store's data), and its
-//! tests. Every call goes through [`permission::check`] first: one exhaustive
-//! `match` over [`permission::HostCall`], so a new host function cannot
-//! compile until its permission is decided.
+//! tests. Every call goes through [`permission::check_local`] or
+//! [`permission::check_target`] first: exhaustive `match`es over
+//! [`permission::LocalCall`] and [`permission::TargetCall`], so a new host
+//! function cannot compile until its permission is decided.
 
 pub mod artifacts;
 pub mod bindings;
@@ -256,6 +257,6 @@ impl HostState {
     pub(crate) fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
         self.env
             .clone()
-            .ok_or_else(|| denied("describe() must not call host functions"))
+            .ok_or_else(|| permission::Denied::InDescribe.into())
     }
 }
