@@ -22,6 +22,22 @@ pub struct LogSink {
     pub dropped: u64,
 }
 
+/// The run's log: empty at start, its lines handed back at the end.
+impl super::capability::Capability for LogSink {
+    fn prepare(_env: Option<&super::RunEnv>) -> Self {
+        LogSink::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        effects.logs = std::mem::take(&mut self.lines);
+        effects.logs_dropped = self.dropped;
+        Box::pin(std::future::ready(()))
+    }
+}
+
 impl LogSink {
     /// Keeps a line unless a cap is reached; returns whether it was kept.
     /// True once a cap is reached: further lines are only counted.

@@ -9,6 +9,7 @@
 
 pub mod artifacts;
 pub mod bindings;
+pub mod capability;
 pub mod context;
 pub mod log;
 pub mod logs;
@@ -22,6 +23,8 @@ pub mod sql;
 pub mod state;
 pub mod wit;
 
+pub use capability::RunEffects;
+
 use crate::config::Config;
 use crate::host::bindings::types;
 use crate::host::bindings::types::Error;
@@ -29,6 +32,7 @@ use crate::policy::Grant;
 use crate::policy::PolicySet;
 use crate::runs::{Action, RunStore};
 use crate::secrets::Redactor;
+use capability::Capability as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -122,21 +126,21 @@ pub struct HostState {
     table: ResourceTable,
     pub limiter: RunLimiter,
     /// `None` while `describe` runs: then every import is denied.
-    pub env: Option<Arc<RunEnv>>,
-    pub log: log::LogSink,
-    pub sql: sql::SqlSessions,
-    pub mongo: mongo::MongoSessions,
-    pub state: state::StateOverlay,
+    env: Option<Arc<RunEnv>>,
+    log: log::LogSink,
+    sql: sql::SqlSessions,
+    mongo: mongo::MongoSessions,
+    state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
-    pub actions: Vec<Action>,
+    actions: Vec<Action>,
     /// In the real run of an approved plan: what holds it to the plan.
-    pub plan: Option<crate::runs::approvals::PlanGuard>,
+    plan: Option<crate::runs::approvals::PlanGuard>,
     /// Runs this run started (`runs.start`), by id: their number is
     /// what `max_started_runs` bounds.
-    pub started_runs: Vec<String>,
+    started_runs: Vec<String>,
     /// The `runs.start` bounds this run has hit, each noted once on its
     /// record even when its log is full.
-    pub start_refusals: runs::Refusals,
+    start_refusals: runs::Refusals,
     stderr: MemoryOutputPipe,
 }
 
@@ -162,16 +166,52 @@ impl HostState {
                 memory_bytes,
                 hit: None,
             },
+            log: log::LogSink::prepare(env.as_deref()),
+            sql: sql::SqlSessions::prepare(env.as_deref()),
+            mongo: mongo::MongoSessions::prepare(env.as_deref()),
+            state: state::StateOverlay::prepare(env.as_deref()),
             env,
-            log: log::LogSink::default(),
-            sql: sql::SqlSessions::default(),
-            mongo: mongo::MongoSessions::default(),
-            state: state::StateOverlay::default(),
             actions: Vec::new(),
             started_runs: Vec::new(),
             start_refusals: runs::Refusals::default(),
             stderr,
         }
+    }
+
+    /// Ends the run for every capability (connections closed, clients
+    /// shut down) and hands back what the run produced. In the real run of
+    /// an approved plan, notes on the log how many approved actions it did
+    /// not make.
+    pub async fn finish(&mut self) -> RunEffects {
+        let mut effects = RunEffects::default();
+        self.sql.finish(&mut effects).await;
+        self.mongo.finish(&mut effects).await;
+        effects.plan_broken = self
+            .plan
+            .as_ref()
+            .and_then(|g| g.broken().map(str::to_string));
+        // The record says which approved actions the run did not make.
+        if let Some(g) = &self.plan
+            && effects.plan_broken.is_none()
+            && g.left_out() > 0
+        {
+            self.log.push_host(
+                "info",
+                format!(
+                    "{} of the approved plan's actions were not made (the run did not call for them)",
+                    g.left_out()
+                ),
+            );
+        }
+        effects.actions = std::mem::take(&mut self.actions);
+        self.log.finish(&mut effects).await;
+        self.state.finish(&mut effects).await;
+        effects
+    }
+
+    /// The run's environment (`None` while `describe` runs).
+    pub fn env(&self) -> Option<&Arc<RunEnv>> {
+        self.env.as_ref()
     }
 
     /// What the guest wrote to stderr (a panic message, usually), redacted

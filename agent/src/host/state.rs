@@ -25,6 +25,22 @@ pub struct StateOverlay {
     pub writes: BTreeMap<String, Option<Vec<u8>>>,
 }
 
+/// The run's writes: none at start, handed back at the end (the runtime
+/// commits them only for a succeeded, non-dry run).
+impl super::capability::Capability for StateOverlay {
+    fn prepare(_env: Option<&super::RunEnv>) -> Self {
+        StateOverlay::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        effects.state_writes = std::mem::take(&mut self.writes);
+        Box::pin(std::future::ready(()))
+    }
+}
+
 fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() || key.len() > MAX_KEY {
         return Err(invalid(format!(

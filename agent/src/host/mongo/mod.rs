@@ -71,6 +71,20 @@ impl MongoSessions {
     }
 }
 
+/// The run's MongoDB clients: none at start, shut down at the end.
+impl super::capability::Capability for MongoSessions {
+    fn prepare(_env: Option<&RunEnv>) -> Self {
+        MongoSessions::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        _effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(self.close())
+    }
+}
+
 /// What a command call needs after the checks passed.
 struct Checked<'e> {
     command: Document,

@@ -91,6 +91,17 @@ impl SqlSessions {
     }
 }
 
+/// The run's SQL connections: none at start, closed at the end.
+impl super::capability::Capability for SqlSessions {
+    fn prepare(_env: Option<&RunEnv>) -> Self {
+        SqlSessions::default()
+    }
+
+    fn finish<'a>(&'a mut self, _effects: &'a mut super::RunEffects) -> BoxFuture<'a, ()> {
+        Box::pin(self.close())
+    }
+}
+
 fn dialect_of(kind: TargetKind) -> Option<Dialect> {
     match kind {
         TargetKind::Sqlite => Some(Dialect::Sqlite),
