@@ -6,6 +6,22 @@
 //! [`permission::check_target`] first: exhaustive `match`es over
 //! [`permission::LocalCall`] and [`permission::TargetCall`], so a new host
 //! function cannot compile until its permission is decided.
+//!
+//! Adding a capability is one module with this shape, written in order:
+//! 1. its WIT interface (`wit/`) and the bindgen entry in [`bindings`];
+//! 2. its permission: a [`permission::LocalCall`] or
+//!    [`permission::TargetCall`] case and its rule (the `match`es do not
+//!    compile without one), a row in `permission/tests.rs`;
+//! 3. its per-run state, implementing [`capability::Capability`]
+//!    (`prepare` at run start, `finish` closing what it opened and moving
+//!    what it produced into [`RunEffects`]), a private field of
+//!    [`HostState`] and a line in [`HostState::finish`];
+//! 4. the `Host` trait for [`HostState`]: check first (a denial is
+//!    `Error::from(Denied)`), then dry-run or [`HostState::hold_to_plan`]
+//!    for mutations, the call under [`call_timeout`], an action record, a
+//!    span with [`record_error`], and redacted errors;
+//! 5. tests: unit tests in the module, and `tests/it/capability/<cap>.rs`
+//!    calling it without wasm through [`HostState::for_test`].
 
 pub mod artifacts;
 pub mod bindings;
@@ -73,6 +89,54 @@ pub struct RunEnv {
 impl RunEnv {
     pub fn dry_run(&self) -> bool {
         self.invocation.dry_run
+    }
+
+    /// A manual run of `plugin` on `target` with the given config,
+    /// policies and run store, no runbooks, no secrets to redact and the
+    /// grant's `max_runtime` (or 60s without a grant): for tests that call
+    /// capability code without wasm (see [`HostState::for_test`]).
+    #[doc(hidden)]
+    pub fn for_test(
+        plugin: &str,
+        target: &str,
+        config: Arc<Config>,
+        policies: Arc<PolicySet>,
+        store: RunStore,
+        dry_run: bool,
+    ) -> RunEnv {
+        let target_kind = match config.target(target).map(|t| t.kind) {
+            Some(crate::capability::TargetKind::Postgres) => types::TargetKind::Postgres,
+            Some(crate::capability::TargetKind::Mongodb) => types::TargetKind::Mongodb,
+            _ => types::TargetKind::Sqlite,
+        };
+        let max_runtime = policies
+            .grant(plugin, target)
+            .map_or(Grant::default_max_runtime(), |g| g.max_runtime);
+        let run_id = format!("test-{plugin}-{target}");
+        RunEnv {
+            run_id: run_id.clone(),
+            plugin: plugin.to_owned(),
+            invocation: types::Invocation {
+                run_id,
+                trigger: types::Trigger::Manual("test".into()),
+                target: target.to_owned(),
+                target_kind,
+                params: Vec::new(),
+                dry_run,
+            },
+            config,
+            policies,
+            runbooks: Arc::new(crate::runbook::RunbookSet::default()),
+            store,
+            redactor: Arc::new(Redactor::new(Vec::<String>::new())),
+            deadline: Instant::now() + max_runtime,
+            max_runtime,
+            approved: false,
+            approved_plan: None,
+            starter: None,
+            depth: 0,
+            metrics: crate::telemetry::Metrics::new(),
+        }
     }
 }
 
@@ -176,6 +240,15 @@ impl HostState {
             start_refusals: runs::Refusals::default(),
             stderr,
         }
+    }
+
+    /// A run's store data without a wasm engine: tests call the capability
+    /// code (the `Host` traits of [`bindings`], `artifacts_dump`, ...) on
+    /// it directly, then [`HostState::finish`]. The middle of the test
+    /// pyramid, between unit tests and whole plugins.
+    #[doc(hidden)]
+    pub fn for_test(env: Arc<RunEnv>) -> HostState {
+        HostState::new(Some(env), 64 << 20)
     }
 
     /// Ends the run for every capability (connections closed, clients
