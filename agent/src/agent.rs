@@ -13,8 +13,8 @@
 use crate::capability::TargetKind;
 use crate::config::Config;
 use crate::diag::{DiagKind, Diagnostic, Diagnostics};
-use crate::host::RunEnv;
 use crate::host::bindings::types as wit;
+use crate::host::{RunEnv, permission};
 use crate::policy::PolicySet;
 use crate::runs::{
     Approval, ApprovalState, Blame, RunError, RunRecord, RunStatus, RunStore, Trigger,
@@ -372,7 +372,9 @@ impl Agent {
         };
         record.digest = plugin.digest.clone();
         record.plugin_version = plugin.manifest.version.clone();
-        let Some(target) = self.config.target(&record.target) else {
+        // The same lookups the host's permission decision makes, with the
+        // messages of a refused request (what is configured, where grants go).
+        let Ok(target) = permission::lookup(&self.config, &record.target) else {
             let known: Vec<&str> = self
                 .config
                 .targets
@@ -401,7 +403,12 @@ impl Agent {
             );
             return Ok(self.finished(refuse(record, RunStatus::Rejected, message)));
         }
-        let Some(grant) = loaded.policies.grant(&record.plugin, &record.target) else {
+        let scope = permission::Scope {
+            plugin: &record.plugin,
+            config: &self.config,
+            policies: &loaded.policies,
+        };
+        let Ok(grant) = permission::grant(scope, &record.target) else {
             let message = format!(
                 "plugin `{}` has no grant for target `{}` (deny by default: add a [[grant]] in {})",
                 record.plugin,

@@ -7,6 +7,7 @@ mod approvals;
 mod backup;
 mod backup_data;
 mod backup_retention;
+mod capability;
 mod cli;
 mod compat;
 mod crash;

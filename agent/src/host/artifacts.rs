@@ -17,7 +17,7 @@
 //! - Every call has a span (`artifacts.*`), and a dump or restore may run
 //!   until the run's deadline (not the statement timeout).
 
-use super::permission::{HostCall, check};
+use super::permission::{Resolved, TargetCall, check_target, lookup};
 use super::{HostState, RunEnv, denied, invalid, record_error};
 use crate::artifacts::dump::{self, Counts, DumpContext, DumpError, Tools};
 use crate::artifacts::{ArtifactError, ArtifactName, ArtifactStore, Manifest};
@@ -224,12 +224,9 @@ impl HostState {
         options: wit::DumpOptions,
     ) -> Result<wit::DumpResult, Error> {
         let env = self.run_env()?;
-        check(Some(&env), HostCall::ArtifactDump { target, store }).map_err(denied)?;
+        let Resolved { target: source, .. } =
+            check_target(env.scope(), TargetCall::ArtifactDump { target, store })?;
         let full = full_name(target, name)?;
-        let source = env
-            .config
-            .target(target)
-            .ok_or_else(|| denied(format!("no target named `{target}`")))?;
         let options = dump_options(options);
         dump::validate(source, &options).map_err(dump_error)?;
         let statement = format!("dump target `{target}` into store `{store}` as `{full}`");
@@ -320,20 +317,16 @@ impl HostState {
         options: wit::RestoreOptions,
     ) -> Result<wit::RestoreResult, Error> {
         let env = self.run_env()?;
-        check(
-            Some(&env),
-            HostCall::ArtifactRestore {
+        check_target(
+            env.scope(),
+            TargetCall::ArtifactRestore {
                 target,
                 store,
                 destination,
             },
-        )
-        .map_err(denied)?;
+        )?;
         let full = full_name(target, name)?;
-        let dest = env
-            .config
-            .target(destination)
-            .ok_or_else(|| denied(format!("no target named `{destination}`")))?;
+        let dest = lookup(&env.config, destination)?;
         let statement =
             format!("restore `{full}` from store `{store}` into target `{destination}`");
         let opened = open_store(&env, store)?;
@@ -441,7 +434,7 @@ impl HostState {
         prefix: &str,
     ) -> Result<Vec<wit::Artifact>, Error> {
         let env = self.run_env()?;
-        check(Some(&env), HostCall::Artifacts { target, store }).map_err(denied)?;
+        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
         let opened = open_store(&env, store)?;
         let list = opened
             .list(&format!("{target}/{prefix}"))
@@ -458,7 +451,7 @@ impl HostState {
         name: &str,
     ) -> Result<wit::VerifyResult, Error> {
         let env = self.run_env()?;
-        check(Some(&env), HostCall::Artifacts { target, store }).map_err(denied)?;
+        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
         let full = full_name(target, name)?;
         let opened = open_store(&env, store)?;
         let span = span(
@@ -491,7 +484,7 @@ impl HostState {
         name: &str,
     ) -> Result<wit::Outcome, Error> {
         let env = self.run_env()?;
-        check(Some(&env), HostCall::Artifacts { target, store }).map_err(denied)?;
+        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
         let full = full_name(target, name)?;
         let opened = open_store(&env, store)?;
         let statement = format!("delete `{full}` from store `{store}`");

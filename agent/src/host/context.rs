@@ -1,22 +1,16 @@
 //! `warden:plugin/context`: the run's invocation and remaining time.
 
 use super::HostState;
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, check_local};
 use crate::host::bindings::types::Invocation;
 use crate::host::bindings::warden::plugin::context::Host;
 use std::time::Instant;
 
 impl Host for HostState {
     fn current_invocation(&mut self) -> wasmtime::Result<Invocation> {
-        match check(self.env.as_deref(), HostCall::Context) {
-            Ok(_) => match &self.env {
-                Some(env) => Ok(env.invocation.clone()),
-                None => Err(wasmtime::Error::msg(
-                    "context is not available in describe()",
-                )),
-            },
-            Err(e) => Err(wasmtime::Error::msg(e)),
-        }
+        check_local(self.env.as_deref(), LocalCall::Context)
+            .map(|env| env.invocation.clone())
+            .map_err(wasmtime::Error::msg)
     }
 
     fn approved(&mut self) -> wasmtime::Result<bool> {

@@ -2,7 +2,7 @@
 //! record, capped per run so a flood cannot fill the disk or the memory.
 
 use super::HostState;
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, check_local};
 use crate::host::bindings::warden::plugin::log::{Host, Level};
 use crate::runs::LogLine;
 use crate::text::truncate_utf8;
@@ -20,6 +20,22 @@ pub struct LogSink {
     pub lines: Vec<LogLine>,
     pub bytes: usize,
     pub dropped: u64,
+}
+
+/// The run's log: empty at start, its lines handed back at the end.
+impl super::capability::Capability for LogSink {
+    fn prepare(_env: Option<&super::RunEnv>) -> Self {
+        LogSink::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        effects.logs = std::mem::take(&mut self.lines);
+        effects.logs_dropped = self.dropped;
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl LogSink {
@@ -75,7 +91,7 @@ impl Host for HostState {
         let Some(env) = self.env.as_deref() else {
             return Ok(());
         };
-        if check(Some(env), HostCall::Log).is_err() {
+        if check_local(Some(env), LocalCall::Log).is_err() {
             return Ok(());
         }
         // Trace lines are for the plugin author: counted against the cap but

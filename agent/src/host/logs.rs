@@ -20,8 +20,8 @@
 //!   the path and the bytes returned. Reads change nothing, so they run in
 //!   dry-run too and record no action.
 
-use super::permission::{HostCall, check};
-use super::{HostState, RunEnv, denied, invalid, record_error};
+use super::permission::{TargetCall, check_target};
+use super::{HostState, RunEnv, invalid, record_error};
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::logs::{Chunk, Host};
 use std::fs::File;
@@ -156,31 +156,24 @@ fn read_blocking(
     max_bytes: u32,
 ) -> Result<Chunk, Error> {
     let written = normalized(path)?;
-    let grant = check(
-        Some(env),
-        HostCall::LogRead {
+    let grant = check_target(
+        env.scope(),
+        TargetCall::LogRead {
             target,
             path: &written,
         },
-    )
-    .map_err(denied)?
-    .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+    )?
+    .grant;
     let real = std::fs::canonicalize(&written).map_err(|e| io_error(&written, "resolve", &e))?;
     if real != written {
-        check(
-            Some(env),
-            HostCall::LogRead {
+        check_target(
+            env.scope(),
+            TargetCall::LogReadResolved {
                 target,
-                path: &real,
+                written: &written,
+                real: &real,
             },
-        )
-        .map_err(|e| {
-            denied(format!(
-                "`{}` resolves to `{}`: {e}",
-                written.display(),
-                real.display()
-            ))
-        })?;
+        )?;
     }
     let refuse = |file_type: std::fs::FileType| {
         invalid(format!(

@@ -2,12 +2,30 @@
 //!
 //! One module per WIT interface, each the same shape: its per-run state, the
 //! `Host` trait implementation for [`HostState`] (the store's data), and its
-//! tests. Every call goes through [`permission::check`] first: one exhaustive
-//! `match` over [`permission::HostCall`], so a new host function cannot
-//! compile until its permission is decided.
+//! tests. Every call goes through [`permission::check_local`] or
+//! [`permission::check_target`] first: exhaustive `match`es over
+//! [`permission::LocalCall`] and [`permission::TargetCall`], so a new host
+//! function cannot compile until its permission is decided.
+//!
+//! Adding a capability is one module with this shape, written in order:
+//! 1. its WIT interface (`wit/`) and the bindgen entry in [`bindings`];
+//! 2. its permission: a [`permission::LocalCall`] or
+//!    [`permission::TargetCall`] case and its rule (the `match`es do not
+//!    compile without one), a row in `permission/tests.rs`;
+//! 3. its per-run state, implementing [`capability::Capability`]
+//!    (`prepare` at run start, `finish` closing what it opened and moving
+//!    what it produced into [`RunEffects`]), a private field of
+//!    [`HostState`] and a line in [`HostState::finish`];
+//! 4. the `Host` trait for [`HostState`]: check first (a denial is
+//!    `Error::from(Denied)`), then dry-run or [`HostState::hold_to_plan`]
+//!    for mutations, the call under [`call_timeout`], an action record, a
+//!    span with [`record_error`], and redacted errors;
+//! 5. tests: unit tests in the module, and `tests/it/capability/<cap>.rs`
+//!    calling it without wasm through [`HostState::for_test`].
 
 pub mod artifacts;
 pub mod bindings;
+pub mod capability;
 pub mod context;
 pub mod log;
 pub mod logs;
@@ -21,6 +39,8 @@ pub mod sql;
 pub mod state;
 pub mod wit;
 
+pub use capability::RunEffects;
+
 use crate::config::Config;
 use crate::host::bindings::types;
 use crate::host::bindings::types::Error;
@@ -28,6 +48,7 @@ use crate::policy::Grant;
 use crate::policy::PolicySet;
 use crate::runs::{Action, RunStore};
 use crate::secrets::Redactor;
+use capability::Capability as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -68,6 +89,54 @@ pub struct RunEnv {
 impl RunEnv {
     pub fn dry_run(&self) -> bool {
         self.invocation.dry_run
+    }
+
+    /// A manual run of `plugin` on `target` with the given config,
+    /// policies and run store, no runbooks, no secrets to redact and the
+    /// grant's `max_runtime` (or 60s without a grant): for tests that call
+    /// capability code without wasm (see [`HostState::for_test`]).
+    #[doc(hidden)]
+    pub fn for_test(
+        plugin: &str,
+        target: &str,
+        config: Arc<Config>,
+        policies: Arc<PolicySet>,
+        store: RunStore,
+        dry_run: bool,
+    ) -> RunEnv {
+        let target_kind = match config.target(target).map(|t| t.kind) {
+            Some(crate::capability::TargetKind::Postgres) => types::TargetKind::Postgres,
+            Some(crate::capability::TargetKind::Mongodb) => types::TargetKind::Mongodb,
+            _ => types::TargetKind::Sqlite,
+        };
+        let max_runtime = policies
+            .grant(plugin, target)
+            .map_or(Grant::default_max_runtime(), |g| g.max_runtime);
+        let run_id = format!("test-{plugin}-{target}");
+        RunEnv {
+            run_id: run_id.clone(),
+            plugin: plugin.to_owned(),
+            invocation: types::Invocation {
+                run_id,
+                trigger: types::Trigger::Manual("test".into()),
+                target: target.to_owned(),
+                target_kind,
+                params: Vec::new(),
+                dry_run,
+            },
+            config,
+            policies,
+            runbooks: Arc::new(crate::runbook::RunbookSet::default()),
+            store,
+            redactor: Arc::new(Redactor::new(Vec::<String>::new())),
+            deadline: Instant::now() + max_runtime,
+            max_runtime,
+            approved: false,
+            approved_plan: None,
+            starter: None,
+            depth: 0,
+            metrics: crate::telemetry::Metrics::new(),
+        }
     }
 }
 
@@ -121,21 +190,21 @@ pub struct HostState {
     table: ResourceTable,
     pub limiter: RunLimiter,
     /// `None` while `describe` runs: then every import is denied.
-    pub env: Option<Arc<RunEnv>>,
-    pub log: log::LogSink,
-    pub sql: sql::SqlSessions,
-    pub mongo: mongo::MongoSessions,
-    pub state: state::StateOverlay,
+    env: Option<Arc<RunEnv>>,
+    log: log::LogSink,
+    sql: sql::SqlSessions,
+    mongo: mongo::MongoSessions,
+    state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
-    pub actions: Vec<Action>,
+    actions: Vec<Action>,
     /// In the real run of an approved plan: what holds it to the plan.
-    pub plan: Option<crate::runs::approvals::PlanGuard>,
+    plan: Option<crate::runs::approvals::PlanGuard>,
     /// Runs this run started (`runs.start`), by id: their number is
     /// what `max_started_runs` bounds.
-    pub started_runs: Vec<String>,
+    started_runs: Vec<String>,
     /// The `runs.start` bounds this run has hit, each noted once on its
     /// record even when its log is full.
-    pub start_refusals: runs::Refusals,
+    start_refusals: runs::Refusals,
     stderr: MemoryOutputPipe,
 }
 
@@ -161,16 +230,61 @@ impl HostState {
                 memory_bytes,
                 hit: None,
             },
+            log: log::LogSink::prepare(env.as_deref()),
+            sql: sql::SqlSessions::prepare(env.as_deref()),
+            mongo: mongo::MongoSessions::prepare(env.as_deref()),
+            state: state::StateOverlay::prepare(env.as_deref()),
             env,
-            log: log::LogSink::default(),
-            sql: sql::SqlSessions::default(),
-            mongo: mongo::MongoSessions::default(),
-            state: state::StateOverlay::default(),
             actions: Vec::new(),
             started_runs: Vec::new(),
             start_refusals: runs::Refusals::default(),
             stderr,
         }
+    }
+
+    /// A run's store data without a wasm engine: tests call the capability
+    /// code (the `Host` traits of [`bindings`], `artifacts_dump`, ...) on
+    /// it directly, then [`HostState::finish`]. The middle of the test
+    /// pyramid, between unit tests and whole plugins.
+    #[doc(hidden)]
+    pub fn for_test(env: Arc<RunEnv>) -> HostState {
+        HostState::new(Some(env), 64 << 20)
+    }
+
+    /// Ends the run for every capability (connections closed, clients
+    /// shut down) and hands back what the run produced. In the real run of
+    /// an approved plan, notes on the log how many approved actions it did
+    /// not make.
+    pub async fn finish(&mut self) -> RunEffects {
+        let mut effects = RunEffects::default();
+        self.sql.finish(&mut effects).await;
+        self.mongo.finish(&mut effects).await;
+        effects.plan_broken = self
+            .plan
+            .as_ref()
+            .and_then(|g| g.broken().map(str::to_string));
+        // The record says which approved actions the run did not make.
+        if let Some(g) = &self.plan
+            && effects.plan_broken.is_none()
+            && g.left_out() > 0
+        {
+            self.log.push_host(
+                "info",
+                format!(
+                    "{} of the approved plan's actions were not made (the run did not call for them)",
+                    g.left_out()
+                ),
+            );
+        }
+        effects.actions = std::mem::take(&mut self.actions);
+        self.log.finish(&mut effects).await;
+        self.state.finish(&mut effects).await;
+        effects
+    }
+
+    /// The run's environment (`None` while `describe` runs).
+    pub fn env(&self) -> Option<&Arc<RunEnv>> {
+        self.env.as_ref()
     }
 
     /// What the guest wrote to stderr (a panic message, usually), redacted
@@ -256,6 +370,6 @@ impl HostState {
     pub(crate) fn run_env(&self) -> Result<std::sync::Arc<RunEnv>, Error> {
         self.env
             .clone()
-            .ok_or_else(|| denied("describe() must not call host functions"))
+            .ok_or_else(|| permission::Denied::InDescribe.into())
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, check_local};
 use super::{HostState, RunEnv, denied};
 use crate::host::bindings::types::{Error, Label};
 use crate::host::bindings::warden::plugin::runbooks::Host;
@@ -13,10 +13,7 @@ use crate::runbook::RunbookSet;
 impl HostState {
     /// The run's environment if reading runbooks is allowed.
     fn runbook_env(&self) -> Result<std::sync::Arc<RunEnv>, String> {
-        check(self.env.as_deref(), HostCall::Context)?;
-        self.env
-            .clone()
-            .ok_or_else(|| "describe() must not call host functions".to_owned())
+        check_local(self.env.clone(), LocalCall::Context).map_err(|e| e.to_string())
     }
 }
 

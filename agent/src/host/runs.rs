@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, TargetCall, check_local, check_target};
 use super::{HostState, RunEnv, denied, invalid};
 use crate::config::RunLimits;
 use crate::host::bindings::types::{Error, Param};
@@ -218,9 +218,7 @@ impl HostState {
         params: Vec<Param>,
     ) -> Result<RunInfo, Error> {
         let env = self.run_env()?;
-        let grant = check(Some(&env), HostCall::RunStart { target, plugin })
-            .map_err(denied)?
-            .ok_or_else(|| Error::Other("the runs.start permission check gave no grant".into()))?;
+        let grant = check_target(env.scope(), TargetCall::RunStart { target, plugin })?.grant;
         let Some(starter) = env.starter.clone() else {
             return Err(invalid(
                 "starting other plugins needs the agent's run queue: run the agent as a \
@@ -307,7 +305,7 @@ impl HostState {
 
     async fn runs_get(&mut self, id: &str) -> Result<RunInfo, Error> {
         let env = self.run_env()?;
-        check(Some(&env), HostCall::RunGet).map_err(denied)?;
+        check_local(Some(&env), LocalCall::RunGet)?;
         if !self.started_runs.iter().any(|s| s == id) {
             return Err(invalid(format!("run `{id}` was not started by this run")));
         }

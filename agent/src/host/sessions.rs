@@ -41,14 +41,13 @@
 //! to [`QUERY_CHARS`] characters) and every message are redacted with the
 //! run's redactor.
 
-use super::permission::{HostCall, check};
+use super::permission::{Resolved, TargetCall, check_target};
 use super::sql::{Conn, db_error};
 use super::wit::error_text;
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::sessions::{Host, Outcome, Signal};
-use crate::policy::Grant;
 use crate::runs::{Action, ActionState};
 use bson::{Bson, Document, doc};
 use sqlx::Row as _;
@@ -506,9 +505,9 @@ impl HostState {
         pid: i32,
         signal: Signal,
     ) -> Result<Outcome, Error> {
-        let grant: &Grant = check(Some(env), HostCall::SessionSignal { target })
-            .map_err(denied)?
-            .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+        let Resolved {
+            target: t, grant, ..
+        } = check_target(env.scope(), TargetCall::SessionSignal { target })?;
         if pid <= 0 {
             return Err(invalid(format!(
                 "no session with pid {pid} on target `{target}`: a backend pid is positive"
@@ -519,7 +518,7 @@ impl HostState {
         let session = super::sql::session(
             &mut self.sql,
             env,
-            target,
+            t,
             grant,
             CapabilityClass::SessionControl,
         )
@@ -551,7 +550,7 @@ impl HostState {
         let session = super::sql::session(
             &mut self.sql,
             env,
-            target,
+            t,
             grant,
             CapabilityClass::SessionControl,
         )
@@ -625,16 +624,16 @@ impl HostState {
         target: &str,
         opid: i64,
     ) -> Result<Outcome, Error> {
-        let grant: &Grant = check(Some(env), HostCall::KillOp { target })
-            .map_err(denied)?
-            .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+        let Resolved {
+            target: t, grant, ..
+        } = check_target(env.scope(), TargetCall::KillOp { target })?;
         let op_value = match i32::try_from(opid) {
             Ok(n) => Bson::Int32(n),
             Err(_) => Bson::Int64(opid),
         };
         let timeout = call_timeout(env, grant);
         let deadline = Instant::now() + timeout;
-        let client = super::mongo::client(&mut self.mongo, env, target, grant).await?;
+        let client = super::mongo::client(&mut self.mongo, env, t, grant).await?;
         let admin = client.database("admin");
         let lookup = doc! { "currentOp": 1, "$all": true, "opid": op_value.clone() };
         let reply = match tokio::time::timeout(left(deadline), admin.run_command(lookup)).await {

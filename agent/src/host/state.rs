@@ -4,7 +4,7 @@
 //! and committed together when the run succeeds (never in dry-run), so a run
 //! that fails leaves the state as it found it.
 
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, check_local};
 use super::{HostState, invalid};
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::state::Host;
@@ -25,6 +25,22 @@ pub struct StateOverlay {
     pub writes: BTreeMap<String, Option<Vec<u8>>>,
 }
 
+/// The run's writes: none at start, handed back at the end (the runtime
+/// commits them only for a succeeded, non-dry run).
+impl super::capability::Capability for StateOverlay {
+    fn prepare(_env: Option<&super::RunEnv>) -> Self {
+        StateOverlay::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        effects.state_writes = std::mem::take(&mut self.writes);
+        Box::pin(std::future::ready(()))
+    }
+}
+
 fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() || key.len() > MAX_KEY {
         return Err(invalid(format!(
@@ -36,17 +52,14 @@ fn check_key(key: &str) -> Result<(), Error> {
 }
 
 impl HostState {
-    fn state_env(&self, call: HostCall<'_>) -> wasmtime::Result<std::sync::Arc<super::RunEnv>> {
-        check(self.env.as_deref(), call).map_err(wasmtime::Error::msg)?;
-        self.env
-            .clone()
-            .ok_or_else(|| wasmtime::Error::msg("state is not available in describe()"))
+    fn state_env(&self, call: LocalCall) -> wasmtime::Result<std::sync::Arc<super::RunEnv>> {
+        check_local(self.env.clone(), call).map_err(wasmtime::Error::msg)
     }
 }
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let env = self.state_env(HostCall::StateRead)?;
+        let env = self.state_env(LocalCall::StateRead)?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -60,7 +73,7 @@ impl Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
-        let env = self.state_env(HostCall::StateWrite)?;
+        let env = self.state_env(LocalCall::StateWrite)?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -85,7 +98,7 @@ impl Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
-        self.state_env(HostCall::StateWrite)?;
+        self.state_env(LocalCall::StateWrite)?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -94,7 +107,7 @@ impl Host for HostState {
     }
 
     async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let env = self.state_env(HostCall::StateRead)?;
+        let env = self.state_env(LocalCall::StateRead)?;
         let stored = match env.store.state_keys(&env.plugin, &prefix, MAX_LIST).await {
             Ok(k) => k,
             Err(e) => return Ok(Err(Error::Other(format!("state database: {e}")))),

@@ -18,7 +18,7 @@ pub mod report;
 
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::host::bindings::{Plugin, PluginPre, types as wit};
-use crate::host::{HostState, RunEnv};
+use crate::host::{HostState, RunEffects, RunEnv};
 use crate::runs::{Action, Blame, LogLine, Report, RunError, RunStatus};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -438,30 +438,13 @@ impl Runtime {
             tokio::time::timeout(budget + Duration::from_secs(1), fut).await
         };
         let redactor = env.redactor.clone();
-        let data = store.data_mut();
-        data.sql.close().await;
-        data.mongo.close().await;
-        let plan_broken = data
-            .plan
-            .as_ref()
-            .and_then(|g| g.broken().map(str::to_string));
-        // The record says which approved actions the run did not make.
-        if let Some(g) = &data.plan
-            && plan_broken.is_none()
-            && g.left_out() > 0
-        {
-            data.log.push_host(
-                "info",
-                format!(
-                    "{} of the approved plan's actions were not made (the run did not call for them)",
-                    g.left_out()
-                ),
-            );
-        }
-        let actions = std::mem::take(&mut data.actions);
-        let logs = std::mem::take(&mut data.log.lines);
-        let logs_dropped = data.log.dropped;
-        let state_writes = std::mem::take(&mut data.state.writes);
+        let RunEffects {
+            actions,
+            logs,
+            logs_dropped,
+            state_writes,
+            plan_broken,
+        } = store.data_mut().finish().await;
         let mut out = RunOutcome {
             status: RunStatus::Succeeded,
             report: None,

@@ -27,9 +27,10 @@
 
 pub mod classify;
 
-use super::permission::{HostCall, check};
+use super::permission::{LocalCall, Resolved, TargetCall, check_local, check_target};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::CapabilityClass;
+use crate::config::Target;
 use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::host::bindings::warden::plugin::mongo::{
     Batch, CommandReply, Host, HostCursor, Outcome,
@@ -70,31 +71,45 @@ impl MongoSessions {
     }
 }
 
+/// The run's MongoDB clients: none at start, shut down at the end.
+impl super::capability::Capability for MongoSessions {
+    fn prepare(_env: Option<&RunEnv>) -> Self {
+        MongoSessions::default()
+    }
+
+    fn finish<'a>(
+        &'a mut self,
+        _effects: &'a mut super::RunEffects,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(self.close())
+    }
+}
+
 /// What a command call needs after the checks passed.
 struct Checked<'e> {
     command: Document,
     raw: RawDocumentBuf,
     classified: MongoClassified,
     grant: &'e Grant,
+    target: &'e Target,
 }
 
 /// Walls 1 to 3.
 fn check_command<'e>(env: &'e RunEnv, target: &str, command: &[u8]) -> Result<Checked<'e>, Error> {
     let (command, raw, classified) = parse_and_classify(command)?;
-    let grant = check(
-        Some(env),
-        HostCall::Mongo {
+    let Resolved { target, grant, .. } = check_target(
+        env.scope(),
+        TargetCall::Mongo {
             target,
             class: classified.class,
         },
-    )
-    .map_err(denied)?
-    .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+    )?;
     Ok(Checked {
         command,
         raw,
         classified,
         grant,
+        target,
     })
 }
 
@@ -153,17 +168,14 @@ fn with_max_time(
 }
 
 /// The database a call names, or the one in the target's URL.
-fn database_of(env: &RunEnv, target: &str, database: &str) -> Result<String, Error> {
+fn database_of(env: &RunEnv, t: &Target, database: &str) -> Result<String, Error> {
     if !database.is_empty() {
         if database.contains(['/', '\\', '.', ' ', '"', '$', '\0']) || database.len() > 63 {
             return Err(invalid(format!("invalid database name {database:?}")));
         }
         return Ok(database.to_string());
     }
-    let t = env
-        .config
-        .target(target)
-        .ok_or_else(|| denied(format!("no target named `{target}`")))?;
+    let target = t.name.as_str();
     let parsed = mongodb::options::ConnectionString::parse(t.url.expose())
         .map_err(|e| redacted_error(env, target, &e))?;
     parsed.default_database.ok_or_else(|| {
@@ -177,28 +189,23 @@ fn database_of(env: &RunEnv, target: &str, database: &str) -> Result<String, Err
 pub(crate) async fn client<'s>(
     sessions: &'s mut MongoSessions,
     env: &RunEnv,
-    target: &str,
+    t: &Target,
     grant: &Grant,
 ) -> Result<&'s Client, Error> {
-    if !sessions.clients.contains_key(target) {
-        let t = env
-            .config
-            .target(target)
-            .ok_or_else(|| denied(format!("no target named `{target}`")))?;
-        let mut options = ClientOptions::parse(t.url.expose())
-            .await
-            .map_err(|e| redacted_error(env, target, &e))?;
-        options.app_name = Some(format!("warden/{}", env.plugin));
-        let wait = grant.statement_timeout.min(Duration::from_secs(10));
-        options.server_selection_timeout = Some(wait);
-        options.connect_timeout = Some(wait);
-        let client = Client::with_options(options).map_err(|e| redacted_error(env, target, &e))?;
-        sessions.clients.insert(target.to_string(), client);
-    }
-    sessions
-        .clients
-        .get(target)
-        .ok_or_else(|| Error::Other("client vanished".into()))
+    let target = t.name.as_str();
+    let slot = match sessions.clients.entry(t.name.clone()) {
+        std::collections::hash_map::Entry::Occupied(open) => return Ok(open.into_mut()),
+        std::collections::hash_map::Entry::Vacant(slot) => slot,
+    };
+    let mut options = ClientOptions::parse(t.url.expose())
+        .await
+        .map_err(|e| redacted_error(env, target, &e))?;
+    options.app_name = Some(format!("warden/{}", env.plugin));
+    let wait = grant.statement_timeout.min(Duration::from_secs(10));
+    options.server_selection_timeout = Some(wait);
+    options.connect_timeout = Some(wait);
+    let client = Client::with_options(options).map_err(|e| redacted_error(env, target, &e))?;
+    Ok(slot.insert(client))
 }
 
 /// A driver error as the WIT error: the server's code when there is one,
@@ -255,7 +262,7 @@ impl HostState {
     ) -> Result<CommandReply, Error> {
         let env = self.run_env()?;
         let checked = check_command(&env, target, command)?;
-        let database = database_of(&env, target, database)?;
+        let database = database_of(&env, checked.target, database)?;
         let class = checked.classified.class;
         let grant = checked.grant;
         let call = class.is_mutating().then(|| {
@@ -302,7 +309,7 @@ impl HostState {
         )?;
         let max_bytes = usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX);
         let result = async {
-            let client = client(&mut self.mongo, &env, target, grant).await?;
+            let client = client(&mut self.mongo, &env, checked.target, grant).await?;
             let db = client.database(&database);
             match tokio::time::timeout(timeout, db.run_raw_command(raw)).await {
                 Err(_) => Err(Error::Timeout(format!(
@@ -366,13 +373,13 @@ impl HostState {
                 checked.classified.class
             )));
         }
-        let database = database_of(&env, target, database)?;
+        let database = database_of(&env, checked.target, database)?;
         let grant = checked.grant;
         let span = span_for(&checked, "mongo.open_cursor", target);
         let timeout = call_timeout(&env, grant);
         let raw = with_max_time(checked.command, checked.raw, &operation, grant)?;
         let result = async {
-            let client = client(&mut self.mongo, &env, target, grant).await?;
+            let client = client(&mut self.mongo, &env, checked.target, grant).await?;
             let db = client.database(&database);
             match tokio::time::timeout(timeout, db.run_raw_cursor_command(raw)).await {
                 Err(_) => Err(Error::Timeout(format!(
@@ -483,8 +490,8 @@ impl Host for HostState {
 
     async fn classify(&mut self, command: Vec<u8>) -> wasmtime::Result<Result<WitClass, Error>> {
         let env = self.env.clone();
-        if let Err(e) = check(env.as_deref(), HostCall::MongoClassify) {
-            return Ok(Err(denied(e)));
+        if let Err(e) = check_local(env.as_deref(), LocalCall::MongoClassify) {
+            return Ok(Err(e.into()));
         }
         Ok(parse_and_classify(&command).map(|(_, _, c)| to_wit_class(c.class)))
     }

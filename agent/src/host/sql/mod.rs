@@ -33,9 +33,10 @@ pub mod notices;
 pub mod session;
 pub mod whatif;
 
-use super::permission::{HostCall, check};
+use super::permission::{self, Kinded, LocalCall, Resolved, TargetCall, check_local, check_target};
 use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
 use crate::capability::{CapabilityClass, TargetKind};
+use crate::config::Target;
 use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::host::bindings::warden::plugin::sql::{
     Execution, Host, Notice as WitNotice, NoticedExecution, NoticedRows, Outcome, RowSet, Value,
@@ -90,6 +91,17 @@ impl SqlSessions {
     }
 }
 
+/// The run's SQL connections: none at start, closed at the end.
+impl super::capability::Capability for SqlSessions {
+    fn prepare(_env: Option<&RunEnv>) -> Self {
+        SqlSessions::default()
+    }
+
+    fn finish<'a>(&'a mut self, _effects: &'a mut super::RunEffects) -> BoxFuture<'a, ()> {
+        Box::pin(self.close())
+    }
+}
+
 fn dialect_of(kind: TargetKind) -> Option<Dialect> {
     match kind {
         TargetKind::Sqlite => Some(Dialect::Sqlite),
@@ -103,6 +115,7 @@ pub(crate) struct Checked<'e> {
     pub(crate) classified: Classified,
     pub(crate) grant: &'e Grant,
     pub(crate) kind: TargetKind,
+    pub(crate) target: &'e Target,
 }
 
 /// Walls 1 and 2: size caps, classification and the grant.
@@ -124,32 +137,29 @@ pub(crate) fn check_statement<'e>(
             params.len()
         )));
     }
-    let Some(t) = env.config.target(target) else {
-        return Err(denied(format!("no target named `{target}`")));
-    };
+    // The dialect first (classifying needs it), then the decision on the class.
+    let t = permission::lookup(&env.config, target)?;
     let Some(dialect) = dialect_of(t.kind) else {
-        return Err(denied(format!(
-            "target `{target}` is a {} database: the sql capability does not apply",
-            t.kind
-        )));
+        return Err(permission::wrong_kind(t, Kinded::Sql).into());
     };
     let classified = classify::classify(statement, dialect).map_err(|e| match e {
         classify::ClassifyError::Forbidden { .. } => denied(e.to_string()),
         other => invalid(other.to_string()),
     })?;
-    let grant = check(
-        Some(env),
-        HostCall::Sql {
+    let Resolved {
+        target: t, grant, ..
+    } = check_target(
+        env.scope(),
+        TargetCall::Sql {
             target,
             class: classified.class,
         },
-    )
-    .map_err(denied)?
-    .ok_or_else(|| denied(format!("no grant for target `{target}`")))?;
+    )?;
     Ok(Checked {
         classified,
         grant,
         kind: t.kind,
+        target: t,
     })
 }
 
@@ -241,25 +251,20 @@ pub(crate) fn db_error(env: &RunEnv, grant: &Grant, e: sqlx::Error) -> Error {
 pub(crate) async fn session<'s>(
     sessions: &'s mut SqlSessions,
     env: &RunEnv,
-    target: &str,
+    t: &Target,
     grant: &Grant,
     class: CapabilityClass,
 ) -> Result<&'s mut Session, Error> {
-    let Some(t) = env.config.target(target) else {
-        return Err(denied(format!("no target named `{target}`")));
-    };
     let key = session_key(
-        target,
+        &t.name,
         class == CapabilityClass::Read && t.read_url().is_some(),
     );
-    if !sessions.sessions.contains_key(&key) {
-        let s = open_session(env, target, grant, class).await?;
-        sessions.sessions.insert(key.clone(), s);
-    }
-    sessions
-        .sessions
-        .get_mut(&key)
-        .ok_or_else(|| Error::Other("session vanished".into()))
+    Ok(match sessions.sessions.entry(key) {
+        std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(open_session(env, t, grant, class).await?)
+        }
+    })
 }
 
 /// Sessions are kept per target and credentials.
@@ -273,13 +278,11 @@ fn session_key(target: &str, read_credentials: bool) -> String {
 
 async fn open_session(
     env: &RunEnv,
-    target: &str,
+    t: &Target,
     grant: &Grant,
     class: CapabilityClass,
 ) -> Result<Session, Error> {
-    let Some(t) = env.config.target(target) else {
-        return Err(denied(format!("no target named `{target}`")));
-    };
+    let target = &t.name;
     let redact = |e: sqlx::Error| {
         Error::TargetError(DbError {
             code: String::new(),
@@ -464,11 +467,18 @@ impl HostState {
         let span = call_span("sql.query", &checked, target);
         let timeout = call_timeout(&env, grant);
         let (result, captured) = async {
-            let session =
-                match session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await {
-                    Ok(s) => s,
-                    Err(e) => return (Err(e), Captured::default()),
-                };
+            let session = match session(
+                &mut self.sql,
+                &env,
+                checked.target,
+                grant,
+                CapabilityClass::Read,
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => return (Err(e), Captured::default()),
+            };
             let deadline = Instant::now() + timeout;
             let classified = &checked.classified;
             let work = run_query(session, classified, statement, params, &caps, deadline);
@@ -552,7 +562,7 @@ impl HostState {
         let span = call_span("sql.execute", &checked, target);
         let timeout = call_timeout(&env, grant);
         let (result, captured) = async {
-            let session = match session(&mut self.sql, &env, target, grant, class).await {
+            let session = match session(&mut self.sql, &env, checked.target, grant, class).await {
                 Ok(s) => s,
                 Err(e) => return (Err(e), Captured::default()),
             };
@@ -709,8 +719,8 @@ impl Host for HostState {
     }
 
     async fn classify(&mut self, statement: String) -> wasmtime::Result<Result<WitClass, Error>> {
-        if let Err(e) = check(self.env.as_deref(), HostCall::SqlClassify) {
-            return Ok(Err(denied(e)));
+        if let Err(e) = check_local(self.env.as_deref(), LocalCall::SqlClassify) {
+            return Ok(Err(e.into()));
         }
         // Classification is dialect-sensitive only for a few statements; the
         // PostgreSQL grammar is the stricter one.
@@ -724,11 +734,12 @@ impl Host for HostState {
         target: String,
         ident: String,
     ) -> wasmtime::Result<Result<String, Error>> {
-        if let Err(e) = check(
-            self.env.as_deref(),
-            HostCall::SqlQuoteIdent { target: &target },
-        ) {
-            return Ok(Err(denied(e)));
+        let allowed = self.run_env().and_then(|env| {
+            check_target(env.scope(), TargetCall::SqlQuoteIdent { target: &target })?;
+            Ok(())
+        });
+        if let Err(e) = allowed {
+            return Ok(Err(e));
         }
         Ok(classify::quote_ident(&ident).map_err(|e| invalid(e.to_string())))
     }

@@ -337,8 +337,14 @@ impl HostState {
         );
         let timeout = call_timeout(&env, grant);
         let result = async {
-            let session =
-                super::session(&mut self.sql, &env, target, grant, CapabilityClass::Read).await?;
+            let session = super::session(
+                &mut self.sql,
+                &env,
+                base.target,
+                grant,
+                CapabilityClass::Read,
+            )
+            .await?;
             session
                 .set_read_only(true)
                 .await
