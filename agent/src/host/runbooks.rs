@@ -20,10 +20,12 @@ impl HostState {
     }
 }
 
-/// `runbooks.get`: the runbook as JSON (see [`crate::runbook::Runbook::to_json`]).
+/// `runbooks.get`: the runbook as JSON, the form of the shared model
+/// (see [`crate::runbook::Runbook::to_model`]).
 pub fn get(runbooks: &RunbookSet, name: &str) -> Result<String, Error> {
     match runbooks.get(name) {
-        Some(runbook) => Ok(runbook.to_json().to_string()),
+        Some(runbook) => serde_json::to_string(&runbook.to_model())
+            .map_err(|e| Error::Other(format!("runbook `{name}` has no JSON form: {e}"))),
         None => {
             let mut known: Vec<String> = runbooks
                 .iter()
