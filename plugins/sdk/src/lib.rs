@@ -25,6 +25,8 @@
 //!   operation (`terminate`, `cancel`, `kill_op`), after the host looked it up;
 //! - [`runbooks`]: the incident runbooks the host loaded, as JSON, by name
 //!   or by alert labels;
+//! - [`runs`]: start runs of other plugins through the agent's queue, and
+//!   follow them;
 //! - [`log`] functions and the [`info!`]-style macros, [`state`] helpers;
 //! - builders for [`Manifest`], [`ParamSpec`], [`Report`], [`Finding`];
 //! - [`Error`]: the contract's error variant, with constructors
@@ -81,9 +83,11 @@ pub mod log;
 pub mod logs;
 pub mod mongo;
 mod names;
+pub mod params;
 pub mod planner;
 mod report;
 pub mod runbooks;
+pub mod runs;
 pub mod sessions;
 pub mod sql;
 pub mod state;
@@ -114,6 +118,7 @@ pub use context::{Context, parse_duration};
 pub use error::ResultExt;
 pub use log::Level;
 pub use mongo::{Cursor, Mongo};
+pub use params::{FromParam, Params};
 // `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
 // interfaces' own (same cases).
 pub use sql::{Column, Execution, Notice, NoticedExecution, Outcome, Row, Rows, Sql, Value};

@@ -56,6 +56,12 @@ impl Manifest {
         self.params.push(param);
         self
     }
+
+    /// Declares every parameter of `P` (see [`crate::params!`]).
+    pub fn params<P: crate::Params>(mut self) -> Self {
+        self.params.extend(P::specs());
+        self
+    }
 }
 
 impl ParamSpec {
