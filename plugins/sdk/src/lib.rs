@@ -1,7 +1,7 @@
 //! Guest SDK for Warden plugins.
 //!
 //! A Warden plugin is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that
-//! implements the `warden:plugin@0.1.6` world from `wit/plugin.wit`: it
+//! implements the `warden:plugin@0.1.7` world from `wit/plugin.wit`: it
 //! exports `describe` and `run`, and reaches its target only through the host
 //! (`log`, `context`, `sql`, `mongo`, `artifacts`, `planner`, `logs`,
 //! `state`). This crate generates the bindings once and wraps them in typed
@@ -111,17 +111,17 @@ pub use artifacts::{
 };
 pub use bindings::warden::plugin::types::{
     Action, ActionState, Alert, CapabilityClass, DbError, Error, Finding, Invocation, Label,
-    Manifest, Metric, Param, ParamSpec, ParamType, Report, ReportStatus, Severity, TargetKind,
-    Trigger,
+    Manifest, Metric, Outcome, Param, ParamSpec, ParamType, Report, ReportStatus, Severity,
+    TargetKind, Trigger,
 };
 pub use context::{Context, parse_duration};
 pub use error::ResultExt;
 pub use log::Level;
 pub use mongo::{Cursor, Mongo};
 pub use params::{FromParam, Params};
-// `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
-// interfaces' own (same cases).
-pub use sql::{Column, Execution, Notice, NoticedExecution, Outcome, Row, Rows, Sql, Value};
+// `Outcome` is declared once in `types` (since 0.1.7); `sql::Outcome`,
+// `mongo::Outcome` and `artifacts::Outcome` are the same type.
+pub use sql::{Column, Execution, Notice, NoticedExecution, Row, Rows, Sql, Value};
 
 /// A Warden plugin: what it is, and what it does. Export it with
 /// [`export_plugin!`].

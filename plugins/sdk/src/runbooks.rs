@@ -4,8 +4,10 @@
 //! load and reloaded when the folder changes. Any plugin may read them;
 //! they hold no secrets. A run sees the runbooks in force when it started.
 //!
-//! [`get`] gives one runbook as JSON text, which the caller parses with its
-//! own model (the SDK does not depend on serde):
+//! [`get`] gives one runbook as JSON text. The `warden-model` crate
+//! (`plugins/model`, the model the host loads runbooks into) reads it:
+//! `serde_json::from_str::<warden_model::Runbook>(&json)` (the SDK itself
+//! does not depend on serde):
 //!
 //! ```json
 //! {"name": "pg-connection-exhaustion", "description": "...", "severity": "critical",
@@ -33,7 +35,7 @@
 //! // The runbooks for the alert that triggered this run, by name.
 //! for name in runbooks::for_alert(labels) {
 //!     let json = runbooks::get(&name)?;
-//!     // ... serde_json::from_str::<MyRunbook>(&json)
+//!     // ... serde_json::from_str::<warden_model::Runbook>(&json)
 //! #   let _ = json;
 //! }
 //! # Ok(()) }
