@@ -51,6 +51,10 @@ pub struct Started {
 
 /// The host calls a runbook makes. Errors are one line for the timeline.
 pub trait Effects {
+    /// Asks the host to open the action of step `step` of `runbook`
+    /// (`runbooks.begin-action`): the host's own check of the step's
+    /// approval, from the runbook it loaded.
+    fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String>;
     fn query_sql(&mut self, sql: &str, args: &[Value]) -> Result<QueryOut, String>;
     fn query_mongo(&mut self, database: &str, command: &str) -> Result<QueryOut, String>;
     fn execute_sql(&mut self, sql: &str, args: &[Value]) -> Result<ActionOut, String>;
@@ -627,6 +631,11 @@ impl<E: Effects> Run<'_, E> {
                 step: step.id.clone(),
             });
         }
+        if let Err(why) = self.effects.begin_action(&self.runbook.name, &step.id) {
+            let e = self.entry(step, Status::Failed, started);
+            e.decided = format!("the host did not open this action: {why}");
+            return Next::Fail(why);
+        }
         let deadline = step
             .timeout
             .map(|t| started + u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
@@ -904,9 +913,20 @@ mod tests {
         clock: u64,
         dry_run: bool,
         fail_signal: bool,
+        /// The actions the host was asked to open, as `runbook/step`.
+        begun: Vec<String>,
+        /// The host refuses to open actions.
+        refuse_actions: bool,
     }
 
     impl Effects for Fake {
+        fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String> {
+            self.begun.push(format!("{runbook}/{step}"));
+            if self.refuse_actions {
+                return Err(format!("step `{step}` requires approval"));
+            }
+            Ok(())
+        }
         fn query_sql(&mut self, sql: &str, args: &[Value]) -> Result<QueryOut, String> {
             self.calls.push(format!("query {sql} {args:?}"));
             let queue = self.answers.get_mut(sql).ok_or("no such table")?;
@@ -1014,6 +1034,44 @@ mod tests {
             approved,
             ..Inputs::default()
         }
+    }
+
+    #[test]
+    fn every_action_is_opened_by_the_host_first_and_a_refusal_does_nothing() {
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        let out = run(&idle_runbook(), &inputs(false, true), &mut fake).unwrap();
+        assert_eq!(out.end, End::Completed);
+        assert_eq!(fake.begun, ["idle/end"]);
+
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        fake.refuse_actions = true;
+        let out = run(&idle_runbook(), &inputs(false, true), &mut fake).unwrap();
+        assert_eq!(
+            fake.calls,
+            ["query IDLE [Number(600)]"],
+            "nothing was signalled"
+        );
+        assert_eq!(out.executed, 0);
+        assert_eq!(
+            out.end,
+            End::Stopped {
+                step: "end".into(),
+                reason: "step `end` requires approval".into()
+            }
+        );
+        let end = &out.timeline[2];
+        assert_eq!(end.status, Status::Failed);
+        assert!(
+            end.decided.starts_with("the host did not open this action"),
+            "{}",
+            end.decided
+        );
+
+        // A run nobody approved stops at the guest's own check, before asking.
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        let out = run(&idle_runbook(), &inputs(false, false), &mut fake).unwrap();
+        assert_eq!(out.end, End::AwaitingApproval { step: "end".into() });
+        assert!(fake.begun.is_empty());
     }
 
     #[test]

@@ -158,6 +158,10 @@ impl Effects for Host<'_> {
         })
     }
 
+    fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String> {
+        runbooks::begin_action(runbook, step).map_err(|e| message(&e))
+    }
+
     fn signal_backend(&mut self, pid: i64, terminate: bool) -> Result<ActionOut, String> {
         let pid = i32::try_from(pid).map_err(|_| format!("{pid} is not a backend pid"))?;
         let signal = if terminate {

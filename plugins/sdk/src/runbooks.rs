@@ -51,6 +51,15 @@ pub fn get(name: &str) -> Result<String, Error> {
     wit::get(name)
 }
 
+/// Opens the action of step `step` of runbook `runbook` (since 0.1.7):
+/// the host checks, from the runbook it loaded, that the step is an action
+/// and that its `requires_approval` is met (the run is approved or
+/// dry-run). `access-denied` when it is not; call it before the action's
+/// host calls and do nothing when it fails.
+pub fn begin_action(runbook: &str, step: &str) -> Result<(), Error> {
+    wit::begin_action(runbook, step)
+}
+
 /// The names of the runbooks whose `alerts` matchers all match `labels`
 /// (an alert's labels, like [`crate::Alert::labels`]), sorted by name.
 /// Runbooks without `alerts` are never chosen this way, only by name.
