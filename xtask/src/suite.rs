@@ -78,7 +78,16 @@ pub fn test(root: &Path, cargo_test_args: &[String]) -> Result<()> {
         cmd::run(
             cmd::cargo(&plugins_dir)
                 .args(["test", "-p", "vacuum", "-p", "backup"])
-                .args(["-p", "index-advisor", "-p", "runbook", "-p", "warden-sdk"])
+                .args([
+                    "-p",
+                    "index-advisor",
+                    "-p",
+                    "runbook",
+                    "-p",
+                    "warden-sdk",
+                    "-p",
+                    "warden-model",
+                ])
                 .args(["--features", "warden-sdk/bson", "--target"])
                 .arg(host)
                 .arg("--manifest-path")

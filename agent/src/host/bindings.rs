@@ -1,4 +1,4 @@
-//! Host bindings (owned by the host, used by [`crate::runtime`] to instantiate) for the `warden:plugin@0.1.6` world, generated from `wit/`.
+//! Host bindings (owned by the host, used by [`crate::runtime`] to instantiate) for the `warden:plugin@0.1.7` world, generated from `wit/`.
 //!
 //! Imports are `async` (SQL and state go to databases; `log` and `context`
 //! are plain functions) and `trappable`: a host

@@ -12,6 +12,8 @@ use serde::de::IgnoredAny;
 use toml::Spanned;
 
 use super::refs::{RawStep, Scope};
+use warden_model::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
+
 use super::{
     Action, OnFailure, ParamNames, ParamSpec, ParamType, ParamValue, Runbook, Severity, Statement,
     Step, StepKind, known_names, refs,
@@ -24,10 +26,6 @@ use crate::policy::{Location, Matcher, is_valid_plugin_name};
 
 /// Most characters in a runbook name or a step id.
 const MAX_NAME: usize = 64;
-/// Default `max_steps`.
-const DEFAULT_MAX_STEPS: u32 = 100;
-/// Largest `max_steps`.
-const MAX_MAX_STEPS: i64 = 1000;
 /// Shortest `every` of a wait step.
 const MIN_EVERY: Duration = Duration::from_millis(100);
 
@@ -452,7 +450,7 @@ fn check_header(
         Some(value) => {
             let n = *value.get_ref();
             match u32::try_from(n) {
-                Ok(n) if (1..=MAX_MAX_STEPS).contains(&i64::from(n)) => n,
+                Ok(n) if (1..=MAX_MAX_STEPS).contains(&n) => n,
                 _ => {
                     diags.push(source.error(
                         &value.span(),

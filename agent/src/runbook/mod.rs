@@ -54,12 +54,12 @@ mod file;
 mod refs;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+pub use warden_model::{
+    Action, OnFailure, ParamSpec, ParamType, ParamValue, Severity, Statement, Step, StepKind,
+    format_duration,
+};
 
 use crate::capability::TargetKind;
 use crate::config::Config;
@@ -93,200 +93,6 @@ pub struct Runbook {
     pub steps: Vec<Step>,
     /// The `[runbook]` table.
     pub source: Location,
-}
-
-/// How bad the incident a runbook handles is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    #[default]
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// A parameter of a runbook.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamSpec {
-    pub kind: ParamType,
-    /// Of type `kind`; `None`: the parameter is required.
-    pub default: Option<ParamValue>,
-    pub description: String,
-}
-
-/// The type of a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamType {
-    String,
-    Integer,
-    Number,
-    Bool,
-    Duration,
-}
-
-impl ParamType {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ParamType::String => "string",
-            ParamType::Integer => "integer",
-            ParamType::Number => "number",
-            ParamType::Bool => "bool",
-            ParamType::Duration => "duration",
-        }
-    }
-}
-
-impl fmt::Display for ParamType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A parameter value (a default), of its [`ParamType`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamValue {
-    String(String),
-    Integer(i64),
-    Number(f64),
-    Bool(bool),
-    Duration(Duration),
-}
-
-impl ParamValue {
-    /// As JSON; a duration as a string like `"1m30s"`.
-    pub fn to_json(&self) -> Value {
-        match self {
-            ParamValue::String(s) => json!(s),
-            ParamValue::Integer(i) => json!(i),
-            ParamValue::Number(n) => json!(n),
-            ParamValue::Bool(b) => json!(b),
-            ParamValue::Duration(d) => json!(format_duration(*d)),
-        }
-    }
-}
-
-/// One `[[step]]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// `[a-z0-9_]`, at most 64 characters; unique in the runbook.
-    pub id: String,
-    pub title: Option<String>,
-    /// CEL guard: the step is skipped when it is false.
-    pub when: Option<String>,
-    pub timeout: Option<Duration>,
-    pub on_failure: OnFailure,
-    pub kind: StepKind,
-    /// The line of its `[[step]]` header.
-    pub line: usize,
-}
-
-/// What a step does, with the fields of its kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepKind {
-    /// One read.
-    Query(Statement),
-    /// `expr` (CEL, a bool); when false, goes to `otherwise` (`else`) if
-    /// set, else on.
-    Check {
-        expr: String,
-        otherwise: Option<String>,
-    },
-    /// A change, executed only in an approved run when `requires_approval`.
-    Action {
-        action: Action,
-        requires_approval: bool,
-    },
-    /// Queues a run of another plugin; `params` values and `target` are CEL.
-    RunPlugin {
-        plugin: String,
-        params: BTreeMap<String, String>,
-        target: Option<String>,
-    },
-    /// Re-runs the query step `refresh` (if any) every `every` until
-    /// `until` (CEL) holds or the step's timeout passes.
-    Wait {
-        refresh: Option<String>,
-        every: Option<Duration>,
-        until: String,
-    },
-    /// A line for the timeline: a minijinja template.
-    Note { text: String },
-}
-
-impl StepKind {
-    /// As written in the file: `query`, `check`, ...
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            StepKind::Query(_) => "query",
-            StepKind::Check { .. } => "check",
-            StepKind::Action { .. } => "action",
-            StepKind::RunPlugin { .. } => "run_plugin",
-            StepKind::Wait { .. } => "wait",
-            StepKind::Note { .. } => "note",
-        }
-    }
-}
-
-/// A statement for the target: SQL with CEL `args` bound as `$1, $2, ...`,
-/// or a MongoDB command as JSON text.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Statement {
-    Sql {
-        sql: String,
-        args: Vec<String>,
-    },
-    Mongo {
-        command: String,
-        database: Option<String>,
-    },
-}
-
-/// What an action step does. The strings are CEL expressions giving the
-/// list of ids to act on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// PostgreSQL: `pg_terminate_backend` of each pid.
-    Terminate(String),
-    /// PostgreSQL: `pg_cancel_backend` of each pid.
-    Cancel(String),
-    /// MongoDB: `killOp` of each opid.
-    KillOps(String),
-    /// A mutating statement.
-    Statement(Statement),
-}
-
-/// What happens when a step fails.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum OnFailure {
-    /// The run ends (the default).
-    #[default]
-    Stop,
-    /// The next step runs.
-    Continue,
-    /// This step runs next.
-    Goto(String),
-}
-
-impl fmt::Display for OnFailure {
-    /// As written: `stop`, `continue`, `goto:<id>`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OnFailure::Stop => f.write_str("stop"),
-            OnFailure::Continue => f.write_str("continue"),
-            OnFailure::Goto(id) => write!(f, "goto:{id}"),
-        }
-    }
 }
 
 impl RunbookSet {
@@ -369,150 +175,23 @@ impl Runbook {
         self.steps.iter().find(|s| s.id == id)
     }
 
-    /// What `runbooks.get` gives plugins: `{"name", "description",
-    /// "severity", "target_kind", "alerts": [..], "max_steps", "params":
-    /// {name: {"type", "default"?, "description"}}, "steps": [{"id",
-    /// "kind", ...}], "source": "file:line"}`. Step fields are named as in
-    /// the file; optional ones left out are absent, except `on_failure`
-    /// (always, as written: `stop`, `continue`, `goto:<id>`) and an
-    /// action's `requires_approval` (always, default applied). Durations
-    /// are strings like `"30s"` or `"1m30s"`.
-    pub fn to_json(&self) -> Value {
-        let params: Map<String, Value> = self
-            .params
-            .iter()
-            .map(|(name, spec)| {
-                let mut p = Map::new();
-                p.insert("type".into(), json!(spec.kind.as_str()));
-                if let Some(default) = &spec.default {
-                    p.insert("default".into(), default.to_json());
-                }
-                p.insert("description".into(), json!(spec.description));
-                (name.clone(), Value::Object(p))
-            })
-            .collect();
-        json!({
-            "name": self.name,
-            "description": self.description,
-            "severity": self.severity.as_str(),
-            "target_kind": self.target_kind.as_str(),
-            "alerts": self.alerts.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "max_steps": self.max_steps,
-            "params": params,
-            "steps": self.steps.iter().map(Step::to_json).collect::<Vec<_>>(),
-            "source": self.source.to_string(),
-        })
+    /// What `runbooks.get` gives plugins: the shared model
+    /// ([`warden_model::Runbook`]), whose JSON form is the contract (see
+    /// `wit/plugin.wit`): the host's header (typed target kind, parsed
+    /// matchers, file location) as text, the steps and parameters as they are.
+    pub fn to_model(&self) -> warden_model::Runbook {
+        warden_model::Runbook {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            severity: self.severity,
+            target_kind: self.target_kind.as_str().to_owned(),
+            alerts: self.alerts.iter().map(ToString::to_string).collect(),
+            max_steps: self.max_steps,
+            params: self.params.clone(),
+            steps: self.steps.clone(),
+            source: self.source.to_string(),
+        }
     }
-}
-
-impl Step {
-    /// One element of `steps` in [`Runbook::to_json`].
-    pub fn to_json(&self) -> Value {
-        let mut s = Map::new();
-        s.insert("id".into(), json!(self.id));
-        s.insert("kind".into(), json!(self.kind.as_str()));
-        if let Some(title) = &self.title {
-            s.insert("title".into(), json!(title));
-        }
-        if let Some(when) = &self.when {
-            s.insert("when".into(), json!(when));
-        }
-        if let Some(timeout) = self.timeout {
-            s.insert("timeout".into(), json!(format_duration(timeout)));
-        }
-        s.insert("on_failure".into(), json!(self.on_failure.to_string()));
-        let statement = |s: &mut Map<String, Value>, st: &Statement| match st {
-            Statement::Sql { sql, args } => {
-                s.insert("sql".into(), json!(sql));
-                s.insert("args".into(), json!(args));
-            }
-            Statement::Mongo { command, database } => {
-                s.insert("mongo".into(), json!(command));
-                if let Some(database) = database {
-                    s.insert("database".into(), json!(database));
-                }
-            }
-        };
-        match &self.kind {
-            StepKind::Query(st) => statement(&mut s, st),
-            StepKind::Check { expr, otherwise } => {
-                s.insert("expr".into(), json!(expr));
-                if let Some(otherwise) = otherwise {
-                    s.insert("else".into(), json!(otherwise));
-                }
-            }
-            StepKind::Action {
-                action,
-                requires_approval,
-            } => {
-                match action {
-                    Action::Terminate(e) => {
-                        s.insert("terminate".into(), json!(e));
-                    }
-                    Action::Cancel(e) => {
-                        s.insert("cancel".into(), json!(e));
-                    }
-                    Action::KillOps(e) => {
-                        s.insert("kill_ops".into(), json!(e));
-                    }
-                    Action::Statement(st) => statement(&mut s, st),
-                }
-                s.insert("requires_approval".into(), json!(requires_approval));
-            }
-            StepKind::RunPlugin {
-                plugin,
-                params,
-                target,
-            } => {
-                s.insert("plugin".into(), json!(plugin));
-                s.insert("params".into(), json!(params));
-                if let Some(target) = target {
-                    s.insert("target".into(), json!(target));
-                }
-            }
-            StepKind::Wait {
-                refresh,
-                every,
-                until,
-            } => {
-                if let Some(refresh) = refresh {
-                    s.insert("refresh".into(), json!(refresh));
-                }
-                if let Some(every) = every {
-                    s.insert("every".into(), json!(format_duration(*every)));
-                }
-                s.insert("until".into(), json!(until));
-            }
-            StepKind::Note { text } => {
-                s.insert("text".into(), json!(text));
-            }
-        }
-        Value::Object(s)
-    }
-}
-
-/// `d` as a string like `"30s"`, `"1m30s"`, `"1h"`, `"250ms"` or `"0s"`:
-/// units `d`, `h`, `m`, `s`, `ms`, `us`, `ns`, largest first, no spaces.
-pub fn format_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_owned();
-    }
-    let secs = d.as_secs();
-    let nanos = d.subsec_nanos();
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs % 86_400 / 3_600, "h"),
-        (secs % 3_600 / 60, "m"),
-        (secs % 60, "s"),
-        (u64::from(nanos / 1_000_000), "ms"),
-        (u64::from(nanos / 1_000 % 1_000), "us"),
-        (u64::from(nanos % 1_000), "ns"),
-    ];
-    parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect()
 }
 
 /// The names of `set`, for messages: `` `a`, `b` `` or "none".

@@ -3,12 +3,62 @@
 //! build host.
 
 use warden_sdk::{
-    Context, DumpOptions, Error, MongoDumpOptions, PgDumpOptions, PgFormat, RestoreOptions,
-    TargetKind,
+    Context, DumpOptions, Error, MongoDumpOptions, Params as _, PgDumpOptions, PgFormat,
+    RestoreOptions, TargetKind,
 };
 
 use crate::naming;
 use crate::retention::Policy;
+
+warden_sdk::params! {
+    /// The parameters besides `store` (declared by hand in the manifest, first:
+    /// it is required, and a blank one has its own message), as declared in
+    /// the manifest.
+    pub struct Params {
+        /// Artifact names are `<prefix><UTC time><extension>`, e.g. `nightly/` gives `nightly/2026-11-22T10-15-00Z.dump`; retention only touches names of that shape under this prefix.
+        prefix: String = "",
+        /// PostgreSQL: `custom` (one `.dump` file) or `directory` (a folder, and the only format that dumps with several jobs).
+        format: String = "custom",
+        /// PostgreSQL: compression level, 0 (none) to 9.
+        compression: u64 = 6,
+        /// PostgreSQL: parallel jobs for pg_dump (directory format only) and for the verification restore (0 and 1 mean one).
+        jobs: u64 = 1,
+        /// PostgreSQL: dump only these schemas (comma-separated; pg_dump patterns, `*` and `?` allowed). Empty: all.
+        schemas: String = "",
+        /// PostgreSQL: leave these schemas out (comma-separated patterns).
+        exclude_schemas: String = "",
+        /// PostgreSQL: dump only these tables (comma-separated; `table` or `schema.table`, `*` and `?` allowed). Empty: all.
+        tables: String = "",
+        /// PostgreSQL: leave these tables out (comma-separated patterns).
+        exclude_tables: String = "",
+        /// MongoDB: the database to dump; empty means the one named in the target's URL.
+        database: String = "",
+        /// MongoDB: dump only these collections (comma-separated). Empty: all (views and system.* never).
+        collections: String = "",
+        /// MongoDB: leave these collections out (comma-separated).
+        exclude_collections: String = "",
+        /// MongoDB: gzip each collection's .bson file.
+        gzip: bool = true,
+        /// Retention: keep the newest N backups that are not damaged.
+        keep_last: u64 = 7,
+        /// Retention: keep the newest backup of each of the last N UTC days that have backups.
+        keep_daily: u64 = 7,
+        /// Retention: keep the newest backup of each of the last N ISO weeks that have backups.
+        keep_weekly: u64 = 4,
+        /// Retention: keep the newest backup of each of the last N months that have backups.
+        keep_monthly: u64 = 6,
+        /// Retention: never keep fewer than the newest N backups that are not damaged, whatever the keep_* rules say (at least 1). A backup whose restore test could not run still counts; only a damaged one (checksum mismatch, unreadable) does not.
+        min_keep: u64 = 2,
+        /// Restore the new backup into `verify_target` and compare its per-table or per-collection counts with those recorded at dump time (the checksums are always verified).
+        verify: bool = false,
+        /// A scratch target of the same kind to restore into when `verify` is true; what is there is dropped first. Must be listed in the grant's `restore_to`, and must not be the target itself.
+        verify_target: String = "",
+        /// Also recompute the checksums of every existing backup; a corrupted one is reported as critical and no longer counts as good, so retention keeps an intact one.
+        audit: bool = false,
+        /// Delete the backups retention does not keep; false only reports what it would delete.
+        prune: bool = true,
+    }
+}
 
 /// Everything a run is asked to do.
 #[derive(Clone, Debug)]
@@ -48,12 +98,7 @@ pub fn list(param: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn text(ctx: &Context, name: &str) -> String {
-    ctx.param_opt_str(name).unwrap_or("").trim().to_owned()
-}
-
-fn small(ctx: &Context, name: &str, max: u8) -> Result<u8, Error> {
-    let value = ctx.param_u64(name)?;
+fn small(name: &str, value: u64, max: u8) -> Result<u8, Error> {
     u8::try_from(value)
         .ok()
         .filter(|v| *v <= max)
@@ -65,8 +110,7 @@ fn small(ctx: &Context, name: &str, max: u8) -> Result<u8, Error> {
 }
 
 /// `min_keep`: at least 1 (the floor of retention).
-fn min_keep(ctx: &Context) -> Result<u64, Error> {
-    let value = ctx.param_u64("min_keep")?;
+fn min_keep(value: u64) -> Result<u64, Error> {
     if value == 0 {
         return Err(Error::invalid_input(
             "parameter `min_keep` must be at least 1: it is the number of backups retention never goes below (default 2)",
@@ -78,19 +122,22 @@ fn min_keep(ctx: &Context) -> Result<u64, Error> {
 impl Settings {
     /// Reads and checks the parameters of `ctx`'s invocation.
     pub fn from_context(ctx: &Context) -> Result<Self, Error> {
-        let store = text(ctx, "store");
+        let store = ctx.param_opt_str("store").unwrap_or("").trim().to_owned();
         if store.is_empty() {
             return Err(Error::invalid_input(
                 "parameter `store` is required: the artifact store to back up into (as named in warden.toml)",
             ));
         }
-        let prefix = ctx.param_opt_str("prefix").unwrap_or("").to_owned();
+        let p = Params::from_context(ctx)?;
+        let prefix = p.prefix;
         naming::validate_prefix(&prefix).map_err(Error::invalid_input)?;
-        let format: PgFormat = text(ctx, "format")
+        let format: PgFormat = p
+            .format
+            .trim()
             .parse()
             .map_err(|e: Error| e.context("parameter `format`"))?;
-        let verify = ctx.param_bool("verify")?;
-        let verify_target = Some(text(ctx, "verify_target")).filter(|t| !t.is_empty());
+        let verify = p.verify;
+        let verify_target = Some(p.verify_target.trim().to_owned()).filter(|t| !t.is_empty());
         match &verify_target {
             None if verify => {
                 return Err(Error::invalid_input(
@@ -108,27 +155,27 @@ impl Settings {
             store,
             prefix,
             format,
-            compression: small(ctx, "compression", 9)?,
-            jobs: small(ctx, "jobs", u8::MAX)?,
-            schemas: list(ctx.param_opt_str("schemas")),
-            exclude_schemas: list(ctx.param_opt_str("exclude_schemas")),
-            tables: list(ctx.param_opt_str("tables")),
-            exclude_tables: list(ctx.param_opt_str("exclude_tables")),
-            database: text(ctx, "database"),
-            collections: list(ctx.param_opt_str("collections")),
-            exclude_collections: list(ctx.param_opt_str("exclude_collections")),
-            gzip: ctx.param_bool("gzip")?,
+            compression: small("compression", p.compression, 9)?,
+            jobs: small("jobs", p.jobs, u8::MAX)?,
+            schemas: list(Some(&p.schemas)),
+            exclude_schemas: list(Some(&p.exclude_schemas)),
+            tables: list(Some(&p.tables)),
+            exclude_tables: list(Some(&p.exclude_tables)),
+            database: p.database.trim().to_owned(),
+            collections: list(Some(&p.collections)),
+            exclude_collections: list(Some(&p.exclude_collections)),
+            gzip: p.gzip,
             policy: Policy {
-                keep_last: ctx.param_u64("keep_last")?,
-                keep_daily: ctx.param_u64("keep_daily")?,
-                keep_weekly: ctx.param_u64("keep_weekly")?,
-                keep_monthly: ctx.param_u64("keep_monthly")?,
-                min_keep: min_keep(ctx)?,
+                keep_last: p.keep_last,
+                keep_daily: p.keep_daily,
+                keep_weekly: p.keep_weekly,
+                keep_monthly: p.keep_monthly,
+                min_keep: min_keep(p.min_keep)?,
             },
             verify,
             verify_target,
-            prune: ctx.param_bool("prune")?,
-            audit: ctx.param_bool("audit")?,
+            prune: p.prune,
+            audit: p.audit,
             ignored_params: Vec::new(),
         };
         let ignored_params = settings.ignored_for(ctx.target_kind());

@@ -29,9 +29,53 @@ mod postgres;
 mod selection;
 mod workload;
 
+use std::time::Duration;
+
 use warden_sdk::{
-    CapabilityClass, Context, Error, Manifest, ParamSpec, Plugin, Report, TargetKind,
+    CapabilityClass, Context, Error, Manifest, Params as _, Plugin, Report, TargetKind,
 };
+
+warden_sdk::params! {
+    /// The parameters, as declared in the manifest.
+    struct Params {
+        /// Unused indexes are a warning only when the usage statistics are at least this old (since pg_stat_database.stats_reset, or the server start); younger, the evidence is weak (info).
+        min_stats_age: Duration = "24h",
+        /// Only look at indexes in these schemas (comma-separated); default: every non-system schema.
+        include_schemas: Option<String>,
+        /// Analyse at most this many reads of pg_stat_statements, by total execution time.
+        max_statements: u64 = 1000,
+        /// Only statements called at least this often count.
+        min_calls: u64 = 1,
+        /// Statements these roles ran are not workload (comma-separated): run the agent as its own role and list it here, with any reporting or batch roles.
+        exclude_roles: Option<String>,
+        /// Suggest an index only when its net benefit (calls × planner-cost saved, minus write overhead) over the statistics window is at least this.
+        min_benefit: f64 = selection::Model::default().min_benefit,
+        /// A statement counts as helped only when its planned cost drops by at least this percentage.
+        min_improvement_pct: f64 = selection::Model::default().min_improvement_pct,
+        /// Planner cost units one insert, update or delete spends maintaining one more index.
+        write_cost: f64 = selection::Model::default().write_cost,
+        /// Suggest at most this many indexes per run.
+        max_indexes: u64 = selection::Model::default().max_indexes,
+        /// Create the suggested indexes (CREATE INDEX CONCURRENTLY, one at a time, under the grant's lock_timeout); needs a ddl grant. Dry-run and approvals apply as to any change.
+        apply: bool = false,
+        /// MongoDB: only these databases (comma-separated); default: the database the target URL names, else every database but admin, local and config.
+        databases: Option<String>,
+        /// MongoDB: mongod's structured JSON log, read for "Slow query" entries (the grant must list it in log_files).
+        log_file: Option<String>,
+        /// MongoDB: read at most this many bytes from the end of log_file.
+        log_bytes: u64 = 64 << 20,
+        /// MongoDB: read at most this many of the newest system.profile entries per database (0: none).
+        profile_entries: u64 = 10_000,
+        /// MongoDB: check each suggestion with explain on a sample copied to this target (its own grant needs write and ddl; the analysed target stays read-only; the copy is dropped).
+        scratch_target: Option<String>,
+        /// MongoDB: the database on scratch_target the sample goes to.
+        scratch_database: String = "warden_scratch",
+        /// MongoDB: documents copied for the explain check.
+        sample_size: u64 = 10_000,
+        /// MongoDB: a query shape is worth an index when it examines at least this many documents per document returned (or scans the collection, or sorts in memory).
+        min_scan_ratio: f64 = mongo_advice::Params::default().min_scan_ratio,
+    }
+}
 
 /// The validated parameters.
 #[derive(Clone, Debug)]
@@ -44,36 +88,35 @@ struct Settings {
 
 impl Settings {
     fn from_context(ctx: &Context) -> Result<Self, Error> {
+        let p = Params::from_context(ctx)?;
         let defaults = selection::Model::default();
         let model = selection::Model {
-            write_cost: non_negative(ctx, "write_cost")?,
+            write_cost: non_negative("write_cost", p.write_cost)?,
             size_factor: defaults.size_factor,
-            min_benefit: non_negative(ctx, "min_benefit")?,
-            min_improvement_pct: non_negative(ctx, "min_improvement_pct")?,
-            max_indexes: usize::try_from(ctx.param_u64("max_indexes")?).unwrap_or(usize::MAX),
+            min_benefit: non_negative("min_benefit", p.min_benefit)?,
+            min_improvement_pct: non_negative("min_improvement_pct", p.min_improvement_pct)?,
+            max_indexes: usize::try_from(p.max_indexes).unwrap_or(usize::MAX),
         };
         Ok(Settings {
-            min_stats_age_secs: ctx.param_duration("min_stats_age")?.as_secs(),
-            include_schemas: analysis::name_list(ctx.param_opt_str("include_schemas")),
+            min_stats_age_secs: p.min_stats_age.as_secs(),
+            include_schemas: analysis::name_list(p.include_schemas.as_deref()),
             workload: workload::Options {
-                max_statements: ctx.param_u64("max_statements")?,
-                min_calls: ctx.param_u64("min_calls")?,
-                exclude_roles: analysis::name_list(ctx.param_opt_str("exclude_roles"))
-                    .unwrap_or_default(),
+                max_statements: p.max_statements,
+                min_calls: p.min_calls,
+                exclude_roles: analysis::name_list(p.exclude_roles.as_deref()).unwrap_or_default(),
                 model,
-                apply: ctx.param_bool("apply")?,
+                apply: p.apply,
             },
             mongo: mongodb::Options {
-                databases: analysis::name_list(ctx.param_opt_str("databases")),
-                log_file: ctx.param_opt_str("log_file").map(str::to_owned),
-                log_bytes: ctx.param_u64("log_bytes")?,
-                profile_entries: u32::try_from(ctx.param_u64("profile_entries")?)
-                    .unwrap_or(u32::MAX),
-                scratch_target: ctx.param_opt_str("scratch_target").map(str::to_owned),
-                scratch_database: ctx.param_str("scratch_database")?.to_owned(),
-                sample_size: u32::try_from(ctx.param_u64("sample_size")?).unwrap_or(u32::MAX),
+                databases: analysis::name_list(p.databases.as_deref()),
+                log_file: p.log_file,
+                log_bytes: p.log_bytes,
+                profile_entries: u32::try_from(p.profile_entries).unwrap_or(u32::MAX),
+                scratch_target: p.scratch_target,
+                scratch_database: p.scratch_database,
+                sample_size: u32::try_from(p.sample_size).unwrap_or(u32::MAX),
                 params: mongo_advice::Params {
-                    min_scan_ratio: non_negative(ctx, "min_scan_ratio")?,
+                    min_scan_ratio: non_negative("min_scan_ratio", p.min_scan_ratio)?,
                     ..mongo_advice::Params::default()
                 },
             },
@@ -81,8 +124,7 @@ impl Settings {
     }
 }
 
-fn non_negative(ctx: &Context, name: &str) -> Result<f64, Error> {
-    let value = ctx.param_f64(name)?;
+fn non_negative(name: &str, value: f64) -> Result<f64, Error> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
@@ -105,105 +147,7 @@ impl Plugin for IndexAdvisor {
         .capability(CapabilityClass::Write)
         .capability(CapabilityClass::Ddl)
         .target_kinds([TargetKind::Postgres, TargetKind::Mongodb])
-        .param(
-            ParamSpec::duration(
-                "min_stats_age",
-                "Unused indexes are a warning only when the usage statistics are at least this old (since pg_stat_database.stats_reset, or the server start); younger, the evidence is weak (info).",
-            )
-            .with_default("24h"),
-        )
-        .param(ParamSpec::string(
-            "include_schemas",
-            "Only look at indexes in these schemas (comma-separated); default: every non-system schema.",
-        ))
-        .param(
-            ParamSpec::integer(
-                "max_statements",
-                "Analyse at most this many reads of pg_stat_statements, by total execution time.",
-            )
-            .with_default(1000),
-        )
-        .param(
-            ParamSpec::integer(
-                "min_calls",
-                "Only statements called at least this often count.",
-            )
-            .with_default(1),
-        )
-        .param(ParamSpec::string(
-            "exclude_roles",
-            "Statements these roles ran are not workload (comma-separated): run the agent as its own role and list it here, with any reporting or batch roles.",
-        ))
-        .param(
-            ParamSpec::float(
-                "min_benefit",
-                "Suggest an index only when its net benefit (calls × planner-cost saved, minus write overhead) over the statistics window is at least this.",
-            )
-            .with_default(selection::Model::default().min_benefit),
-        )
-        .param(
-            ParamSpec::float(
-                "min_improvement_pct",
-                "A statement counts as helped only when its planned cost drops by at least this percentage.",
-            )
-            .with_default(selection::Model::default().min_improvement_pct),
-        )
-        .param(
-            ParamSpec::float(
-                "write_cost",
-                "Planner cost units one insert, update or delete spends maintaining one more index.",
-            )
-            .with_default(selection::Model::default().write_cost),
-        )
-        .param(
-            ParamSpec::integer("max_indexes", "Suggest at most this many indexes per run.")
-                .with_default(selection::Model::default().max_indexes),
-        )
-        .param(
-            ParamSpec::boolean(
-                "apply",
-                "Create the suggested indexes (CREATE INDEX CONCURRENTLY, one at a time, under the grant's lock_timeout); needs a ddl grant. Dry-run and approvals apply as to any change.",
-            )
-            .with_default(false),
-        )
-        .param(ParamSpec::string(
-            "databases",
-            "MongoDB: only these databases (comma-separated); default: the database the target URL names, else every database but admin, local and config.",
-        ))
-        .param(ParamSpec::string(
-            "log_file",
-            "MongoDB: mongod's structured JSON log, read for \"Slow query\" entries (the grant must list it in log_files).",
-        ))
-        .param(
-            ParamSpec::integer("log_bytes", "MongoDB: read at most this many bytes from the end of log_file.")
-                .with_default(64 << 20),
-        )
-        .param(
-            ParamSpec::integer(
-                "profile_entries",
-                "MongoDB: read at most this many of the newest system.profile entries per database (0: none).",
-            )
-            .with_default(10_000),
-        )
-        .param(ParamSpec::string(
-            "scratch_target",
-            "MongoDB: check each suggestion with explain on a sample copied to this target (its own grant needs write and ddl; the analysed target stays read-only; the copy is dropped).",
-        ))
-        .param(
-            ParamSpec::string("scratch_database", "MongoDB: the database on scratch_target the sample goes to.")
-                .with_default("warden_scratch"),
-        )
-        .param(
-            ParamSpec::integer("sample_size", "MongoDB: documents copied for the explain check.")
-                .with_default(10_000),
-        )
-        .param(
-            ParamSpec::float(
-                "min_scan_ratio",
-                "MongoDB: a query shape is worth an index when it examines at least this many documents per document returned (or scans the collection, or sorts in memory).",
-            )
-            .with_default(mongo_advice::Params::default().min_scan_ratio),
-        )
+        .params::<Params>()
     }
 
     fn run(ctx: &Context) -> Result<Report, Error> {

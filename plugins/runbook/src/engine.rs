@@ -19,7 +19,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{OnFailure, Runbook, Step, parse_duration};
+use warden_sdk::parse_duration;
+
+use crate::model::{
+    Action, OnFailure, ParamType, Runbook, Statement, Step, StepKind, format_duration,
+};
 
 /// A query's rows (SQL) or documents (MongoDB), as JSON.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,6 +51,10 @@ pub struct Started {
 
 /// The host calls a runbook makes. Errors are one line for the timeline.
 pub trait Effects {
+    /// Asks the host to open the action of step `step` of `runbook`
+    /// (`runbooks.begin-action`): the host's own check of the step's
+    /// approval, from the runbook it loaded.
+    fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String>;
     fn query_sql(&mut self, sql: &str, args: &[Value]) -> Result<QueryOut, String>;
     fn query_mongo(&mut self, database: &str, command: &str) -> Result<QueryOut, String>;
     fn execute_sql(&mut self, sql: &str, args: &[Value]) -> Result<ActionOut, String>;
@@ -172,7 +180,7 @@ pub fn typed_params(
     for (name, spec) in &runbook.params {
         let raw = match (given.get(name), &spec.default) {
             (Some(text), _) => Value::String(text.clone()),
-            (None, Some(default)) => default.clone(),
+            (None, Some(default)) => default.to_json(),
             (None, None) => {
                 return Err(format!(
                     "runbook `{}` needs parameter `{name}` ({})",
@@ -185,26 +193,26 @@ pub fn typed_params(
             Value::String(s) => s.trim().to_owned(),
             other => other.to_string(),
         };
-        let value = match spec.kind.as_str() {
-            "integer" => json!(
+        let value = match spec.kind {
+            ParamType::Integer => json!(
                 text.parse::<i64>()
                     .map_err(|_| bad(&format!("{text:?} is not an integer")))?
             ),
-            "number" => json!(
+            ParamType::Number => json!(
                 text.parse::<f64>()
                     .map_err(|_| bad(&format!("{text:?} is not a number")))?
             ),
-            "bool" => json!(match text.as_str() {
+            ParamType::Bool => json!(match text.as_str() {
                 "true" => true,
                 "false" => false,
                 _ => return Err(bad(&format!("{text:?} is not true or false"))),
             }),
-            "duration" => {
+            ParamType::Duration => {
                 let d = parse_duration(&text)
                     .ok_or_else(|| bad(&format!("{text:?} is not a duration")))?;
                 json!(d.as_secs_f64())
             }
-            _ => Value::String(text),
+            ParamType::String => Value::String(text),
         };
         out.insert(name.clone(), value);
     }
@@ -424,7 +432,7 @@ impl<E: Effects> Run<'_, E> {
         let ms = self.effects.now_ms().saturating_sub(started);
         self.timeline.push(Entry {
             step: step.id.clone(),
-            kind: step.kind.clone(),
+            kind: step.kind.as_str().to_owned(),
             title: step.label().to_owned(),
             status,
             saw: String::new(),
@@ -480,14 +488,23 @@ impl<E: Effects> Run<'_, E> {
                     }
                 }
             }
-            let next = match step.kind.as_str() {
-                "query" => self.query(step, started),
-                "check" => self.check(step, started),
-                "action" => self.action(step, started),
-                "run_plugin" => self.run_plugin(step, started),
-                "wait" => self.wait(step, started),
-                "note" => self.note(step, started),
-                other => Next::Fail(format!("unknown step kind `{other}`")),
+            let next = match &step.kind {
+                StepKind::Query(statement) => self.query(step, statement, started),
+                StepKind::Check { expr, otherwise } => {
+                    self.check(step, expr, otherwise.as_deref(), started)
+                }
+                StepKind::Action { action, .. } => self.action(step, action, started),
+                StepKind::RunPlugin {
+                    plugin,
+                    params,
+                    target,
+                } => self.run_plugin(step, plugin, params, target.as_deref(), started),
+                StepKind::Wait {
+                    refresh,
+                    every,
+                    until,
+                } => self.wait(step, refresh.as_deref(), *every, until, started),
+                StepKind::Note { text } => self.note(step, text, started),
             };
             match next {
                 Next::Go => pc += 1,
@@ -514,53 +531,55 @@ impl<E: Effects> Run<'_, E> {
     /// Where to go after `step` failed: `None` to go on, `Some(Ok(i))` to
     /// jump, `Some(Err(end))` to stop.
     fn on_failure(&mut self, step: &Step, why: String) -> Option<Result<usize, End>> {
-        match OnFailure::of(step) {
+        match &step.on_failure {
             OnFailure::Continue => None,
             OnFailure::Stop => Some(Err(End::Stopped {
                 step: step.id.clone(),
                 reason: why,
             })),
-            OnFailure::Goto(id) => Some(self.index_of(&id).ok_or(End::Stopped {
+            OnFailure::Goto(id) => Some(self.index_of(id).ok_or(End::Stopped {
                 step: step.id.clone(),
                 reason: format!("{why}; and there is no step `{id}` to go to"),
             })),
         }
     }
 
-    fn args(&self, step: &Step) -> Result<Vec<Value>, String> {
-        step.args.iter().map(|a| eval(a, &self.vars)).collect()
+    fn args(&self, args: &[String]) -> Result<Vec<Value>, String> {
+        args.iter().map(|a| eval(a, &self.vars)).collect()
     }
 
-    fn run_query(&mut self, step: &Step) -> Result<QueryOut, String> {
-        if let Some(sql) = &step.sql {
-            let sql = render_sql(sql, &self.vars)?;
-            let args = self.args(step)?;
-            self.effects.query_sql(&sql, &args)
-        } else if let Some(command) = &step.mongo {
-            let database = step.database.as_deref().unwrap_or("");
-            self.effects.query_mongo(database, command)
-        } else {
-            Err("a query step needs `sql` or `mongo`".to_owned())
+    fn run_query(&mut self, statement: &Statement) -> Result<QueryOut, String> {
+        match statement {
+            Statement::Sql { sql, args } => {
+                let sql = render_sql(sql, &self.vars)?;
+                let args = self.args(args)?;
+                self.effects.query_sql(&sql, &args)
+            }
+            Statement::Mongo { command, database } => {
+                let database = database.as_deref().unwrap_or("");
+                self.effects.query_mongo(database, command)
+            }
         }
     }
 
-    fn store_query(&mut self, step: &Step, out: &QueryOut) {
-        let key = if step.mongo.is_some() { "docs" } else { "rows" };
+    fn store_query(&mut self, id: &str, statement: &Statement, out: &QueryOut) {
+        let mongo = matches!(statement, Statement::Mongo { .. });
+        let key = if mongo { "docs" } else { "rows" };
         self.set_output(
-            &step.id,
+            id,
             json!({ key: out.rows, "count": out.rows.len(), "truncated": out.truncated }),
         );
     }
 
-    fn query(&mut self, step: &Step, started: u64) -> Next {
-        match self.run_query(step) {
+    fn query(&mut self, step: &Step, statement: &Statement, started: u64) -> Next {
+        match self.run_query(statement) {
             Ok(out) => {
-                self.store_query(step, &out);
+                self.store_query(&step.id, statement, &out);
                 let e = self.entry(step, Status::Ok, started);
                 e.saw = format!(
                     "{} {}{}{}",
                     out.rows.len(),
-                    if step.mongo.is_some() {
+                    if matches!(statement, Statement::Mongo { .. }) {
                         "documents"
                     } else {
                         "rows"
@@ -582,17 +601,16 @@ impl<E: Effects> Run<'_, E> {
         }
     }
 
-    fn check(&mut self, step: &Step, started: u64) -> Next {
-        let expr = step.expr.as_deref().unwrap_or("true");
+    fn check(&mut self, step: &Step, expr: &str, otherwise: Option<&str>, started: u64) -> Next {
         match eval_bool(expr, &self.vars) {
             Ok(result) => {
                 self.set_output(&step.id, json!({ "result": result }));
                 let e = self.entry(step, Status::Ok, started);
                 e.decided = format!("`{expr}` is {result}");
-                match (&step.otherwise, result) {
+                match (otherwise, result) {
                     (Some(target), false) => {
                         e.decided.push_str(&format!(": going to `{target}`"));
-                        Next::Jump(target.clone())
+                        Next::Jump(target.to_owned())
                     }
                     _ => Next::Go,
                 }
@@ -605,7 +623,7 @@ impl<E: Effects> Run<'_, E> {
         }
     }
 
-    fn action(&mut self, step: &Step, started: u64) -> Next {
+    fn action(&mut self, step: &Step, action: &Action, started: u64) -> Next {
         if step.needs_approval() && !self.inputs.dry_run && !self.inputs.approved {
             let e = self.entry(step, Status::AwaitingApproval, started);
             e.decided = "this action needs approval, and this run was not approved: nothing was done; run the runbook under a grant or rule with `require_approval = true` and approve the plan".to_owned();
@@ -613,11 +631,16 @@ impl<E: Effects> Run<'_, E> {
                 step: step.id.clone(),
             });
         }
+        if let Err(why) = self.effects.begin_action(&self.runbook.name, &step.id) {
+            let e = self.entry(step, Status::Failed, started);
+            e.decided = format!("the host did not open this action: {why}");
+            return Next::Fail(why);
+        }
         let deadline = step
-            .timeout()
+            .timeout
             .map(|t| started + u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let mut acc = Acc::default();
-        let decided = match self.do_action(step, deadline, &mut acc) {
+        let decided = match self.do_action(step, action, deadline, &mut acc) {
             Ok(decided) => decided,
             Err(why) => {
                 acc.errors.push(why);
@@ -669,13 +692,48 @@ impl<E: Effects> Run<'_, E> {
     fn do_action(
         &mut self,
         step: &Step,
+        action: &Action,
         deadline: Option<u64>,
         acc: &mut Acc,
     ) -> Result<String, String> {
         let timed_out = |effects: &mut E| deadline.is_some_and(|d| effects.now_ms() > d);
-        let timeout_text = || format!("timed out after {}", step.timeout.as_deref().unwrap_or(""));
-        if let Some(expr) = step.terminate.as_ref().or(step.cancel.as_ref()) {
-            let terminate = step.terminate.is_some();
+        let timeout_text = || {
+            format!(
+                "timed out after {}",
+                step.timeout.map(format_duration).unwrap_or_default()
+            )
+        };
+        let (expr, terminate) = match action {
+            Action::Terminate(expr) => (expr, true),
+            Action::Cancel(expr) => (expr, false),
+            Action::KillOps(expr) => {
+                let ids = eval_ids(expr, &self.vars)?;
+                for opid in &ids {
+                    if timed_out(self.effects) {
+                        acc.errors.push(timeout_text());
+                        break;
+                    }
+                    acc.record(self.effects.kill_op(*opid));
+                }
+                return Ok(format!(
+                    "kill {} operation{} from `{expr}`",
+                    ids.len(),
+                    if ids.len() == 1 { "" } else { "s" }
+                ));
+            }
+            Action::Statement(Statement::Sql { sql, args }) => {
+                let sql = render_sql(sql, &self.vars)?;
+                let args = self.args(args)?;
+                acc.record(self.effects.execute_sql(&sql, &args));
+                return Ok("run the statement".to_owned());
+            }
+            Action::Statement(Statement::Mongo { command, database }) => {
+                let database = database.as_deref().unwrap_or("");
+                acc.record(self.effects.execute_mongo(database, command));
+                return Ok("run the command".to_owned());
+            }
+        };
+        {
             let ids = eval_ids(expr, &self.vars)?;
             for pid in &ids {
                 if timed_out(self.effects) {
@@ -690,43 +748,23 @@ impl<E: Effects> Run<'_, E> {
                 ids.len(),
                 if ids.len() == 1 { "" } else { "s" }
             ))
-        } else if let Some(expr) = &step.kill_ops {
-            let ids = eval_ids(expr, &self.vars)?;
-            for opid in &ids {
-                if timed_out(self.effects) {
-                    acc.errors.push(timeout_text());
-                    break;
-                }
-                acc.record(self.effects.kill_op(*opid));
-            }
-            Ok(format!(
-                "kill {} operation{} from `{expr}`",
-                ids.len(),
-                if ids.len() == 1 { "" } else { "s" }
-            ))
-        } else if let Some(sql) = &step.sql {
-            let sql = render_sql(sql, &self.vars)?;
-            let args = self.args(step)?;
-            acc.record(self.effects.execute_sql(&sql, &args));
-            Ok("run the statement".to_owned())
-        } else if let Some(command) = &step.mongo {
-            let database = step.database.as_deref().unwrap_or("");
-            acc.record(self.effects.execute_mongo(database, command));
-            Ok("run the command".to_owned())
-        } else {
-            Err("an action needs terminate, cancel, kill_ops, sql or mongo".to_owned())
         }
     }
 
-    fn run_plugin(&mut self, step: &Step, started: u64) -> Next {
-        let plugin = step.plugin.clone().unwrap_or_default();
+    fn run_plugin(
+        &mut self,
+        step: &Step,
+        plugin: &str,
+        params: &BTreeMap<String, String>,
+        target: Option<&str>,
+        started: u64,
+    ) -> Next {
         let prepared: Result<(String, Vec<(String, String)>), String> = (|| {
-            let target = match &step.target {
+            let target = match target {
                 Some(expr) => as_text(&eval(expr, &self.vars)?),
                 None => self.inputs.target.clone(),
             };
-            let params = step
-                .params
+            let params = params
                 .iter()
                 .map(|(k, expr)| Ok((k.clone(), as_text(&eval(expr, &self.vars)?))))
                 .collect::<Result<Vec<_>, String>>()?;
@@ -741,7 +779,7 @@ impl<E: Effects> Run<'_, E> {
             }
         };
         let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        match self.effects.start_plugin(&plugin, &target, &params) {
+        match self.effects.start_plugin(plugin, &target, &params) {
             Ok(run) => {
                 self.set_output(
                     &step.id,
@@ -770,35 +808,40 @@ impl<E: Effects> Run<'_, E> {
         }
     }
 
-    fn wait(&mut self, step: &Step, started: u64) -> Next {
-        let until = step.until.clone().unwrap_or_else(|| "true".to_owned());
-        let every = step
-            .every
-            .as_deref()
-            .and_then(parse_duration)
+    fn wait(
+        &mut self,
+        step: &Step,
+        refresh: Option<&str>,
+        every: Option<Duration>,
+        until: &str,
+        started: u64,
+    ) -> Next {
+        let every = every
             .unwrap_or(Duration::from_secs(2))
             .max(Duration::from_millis(100));
-        let timeout = step.timeout().unwrap_or(Duration::from_secs(60));
+        let timeout = step.timeout.unwrap_or(Duration::from_secs(60));
         let limit = started + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let refresh = step
-            .refresh
-            .as_ref()
-            .and_then(|id| self.runbook.steps.iter().find(|s| &s.id == id))
-            .cloned();
+        let runbook = self.runbook;
+        let refresh = refresh
+            .and_then(|id| runbook.step(id))
+            .and_then(|s| match &s.kind {
+                StepKind::Query(statement) => Some((s.id.as_str(), statement)),
+                _ => None,
+            });
         let mut polls = 0u32;
         loop {
-            if let Some(query) = &refresh {
-                match self.run_query(query) {
-                    Ok(out) => self.store_query(query, &out),
+            if let Some((id, statement)) = refresh {
+                match self.run_query(statement) {
+                    Ok(out) => self.store_query(id, statement, &out),
                     Err(why) => {
                         let e = self.entry(step, Status::Failed, started);
-                        e.saw = format!("refreshing `{}` failed: {why}", query.id);
+                        e.saw = format!("refreshing `{id}` failed: {why}");
                         return Next::Fail(why);
                     }
                 }
             }
             polls += 1;
-            match eval_bool(&until, &self.vars) {
+            match eval_bool(until, &self.vars) {
                 Ok(true) => {
                     let waited = self.effects.now_ms().saturating_sub(started);
                     self.set_output(&step.id, json!({ "result": true, "waited_ms": waited }));
@@ -827,7 +870,8 @@ impl<E: Effects> Run<'_, E> {
                 } else {
                     format!(
                         "`{until}` did not hold within {}",
-                        step.timeout.as_deref().unwrap_or("60s")
+                        step.timeout
+                            .map_or_else(|| "60s".to_owned(), format_duration)
                     )
                 };
                 let e = self.entry(step, Status::Failed, started);
@@ -838,8 +882,8 @@ impl<E: Effects> Run<'_, E> {
         }
     }
 
-    fn note(&mut self, step: &Step, started: u64) -> Next {
-        match render(step.text.as_deref().unwrap_or(""), &self.vars) {
+    fn note(&mut self, step: &Step, text: &str, started: u64) -> Next {
+        match render(text, &self.vars) {
             Ok(text) => {
                 self.set_output(&step.id, json!({ "text": text }));
                 let e = self.entry(step, Status::Ok, started);
@@ -869,9 +913,20 @@ mod tests {
         clock: u64,
         dry_run: bool,
         fail_signal: bool,
+        /// The actions the host was asked to open, as `runbook/step`.
+        begun: Vec<String>,
+        /// The host refuses to open actions.
+        refuse_actions: bool,
     }
 
     impl Effects for Fake {
+        fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String> {
+            self.begun.push(format!("{runbook}/{step}"));
+            if self.refuse_actions {
+                return Err(format!("step `{step}` requires approval"));
+            }
+            Ok(())
+        }
         fn query_sql(&mut self, sql: &str, args: &[Value]) -> Result<QueryOut, String> {
             self.calls.push(format!("query {sql} {args:?}"));
             let queue = self.answers.get_mut(sql).ok_or("no such table")?;
@@ -982,6 +1037,44 @@ mod tests {
     }
 
     #[test]
+    fn every_action_is_opened_by_the_host_first_and_a_refusal_does_nothing() {
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        let out = run(&idle_runbook(), &inputs(false, true), &mut fake).unwrap();
+        assert_eq!(out.end, End::Completed);
+        assert_eq!(fake.begun, ["idle/end"]);
+
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        fake.refuse_actions = true;
+        let out = run(&idle_runbook(), &inputs(false, true), &mut fake).unwrap();
+        assert_eq!(
+            fake.calls,
+            ["query IDLE [Number(600)]"],
+            "nothing was signalled"
+        );
+        assert_eq!(out.executed, 0);
+        assert_eq!(
+            out.end,
+            End::Stopped {
+                step: "end".into(),
+                reason: "step `end` requires approval".into()
+            }
+        );
+        let end = &out.timeline[2];
+        assert_eq!(end.status, Status::Failed);
+        assert!(
+            end.decided.starts_with("the host did not open this action"),
+            "{}",
+            end.decided
+        );
+
+        // A run nobody approved stops at the guest's own check, before asking.
+        let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
+        let out = run(&idle_runbook(), &inputs(false, false), &mut fake).unwrap();
+        assert_eq!(out.end, End::AwaitingApproval { step: "end".into() });
+        assert!(fake.begun.is_empty());
+    }
+
+    #[test]
     fn an_approved_run_diagnoses_decides_and_acts() {
         let mut fake = fake_with_idle(vec![json!({"pid": 41}), json!({"pid": 42})]);
         let out = run(&idle_runbook(), &inputs(false, true), &mut fake).unwrap();
@@ -1045,14 +1138,14 @@ mod tests {
         }
         // continue: the note still runs.
         let mut rb = idle_runbook();
-        rb.steps[2].on_failure = Some("continue".into());
+        rb.steps[2].on_failure = OnFailure::Continue;
         let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
         fake.fail_signal = true;
         let out = run(&rb, &inputs(false, true), &mut fake).unwrap();
         assert_eq!(out.end, End::Completed);
         assert_eq!(out.timeline[2].status, Status::Failed);
         // goto back to the query: an endless loop, stopped at max_steps.
-        rb.steps[2].on_failure = Some("goto:idle".into());
+        rb.steps[2].on_failure = OnFailure::Goto("idle".into());
         rb.max_steps = 7;
         let mut fake = fake_with_idle(vec![json!({"pid": 41})]);
         fake.fail_signal = true;

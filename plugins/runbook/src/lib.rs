@@ -24,11 +24,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use warden_sdk::bindings::warden::plugin::{runbooks, runs, sessions};
 use warden_sdk::mongo::{Bson, document_from_json};
 use warden_sdk::{
-    CapabilityClass, Context, Error, Manifest, Param, ParamSpec, Plugin, Report, TargetKind,
-    Value as SqlValue,
+    CapabilityClass, Context, Error, Manifest, Param, Params as _, Plugin, Report, TargetKind,
+    Value as SqlValue, runbooks, runs, sessions,
 };
 
 use crate::engine::{ActionOut, Effects, Inputs, QueryOut, Started};
@@ -159,6 +158,10 @@ impl Effects for Host<'_> {
         })
     }
 
+    fn begin_action(&mut self, runbook: &str, step: &str) -> Result<(), String> {
+        runbooks::begin_action(runbook, step).map_err(|e| message(&e))
+    }
+
     fn signal_backend(&mut self, pid: i64, terminate: bool) -> Result<ActionOut, String> {
         let pid = i32::try_from(pid).map_err(|_| format!("{pid} is not a backend pid"))?;
         let signal = if terminate {
@@ -262,9 +265,20 @@ fn explicit_params(text: Option<&str>) -> Result<BTreeMap<String, String>, Error
     Ok(out)
 }
 
-fn choose(ctx: &Context) -> Result<Runbook, Error> {
-    let name = match ctx
-        .param_opt_str("runbook")
+warden_sdk::params! {
+    /// The plugin's parameters.
+    struct Params {
+        /// The runbook's name; default: the first one whose alert matchers match the triggering alert.
+        runbook: Option<String>,
+        /// The runbook's parameters: `name=value, name=value` or a JSON object (alert labels of the same names fill the rest).
+        params: Option<String>,
+    }
+}
+
+fn choose(ctx: &Context, p: &Params) -> Result<Runbook, Error> {
+    let name = match p
+        .runbook
+        .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
     {
@@ -295,8 +309,8 @@ fn choose(ctx: &Context) -> Result<Runbook, Error> {
         .map_err(|e| Error::other(format!("runbook `{name}` as the host gave it: {e}")))
 }
 
-fn inputs(ctx: &Context, runbook: &Runbook) -> Result<Inputs, Error> {
-    let mut params = explicit_params(ctx.param_opt_str("params"))?;
+fn inputs(ctx: &Context, p: &Params, runbook: &Runbook) -> Result<Inputs, Error> {
+    let mut params = explicit_params(p.params.as_deref())?;
     let mut alert = Value::Null;
     if let Some(a) = ctx.alert() {
         let map = |items: &[warden_sdk::Label]| -> serde_json::Map<String, Value> {
@@ -325,7 +339,7 @@ fn inputs(ctx: &Context, runbook: &Runbook) -> Result<Inputs, Error> {
         alert,
         target: ctx.target().to_owned(),
         dry_run: ctx.dry_run(),
-        approved: warden_sdk::bindings::warden::plugin::context::approved(),
+        approved: ctx.approved(),
     })
 }
 
@@ -343,18 +357,12 @@ impl Plugin for RunbookPlugin {
             CapabilityClass::SessionControl,
         ])
         .target_kinds([TargetKind::Postgres, TargetKind::Mongodb, TargetKind::Sqlite])
-        .param(ParamSpec::string(
-            "runbook",
-            "The runbook's name; default: the first one whose alert matchers match the triggering alert.",
-        ))
-        .param(ParamSpec::string(
-            "params",
-            "The runbook's parameters: `name=value, name=value` or a JSON object (alert labels of the same names fill the rest).",
-        ))
+        .params::<Params>()
     }
 
     fn run(ctx: &Context) -> Result<Report, Error> {
-        let runbook = choose(ctx)?;
+        let p = Params::from_context(ctx)?;
+        let runbook = choose(ctx, &p)?;
         let kind = ctx.target_kind().name();
         if !runbook.target_kind.is_empty() && runbook.target_kind != kind {
             return Err(Error::invalid_input(format!(
@@ -364,7 +372,7 @@ impl Plugin for RunbookPlugin {
                 ctx.target()
             )));
         }
-        let inputs = inputs(ctx, &runbook)?;
+        let inputs = inputs(ctx, &p, &runbook)?;
         let mut host = Host {
             ctx,
             started: Instant::now(),

@@ -26,7 +26,7 @@
 //! ```
 
 use crate::bindings::warden::plugin::artifacts as wit;
-use crate::{ActionState, Error, TargetKind};
+use crate::{Error, TargetKind};
 
 pub use wit::{
     Artifact, DumpOptions, DumpResult, MongoDumpOptions, ObjectCount, Outcome, PgDumpOptions,
@@ -93,15 +93,6 @@ impl<'a> Artifacts<'a> {
     /// Deletes an artifact; planned in dry-run.
     pub fn delete(&self, name: &str) -> Result<Outcome, Error> {
         wit::delete(self.target, self.store, name)
-    }
-}
-
-impl From<Outcome> for ActionState {
-    fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Executed => ActionState::Executed,
-            Outcome::Planned => ActionState::Planned,
-        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::artifacts::Artifacts;
 use crate::mongo::Mongo;
+use crate::params::FromParam;
 use crate::sql::Sql;
 use crate::{Alert, Error, Invocation, Param, TargetKind, Trigger};
 
@@ -59,6 +60,13 @@ impl Context {
         self.invocation.dry_run
     }
 
+    /// True when a person approved this run: it is the real run of an
+    /// approved plan (a host call, since 0.1.5). Steps a procedure marks as
+    /// needing approval run only then.
+    pub fn approved(&self) -> bool {
+        crate::bindings::warden::plugin::context::approved()
+    }
+
     /// Milliseconds left before the host stops the run (a host call).
     pub fn remaining_ms(&self) -> u64 {
         crate::bindings::warden::plugin::context::remaining_ms()
@@ -110,36 +118,13 @@ impl Context {
     }
 
     fn required(&self, name: &str) -> Result<&str, Error> {
-        self.param(name).ok_or_else(|| {
-            Error::invalid_input(format!(
-                "parameter `{name}` is missing (declare it with a default, or pass it)"
-            ))
-        })
+        self.param(name).ok_or_else(|| crate::params::missing(name))
     }
 
-    fn parsed<T>(
-        &self,
-        name: &str,
-        what: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
-        self.param(name)
-            .map(|raw| {
-                parse(raw.trim()).ok_or_else(|| {
-                    Error::invalid_input(format!(
-                        "parameter `{name}`: expected {what}, got {raw:?}"
-                    ))
-                })
-            })
-            .transpose()
-    }
-
-    fn present<T>(&self, name: &str, value: Result<Option<T>, Error>) -> Result<T, Error> {
-        value?.ok_or_else(|| {
-            Error::invalid_input(format!(
-                "parameter `{name}` is missing (declare it with a default, or pass it)"
-            ))
-        })
+    /// Parameter `name` as a `T` (see [`FromParam`]); for many parameters,
+    /// declare them with [`params!`](crate::params) instead.
+    pub fn param_as<T: FromParam>(&self, name: &str) -> Result<T, Error> {
+        T::from_param(name, self.param(name))
     }
 
     /// A required string parameter.
@@ -154,62 +139,52 @@ impl Context {
 
     /// A required float parameter.
     pub fn param_f64(&self, name: &str) -> Result<f64, Error> {
-        self.present(name, self.param_opt_f64(name))
+        self.param_as(name)
     }
 
     /// An optional float parameter.
     pub fn param_opt_f64(&self, name: &str) -> Result<Option<f64>, Error> {
-        self.parsed(name, "a number", |s| {
-            s.parse::<f64>().ok().filter(|v| v.is_finite())
-        })
+        self.param_as(name)
     }
 
     /// A required non-negative integer parameter.
     pub fn param_u64(&self, name: &str) -> Result<u64, Error> {
-        self.present(name, self.param_opt_u64(name))
+        self.param_as(name)
     }
 
     /// An optional non-negative integer parameter.
     pub fn param_opt_u64(&self, name: &str) -> Result<Option<u64>, Error> {
-        self.parsed(name, "a non-negative integer", |s| s.parse::<u64>().ok())
+        self.param_as(name)
     }
 
     /// A required integer parameter.
     pub fn param_i64(&self, name: &str) -> Result<i64, Error> {
-        self.present(name, self.param_opt_i64(name))
+        self.param_as(name)
     }
 
     /// An optional integer parameter.
     pub fn param_opt_i64(&self, name: &str) -> Result<Option<i64>, Error> {
-        self.parsed(name, "an integer", |s| s.parse::<i64>().ok())
+        self.param_as(name)
     }
 
     /// A required boolean parameter (`true`/`false`, also `yes`/`no`, `on`/`off`, `1`/`0`).
     pub fn param_bool(&self, name: &str) -> Result<bool, Error> {
-        self.present(name, self.param_opt_bool(name))
+        self.param_as(name)
     }
 
     /// An optional boolean parameter.
     pub fn param_opt_bool(&self, name: &str) -> Result<Option<bool>, Error> {
-        self.parsed(name, "true or false", parse_bool)
+        self.param_as(name)
     }
 
     /// A required duration parameter (`30s`, `5m`, `1h30m`, `250ms`).
     pub fn param_duration(&self, name: &str) -> Result<Duration, Error> {
-        self.present(name, self.param_opt_duration(name))
+        self.param_as(name)
     }
 
     /// An optional duration parameter.
     pub fn param_opt_duration(&self, name: &str) -> Result<Option<Duration>, Error> {
-        self.parsed(name, "a duration such as 30s, 5m or 1h", parse_duration)
-    }
-}
-
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
+        self.param_as(name)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Guest SDK for Warden plugins.
 //!
 //! A Warden plugin is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that
-//! implements the `warden:plugin@0.1.6` world from `wit/plugin.wit`: it
+//! implements the `warden:plugin@0.1.7` world from `wit/plugin.wit`: it
 //! exports `describe` and `run`, and reaches its target only through the host
 //! (`log`, `context`, `sql`, `mongo`, `artifacts`, `planner`, `logs`,
 //! `state`). This crate generates the bindings once and wraps them in typed
@@ -25,6 +25,8 @@
 //!   operation (`terminate`, `cancel`, `kill_op`), after the host looked it up;
 //! - [`runbooks`]: the incident runbooks the host loaded, as JSON, by name
 //!   or by alert labels;
+//! - [`runs`]: start runs of other plugins through the agent's queue, and
+//!   follow them;
 //! - [`log`] functions and the [`info!`]-style macros, [`state`] helpers;
 //! - builders for [`Manifest`], [`ParamSpec`], [`Report`], [`Finding`];
 //! - [`Error`]: the contract's error variant, with constructors
@@ -81,9 +83,11 @@ pub mod log;
 pub mod logs;
 pub mod mongo;
 mod names;
+pub mod params;
 pub mod planner;
 mod report;
 pub mod runbooks;
+pub mod runs;
 pub mod sessions;
 pub mod sql;
 pub mod state;
@@ -107,16 +111,17 @@ pub use artifacts::{
 };
 pub use bindings::warden::plugin::types::{
     Action, ActionState, Alert, CapabilityClass, DbError, Error, Finding, Invocation, Label,
-    Manifest, Metric, Param, ParamSpec, ParamType, Report, ReportStatus, Severity, TargetKind,
-    Trigger,
+    Manifest, Metric, Outcome, Param, ParamSpec, ParamType, Report, ReportStatus, Severity,
+    TargetKind, Trigger,
 };
 pub use context::{Context, parse_duration};
 pub use error::ResultExt;
 pub use log::Level;
 pub use mongo::{Cursor, Mongo};
-// `Outcome` is SQL's; `mongo::Outcome` and `artifacts::Outcome` are their
-// interfaces' own (same cases).
-pub use sql::{Column, Execution, Notice, NoticedExecution, Outcome, Row, Rows, Sql, Value};
+pub use params::{FromParam, Params};
+// `Outcome` is declared once in `types` (since 0.1.7); `sql::Outcome`,
+// `mongo::Outcome` and `artifacts::Outcome` are the same type.
+pub use sql::{Column, Execution, Notice, NoticedExecution, Row, Rows, Sql, Value};
 
 /// A Warden plugin: what it is, and what it does. Export it with
 /// [`export_plugin!`].

@@ -26,7 +26,7 @@
 //! ```
 
 use crate::bindings::warden::plugin::mongo as wit;
-use crate::{ActionState, CapabilityClass, Error};
+use crate::{CapabilityClass, Error};
 
 pub use wit::{Batch as RawBatch, CommandReply as RawCommandReply, Outcome};
 
@@ -133,15 +133,6 @@ impl RawCommandReply {
     /// True when dry-run recorded it as planned instead.
     pub fn is_planned(&self) -> bool {
         self.outcome == Outcome::Planned
-    }
-}
-
-impl From<Outcome> for ActionState {
-    fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Executed => ActionState::Executed,
-            Outcome::Planned => ActionState::Planned,
-        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! The WIT names of the contract's enums (the generated `Debug` prints Rust
 //! paths such as `CapabilityClass::Read`).
 
-use crate::artifacts::Outcome as ArtifactOutcome;
-use crate::mongo::Outcome as MongoOutcome;
 use crate::{
     ActionState, CapabilityClass, Level, Outcome, PgFormat, ReportStatus, Severity, TargetKind,
 };
@@ -33,8 +31,6 @@ wit_names! {
     ReportStatus { Ok => "ok", Warning => "warning", Critical => "critical" }
     ActionState { Executed => "executed", Planned => "planned", Failed => "failed" }
     Outcome { Executed => "executed", Planned => "planned" }
-    MongoOutcome { Executed => "executed", Planned => "planned" }
-    ArtifactOutcome { Executed => "executed", Planned => "planned" }
     PgFormat { Custom => "custom", Directory => "directory" }
     Level { Trace => "trace", Debug => "debug", Info => "info", Warn => "warn", Error => "error" }
 }

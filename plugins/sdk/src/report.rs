@@ -3,9 +3,19 @@
 //! `run`.
 
 use crate::{
-    Action, ActionState, CapabilityClass, Finding, Manifest, Metric, ParamSpec, ParamType, Report,
-    ReportStatus, Severity, TargetKind,
+    Action, ActionState, CapabilityClass, Finding, Manifest, Metric, Outcome, ParamSpec, ParamType,
+    Report, ReportStatus, Severity, TargetKind,
 };
+
+/// What ran (`sql`, `mongo`, `artifacts` calls) as a report action's state.
+impl From<Outcome> for ActionState {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Executed => ActionState::Executed,
+            Outcome::Planned => ActionState::Planned,
+        }
+    }
+}
 
 impl Manifest {
     /// A manifest with no capabilities, target kinds or parameters yet.
@@ -54,6 +64,12 @@ impl Manifest {
     /// Declares a parameter.
     pub fn param(mut self, param: ParamSpec) -> Self {
         self.params.push(param);
+        self
+    }
+
+    /// Declares every parameter of `P` (see [`crate::params!`]).
+    pub fn params<P: crate::Params>(mut self) -> Self {
+        self.params.extend(P::specs());
         self
     }
 }

@@ -4,8 +4,10 @@
 //! load and reloaded when the folder changes. Any plugin may read them;
 //! they hold no secrets. A run sees the runbooks in force when it started.
 //!
-//! [`get`] gives one runbook as JSON text, which the caller parses with its
-//! own model (the SDK does not depend on serde):
+//! [`get`] gives one runbook as JSON text. The `warden-model` crate
+//! (`plugins/model`, the model the host loads runbooks into) reads it:
+//! `serde_json::from_str::<warden_model::Runbook>(&json)` (the SDK itself
+//! does not depend on serde):
 //!
 //! ```json
 //! {"name": "pg-connection-exhaustion", "description": "...", "severity": "critical",
@@ -33,7 +35,7 @@
 //! // The runbooks for the alert that triggered this run, by name.
 //! for name in runbooks::for_alert(labels) {
 //!     let json = runbooks::get(&name)?;
-//!     // ... serde_json::from_str::<MyRunbook>(&json)
+//!     // ... serde_json::from_str::<warden_model::Runbook>(&json)
 //! #   let _ = json;
 //! }
 //! # Ok(()) }
@@ -47,6 +49,15 @@ use crate::{Error, Label};
 /// loaded ones).
 pub fn get(name: &str) -> Result<String, Error> {
     wit::get(name)
+}
+
+/// Opens the action of step `step` of runbook `runbook` (since 0.1.7):
+/// the host checks, from the runbook it loaded, that the step is an action
+/// and that its `requires_approval` is met (the run is approved or
+/// dry-run). `access-denied` when it is not; call it before the action's
+/// host calls and do nothing when it fails.
+pub fn begin_action(runbook: &str, step: &str) -> Result<(), Error> {
+    wit::begin_action(runbook, step)
 }
 
 /// The names of the runbooks whose `alerts` matchers all match `labels`

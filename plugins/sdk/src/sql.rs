@@ -8,7 +8,7 @@
 use core::fmt;
 
 use crate::bindings::warden::plugin::sql as wit;
-use crate::{ActionState, CapabilityClass, Error};
+use crate::{CapabilityClass, Error};
 
 pub use wit::{Column, Execution, Notice, NoticedExecution, Outcome, RowSet, Value};
 
@@ -126,15 +126,6 @@ impl Notice {
 impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.severity, self.message)
-    }
-}
-
-impl From<Outcome> for ActionState {
-    fn from(outcome: Outcome) -> Self {
-        match outcome {
-            Outcome::Executed => ActionState::Executed,
-            Outcome::Planned => ActionState::Planned,
-        }
     }
 }
 

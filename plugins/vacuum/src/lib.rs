@@ -35,13 +35,37 @@ mod postgres;
 mod sqlite;
 
 use warden_sdk::{
-    CapabilityClass, Context, Error, Manifest, ParamSpec, Plugin, Report, TargetKind,
+    CapabilityClass, Context, Error, Manifest, Params as _, Plugin, Report, TargetKind,
 };
 
 use crate::decide::{FreelistThresholds, Thresholds, validate_ratio};
 
 /// Stop starting statements when less than this is left of the run.
 const MIN_REMAINING_MS: u64 = 2_000;
+
+warden_sdk::params! {
+    /// The parameters, as declared in the manifest.
+    struct Params {
+        /// PostgreSQL: VACUUM (ANALYZE) a table when n_dead_tup / (n_live_tup + n_dead_tup) is at least this (0..1).
+        dead_ratio: f64 = 0.2,
+        /// PostgreSQL: ANALYZE a table when n_mod_since_analyze / max(n_live_tup, 1) is at least this (0..1).
+        changed_ratio: f64 = 0.1,
+        /// PostgreSQL: never VACUUM a table with fewer dead tuples than this.
+        min_dead_tuples: u64 = 50,
+        /// PostgreSQL: never ANALYZE a table with fewer changed rows than this.
+        min_changed_rows: u64 = 50,
+        /// PostgreSQL: only consider tables in this schema.
+        schema: Option<String>,
+        /// PostgreSQL: only consider these tables (comma-separated, `table` or `schema.table`).
+        tables: Option<String>,
+        /// PostgreSQL: act on at most this many tables per run, worst first (0: no limit).
+        max_tables: u64 = 20,
+        /// SQLite: VACUUM when freelist_count / page_count is at least this (0..1).
+        freelist_ratio: f64 = 0.2,
+        /// SQLite: never VACUUM with fewer free pages than this.
+        min_freelist_pages: u64 = 16,
+    }
+}
 
 /// The validated parameters.
 #[derive(Clone, Debug)]
@@ -53,30 +77,32 @@ struct Settings {
     max_tables: u64,
 }
 
-fn ratio(ctx: &Context, name: &str) -> Result<f64, Error> {
-    validate_ratio(name, ctx.param_f64(name)?).map_err(Error::invalid_input)
+fn ratio(name: &str, value: f64) -> Result<f64, Error> {
+    validate_ratio(name, value).map_err(Error::invalid_input)
 }
 
 impl Settings {
     fn from_context(ctx: &Context) -> Result<Self, Error> {
+        let p = Params::from_context(ctx)?;
         Ok(Settings {
             thresholds: Thresholds {
-                dead_ratio: ratio(ctx, "dead_ratio")?,
-                changed_ratio: ratio(ctx, "changed_ratio")?,
-                min_dead_tuples: ctx.param_u64("min_dead_tuples")?,
-                min_changed_rows: ctx.param_u64("min_changed_rows")?,
+                dead_ratio: ratio("dead_ratio", p.dead_ratio)?,
+                changed_ratio: ratio("changed_ratio", p.changed_ratio)?,
+                min_dead_tuples: p.min_dead_tuples,
+                min_changed_rows: p.min_changed_rows,
             },
             freelist: FreelistThresholds {
-                freelist_ratio: ratio(ctx, "freelist_ratio")?,
-                min_freelist_pages: ctx.param_u64("min_freelist_pages")?,
+                freelist_ratio: ratio("freelist_ratio", p.freelist_ratio)?,
+                min_freelist_pages: p.min_freelist_pages,
             },
-            schema: ctx
-                .param_opt_str("schema")
+            schema: p
+                .schema
+                .as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
-            tables: decide::table_list(ctx.param_opt_str("tables")),
-            max_tables: ctx.param_u64("max_tables")?,
+            tables: decide::table_list(p.tables.as_deref()),
+            max_tables: p.max_tables,
         })
     }
 }
@@ -92,63 +118,7 @@ impl Plugin for Vacuum {
         )
         .capabilities([CapabilityClass::Read, CapabilityClass::Maintenance])
         .target_kinds([TargetKind::Postgres, TargetKind::Sqlite])
-        .param(
-            ParamSpec::float(
-                "dead_ratio",
-                "PostgreSQL: VACUUM (ANALYZE) a table when n_dead_tup / (n_live_tup + n_dead_tup) is at least this (0..1).",
-            )
-            .with_default(0.2),
-        )
-        .param(
-            ParamSpec::float(
-                "changed_ratio",
-                "PostgreSQL: ANALYZE a table when n_mod_since_analyze / max(n_live_tup, 1) is at least this (0..1).",
-            )
-            .with_default(0.1),
-        )
-        .param(
-            ParamSpec::integer(
-                "min_dead_tuples",
-                "PostgreSQL: never VACUUM a table with fewer dead tuples than this.",
-            )
-            .with_default(50),
-        )
-        .param(
-            ParamSpec::integer(
-                "min_changed_rows",
-                "PostgreSQL: never ANALYZE a table with fewer changed rows than this.",
-            )
-            .with_default(50),
-        )
-        .param(ParamSpec::string(
-            "schema",
-            "PostgreSQL: only consider tables in this schema.",
-        ))
-        .param(ParamSpec::string(
-            "tables",
-            "PostgreSQL: only consider these tables (comma-separated, `table` or `schema.table`).",
-        ))
-        .param(
-            ParamSpec::integer(
-                "max_tables",
-                "PostgreSQL: act on at most this many tables per run, worst first (0: no limit).",
-            )
-            .with_default(20),
-        )
-        .param(
-            ParamSpec::float(
-                "freelist_ratio",
-                "SQLite: VACUUM when freelist_count / page_count is at least this (0..1).",
-            )
-            .with_default(0.2),
-        )
-        .param(
-            ParamSpec::integer(
-                "min_freelist_pages",
-                "SQLite: never VACUUM with fewer free pages than this.",
-            )
-            .with_default(16),
-        )
+        .params::<Params>()
     }
 
     fn run(ctx: &Context) -> Result<Report, Error> {
