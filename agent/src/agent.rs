@@ -297,16 +297,7 @@ impl Agent {
             return false;
         };
         rec.dry_run = true;
-        rec.approval = Some(Approval {
-            state: ApprovalState::Planning,
-            ttl_secs: ttl.as_secs(),
-            expires_at: None,
-            decided_by: None,
-            decided_via: None,
-            decided_at: None,
-            reason: None,
-            linked_run: None,
-        });
+        rec.approval = Some(Approval::new(ApprovalState::Planning, ttl.as_secs()));
         true
     }
 

@@ -39,24 +39,18 @@ impl super::capability::Capability for LogSink {
 }
 
 impl LogSink {
-    /// Keeps a line unless a cap is reached; returns whether it was kept.
     /// True once a cap is reached: further lines are only counted.
     pub fn full(&self) -> bool {
         self.lines.len() >= MAX_LINES || self.bytes >= MAX_BYTES
     }
 
-    pub fn push(&mut self, level: &str, mut message: String) -> bool {
+    /// Keeps a line unless a cap is reached; returns whether it was kept.
+    pub fn push(&mut self, level: &str, message: String) -> bool {
         if self.full() {
             self.dropped += 1;
             return false;
         }
-        truncate_utf8(&mut message, MAX_LINE);
-        self.bytes += message.len();
-        self.lines.push(LogLine {
-            at: chrono::Utc::now(),
-            level: level.to_string(),
-            message,
-        });
+        self.push_host(level, message);
         true
     }
 

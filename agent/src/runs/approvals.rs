@@ -236,16 +236,10 @@ pub async fn approve(
     // runs: approving a plan does not reset its depth.
     real.parent_run = plan.parent_run.clone();
     real.depth = plan.depth;
-    let mut approval = plan.approval.clone().unwrap_or(crate::runs::Approval {
-        state: ApprovalState::Approved,
-        ttl_secs: 0,
-        expires_at: None,
-        decided_by: None,
-        decided_via: None,
-        decided_at: None,
-        reason: None,
-        linked_run: None,
-    });
+    let mut approval = plan
+        .approval
+        .clone()
+        .unwrap_or(crate::runs::Approval::new(ApprovalState::Approved, 0));
     approval.state = ApprovalState::Approved;
     approval.decided_by = Some(by.name.clone());
     approval.decided_via = Some(by.via.to_string());

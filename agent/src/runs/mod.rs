@@ -1054,16 +1054,7 @@ mod tests {
             true,
         );
         plan.status = RunStatus::AwaitingApproval;
-        plan.approval = Some(Approval {
-            state: ApprovalState::Pending,
-            ttl_secs: 3600,
-            expires_at: None,
-            decided_by: None,
-            decided_via: None,
-            decided_at: None,
-            reason: None,
-            linked_run: None,
-        });
+        plan.approval = Some(Approval::new(ApprovalState::Pending, 3600));
         store.save(&plan).await.unwrap();
         let (_, real) =
             approvals::approve(&store, &plan.id, &approvals::Approver::local_user("oncall"))
@@ -1091,15 +1082,10 @@ mod tests {
         let mut plan = manual("vacuum");
         plan.dry_run = true;
         plan.status = RunStatus::AwaitingApproval;
-        plan.approval = Some(Approval {
-            state: ApprovalState::Pending,
-            ttl_secs: 3600,
-            expires_at: Some(clock.now() + chrono::Duration::hours(1)),
-            decided_by: None,
-            decided_via: None,
-            decided_at: None,
-            reason: None,
-            linked_run: None,
+        plan.approval = Some({
+            let mut a = Approval::new(ApprovalState::Pending, 3600);
+            a.expires_at = Some(clock.now() + chrono::Duration::hours(1));
+            a
         });
         store.save(&plan).await.unwrap();
         for minutes in [0, 30, 59] {

@@ -448,6 +448,23 @@ pub struct Approval {
     pub linked_run: Option<String>,
 }
 
+impl Approval {
+    /// Approval bookkeeping in `state`, for a plan that may wait
+    /// `ttl_secs`, nothing decided yet.
+    pub fn new(state: ApprovalState, ttl_secs: u64) -> Approval {
+        Approval {
+            state,
+            ttl_secs,
+            expires_at: None,
+            decided_by: None,
+            decided_via: None,
+            decided_at: None,
+            reason: None,
+            linked_run: None,
+        }
+    }
+}
+
 /// Everything recorded about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
