@@ -284,12 +284,6 @@ impl Agent {
         }
     }
 
-    /// This agent with `clock` as its "now" (tests).
-    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Agent {
-        self.clock = clock;
-        self
-    }
-
     /// Turns a request that needs approval into the dry run that makes its
     /// plan. Returns true if it did.
     pub fn plan_first_if_required(&self, rec: &mut RunRecord) -> bool {

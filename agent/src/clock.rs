@@ -4,7 +4,8 @@
 //! Guardrails (dedup, cooldown, throttle, circuit breakers), the queue
 //! (retry delays, windows), plan expiry and schedules ask the agent's
 //! [`Clock`] for "now". `warden` itself always runs on [`SystemClock`]; a
-//! test builds the agent with a [`ManualClock`] and advances it.
+//! test sets `agent.clock` to a [`ManualClock`] (or passes its `now` to a
+//! function that takes one, like `approvals::expire_due`) and advances it.
 //! Deadlines that stop work (statement timeouts, the run's epoch deadline)
 //! stay on the monotonic clock and are not faked.
 

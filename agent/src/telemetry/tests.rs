@@ -247,16 +247,21 @@ fn the_text_log_escapes_every_field_of_events_and_spans() {
     assert!(out.contains("warden.plugin="), "{out}");
 }
 
-#[test]
-fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
-    let hostile = "x\x1b[2J\r\nstatus: ok \u{7f} \u{9b}2J \u{202e}ko \u{2066}\u{e0041}";
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(
+/// The agent's JSON log format, written into `captured`.
+fn json_log(captured: &Captured) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::registry().with(
         tracing_subscriber::fmt::layer()
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
             .event_format(JsonLog)
             .with_writer(JsonSafe(captured.clone())),
-    );
+    )
+}
+
+#[test]
+fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
+    let hostile = "x\x1b[2J\r\nstatus: ok \u{7f} \u{9b}2J \u{202e}ko \u{2066}\u{e0041}";
+    let captured = Captured::default();
+    let subscriber = json_log(&captured);
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!("warden.run", warden.plugin = hostile);
         span.in_scope(|| tracing::info!(plugin = %hostile, "{hostile}"));
@@ -281,12 +286,7 @@ fn the_json_log_keeps_values_and_writes_hidden_characters_as_escapes() {
 #[test]
 fn the_json_log_puts_the_message_and_fields_at_top_level() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(
-        tracing_subscriber::fmt::layer()
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(JsonLog)
-            .with_writer(JsonSafe(captured.clone())),
-    );
+    let subscriber = json_log(&captured);
     tracing::subscriber::with_default(subscriber, || {
         tracing::warn!(plugin = "backup", rows = 42u64, ok = true, "outside");
         let outer = tracing::info_span!("warden.webhook", http.route = "/api/v1/alerts");
