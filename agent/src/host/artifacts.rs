@@ -2,7 +2,7 @@
 //! stores of `warden.toml`, and list, verify and delete. The bytes never
 //! cross into the plugin.
 //!
-//! - Permission ([`check`]): the grant for the target must list the store
+//! - Permission ([`super::permission::check_target`], in [`HostState::call`]): the grant for the target must list the store
 //!   (`artifacts = [...]`); a dump also needs `read` on the target; a
 //!   restore needs the destination in the grant's `restore_to`.
 //! - Names are the plugin's, kept under `<target>/` in the store: a plugin
@@ -17,8 +17,9 @@
 //! - Every call has a span (`artifacts.*`), and a dump or restore may run
 //!   until the run's deadline (not the statement timeout).
 
-use super::permission::{Resolved, TargetCall, check_target, lookup};
-use super::{HostState, RunEnv, denied, invalid, record_error};
+use super::call::{Call, Cx, Go, Hold};
+use super::permission::{TargetCall, lookup};
+use super::{HostState, RunEnv, denied, invalid};
 use crate::artifacts::dump::{self, Counts, DumpContext, DumpError, Tools};
 use crate::artifacts::{ArtifactError, ArtifactName, ArtifactStore, Manifest};
 use crate::capability::CapabilityClass;
@@ -28,7 +29,6 @@ use crate::runs::{Action, ActionState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument as _;
 
 /// Manifest metadata keys holding the per-object counts: `count:<object>`.
 const COUNT_PREFIX: &str = "count:";
@@ -166,20 +166,6 @@ fn millis_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn span(
-    env: &RunEnv,
-    call: &str,
-    operation: &str,
-    target: &str,
-    class: CapabilityClass,
-) -> tracing::Span {
-    let system = env
-        .config
-        .target(target)
-        .map_or("other", |t| super::sql::system_name(t.kind));
-    crate::telemetry::host_call_span(call, system, operation, target, class.as_str())
-}
-
 /// The host action an artifacts call stands for (its text names the
 /// target, store and artifact; it holds no secret).
 fn artifact_call(target: &str, statement: String, class: CapabilityClass) -> Action {
@@ -194,27 +180,15 @@ fn artifact_call(target: &str, statement: String, class: CapabilityClass) -> Act
     )
 }
 
-impl HostState {
-    /// Records a host action of an artifacts call.
-    fn artifact_action(
-        &mut self,
-        target: &str,
-        statement: String,
-        class: CapabilityClass,
-        result: Result<(), &Error>,
-        planned: bool,
-    ) {
-        let state = match (planned, result) {
-            (true, _) => ActionState::Planned,
-            (false, Ok(())) => ActionState::Executed,
-            (false, Err(_)) => ActionState::Failed,
-        };
-        let mut action = artifact_call(target, statement, class);
-        action.state = state;
-        action.error = result.err().map(super::wit::error_text);
-        self.actions.push(action);
+fn dump_context<'a>(env: &'a RunEnv, tools: &'a Tools) -> DumpContext<'a> {
+    DumpContext {
+        application_name: format!("warden/{}", env.plugin),
+        redactor: &env.redactor,
+        tools,
     }
+}
 
+impl HostState {
     /// `artifacts.dump` without the wasm boundary.
     pub async fn artifacts_dump(
         &mut self,
@@ -223,83 +197,68 @@ impl HostState {
         name: &str,
         options: wit::DumpOptions,
     ) -> Result<wit::DumpResult, Error> {
-        let env = self.run_env()?;
-        let Resolved { target: source, .. } =
-            check_target(env.scope(), TargetCall::ArtifactDump { target, store })?;
+        let ask = TargetCall::ArtifactDump { target, store };
+        let call = Call::db("artifacts.dump", "dump", target, CapabilityClass::Read, ask);
+        self.call(call.for_the_run(), |host, cx| {
+            Box::pin(host.dump_allowed(cx, store, name, options))
+        })
+        .await
+    }
+
+    async fn dump_allowed(
+        &mut self,
+        cx: Cx<'_, '_>,
+        store: &str,
+        name: &str,
+        options: wit::DumpOptions,
+    ) -> Result<wit::DumpResult, Error> {
+        let (env, source) = (cx.env, cx.target);
+        let target = source.name.as_str();
         let full = full_name(target, name)?;
         let options = dump_options(options);
         dump::validate(source, &options).map_err(dump_error)?;
         let statement = format!("dump target `{target}` into store `{store}` as `{full}`");
-        if env.dry_run() {
-            self.artifact_action(target, statement, CapabilityClass::Read, Ok(()), true);
+        let call = artifact_call(target, statement, CapabilityClass::Read);
+        if self.mutation(env, call, Hold::No)? == Go::Planned {
             return Ok(wit::DumpResult {
                 outcome: wit::Outcome::Planned,
                 artifact: None,
                 duration_ms: 0,
             });
         }
-        // A dump changes no target and its artifact's name carries the time
-        // it is made: the real run of an approved plan makes it without
-        // holding it to the plan's (see `hold_to_plan`).
         let started = Instant::now();
-        let span = span(
-            &env,
-            "artifacts.dump",
-            "dump",
-            target,
-            CapabilityClass::Read,
-        );
-        let result = async {
-            let store = open_store(&env, store)?;
-            let pending = store
-                .begin(&full, dump::artifact_kind(&options))
-                .await
-                .map_err(|e| artifact_error(&env, e))?;
-            let tools = tools(&env);
-            let ctx = DumpContext {
-                application_name: format!("warden/{}", env.plugin),
-                redactor: &env.redactor,
-                tools: &tools,
-            };
-            let left = env.deadline.saturating_duration_since(Instant::now());
-            let outcome = match tokio::time::timeout(
-                left,
-                dump_boxed(source, &options, pending.path(), &ctx),
-            )
+        let store = open_store(env, store)?;
+        let pending = store
+            .begin(&full, dump::artifact_kind(&options))
             .await
-            {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(e)) => {
-                    pending.abort().await;
-                    return Err(dump_error(e));
-                }
-                Err(_) => {
-                    pending.abort().await;
-                    return Err(Error::Timeout(
-                        "the run's deadline passed during the dump; nothing was kept".into(),
-                    ));
-                }
-            };
-            let mut metadata: BTreeMap<String, String> = outcome.metadata;
-            metadata.insert("source-target".into(), target.to_string());
-            for (object, count) in &outcome.counts {
-                metadata.insert(format!("{COUNT_PREFIX}{object}"), count.to_string());
+            .map_err(|e| artifact_error(env, e))?;
+        let tools = tools(env);
+        let ctx = dump_context(env, &tools);
+        let dumped =
+            tokio::time::timeout(cx.left(), dump_boxed(source, &options, pending.path(), &ctx))
+                .await;
+        let outcome = match dumped {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                pending.abort().await;
+                return Err(dump_error(e));
             }
-            pending
-                .commit_with_digests(metadata, outcome.digests)
-                .await
-                .map_err(|e| artifact_error(&env, e))
-        }
-        .instrument(span.clone())
-        .await;
-        match &result {
-            Ok(_) => self.artifact_action(target, statement, CapabilityClass::Read, Ok(()), false),
-            Err(e) => {
-                record_error(&span, e);
-                self.artifact_action(target, statement, CapabilityClass::Read, Err(e), false);
+            Err(_) => {
+                pending.abort().await;
+                return Err(Error::Timeout(
+                    "the run's deadline passed during the dump; nothing was kept".into(),
+                ));
             }
+        };
+        let mut metadata: BTreeMap<String, String> = outcome.metadata;
+        metadata.insert("source-target".into(), target.to_string());
+        for (object, count) in &outcome.counts {
+            metadata.insert(format!("{COUNT_PREFIX}{object}"), count.to_string());
         }
-        let manifest = result?;
+        let manifest = pending
+            .commit_with_digests(metadata, outcome.digests)
+            .await
+            .map_err(|e| artifact_error(env, e))?;
         Ok(wit::DumpResult {
             outcome: wit::Outcome::Executed,
             artifact: Some(to_wit(target, &manifest)),
@@ -316,109 +275,88 @@ impl HostState {
         destination: &str,
         options: wit::RestoreOptions,
     ) -> Result<wit::RestoreResult, Error> {
-        let env = self.run_env()?;
-        check_target(
-            env.scope(),
-            TargetCall::ArtifactRestore {
-                target,
-                store,
-                destination,
-            },
-        )?;
-        let full = full_name(target, name)?;
+        let ask = TargetCall::ArtifactRestore {
+            target,
+            store,
+            destination,
+        };
+        let call = Call::db(
+            "artifacts.restore",
+            "restore",
+            destination,
+            CapabilityClass::Write,
+            ask,
+        );
+        self.call(call.for_the_run(), |host, cx| {
+            Box::pin(host.restore_allowed(cx, store, name, destination, options))
+        })
+        .await
+    }
+
+    async fn restore_allowed(
+        &mut self,
+        cx: Cx<'_, '_>,
+        store: &str,
+        name: &str,
+        destination: &str,
+        options: wit::RestoreOptions,
+    ) -> Result<wit::RestoreResult, Error> {
+        let env = cx.env;
+        let full = full_name(&cx.target.name, name)?;
         let dest = lookup(&env.config, destination)?;
         let statement =
             format!("restore `{full}` from store `{store}` into target `{destination}`");
-        let opened = open_store(&env, store)?;
+        let opened = open_store(env, store)?;
         let manifest = opened
             .get(&full)
             .await
-            .map_err(|e| artifact_error(&env, e))?
+            .map_err(|e| artifact_error(env, e))?
             .ok_or_else(|| invalid(format!("store `{store}` has no artifact `{full}`")))?;
-        if env.dry_run() {
-            self.artifact_action(destination, statement, CapabilityClass::Write, Ok(()), true);
+        let call = artifact_call(destination, statement, CapabilityClass::Write);
+        if self.mutation(env, call, Hold::ToPlan)? == Go::Planned {
             return Ok(wit::RestoreResult {
                 outcome: wit::Outcome::Planned,
                 counts: Vec::new(),
                 duration_ms: 0,
             });
         }
-        self.hold_to_plan(&artifact_call(
-            destination,
-            statement.clone(),
-            CapabilityClass::Write,
-        ))?;
         let started = Instant::now();
-        let span = span(
-            &env,
-            "artifacts.restore",
-            "restore",
-            destination,
-            CapabilityClass::Write,
-        );
         let options = dump::RestoreOptions {
             clean: options.clean,
             jobs: options.jobs,
             database: (!options.database.is_empty()).then_some(options.database),
         };
-        let result = async {
-            let report = opened
-                .verify(&full)
-                .await
-                .map_err(|e| artifact_error(&env, e))?;
-            if !report.ok {
-                return Err(Error::Other(format!(
-                    "artifact `{full}` does not match its manifest, nothing was restored: {}",
-                    report.problems.join("; ")
-                )));
-            }
-            let path = opened.local_path(&full).ok_or_else(|| {
-                Error::Other(format!(
-                    "store `{store}` is not on this host; restoring from it is not supported"
-                ))
-            })?;
-            let tools = tools(&env);
-            let ctx = DumpContext {
-                application_name: format!("warden/{}", env.plugin),
-                redactor: &env.redactor,
-                tools: &tools,
-            };
-            let left = env.deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(
-                left,
-                restore_boxed(dest, &path, &manifest.metadata, &options, &ctx),
-            )
+        let report = opened
+            .verify(&full)
             .await
-            {
-                Ok(Ok(counts)) => Ok(counts),
-                Ok(Err(e)) => Err(dump_error(e)),
-                Err(_) => Err(Error::Timeout(
-                    "the run's deadline passed during the restore".into(),
-                )),
-            }
+            .map_err(|e| artifact_error(env, e))?;
+        if !report.ok {
+            return Err(Error::Other(format!(
+                "artifact `{full}` does not match its manifest, nothing was restored: {}",
+                report.problems.join("; ")
+            )));
         }
-        .instrument(span.clone())
+        let path = opened.local_path(&full).ok_or_else(|| {
+            Error::Other(format!(
+                "store `{store}` is not on this host; restoring from it is not supported"
+            ))
+        })?;
+        let tools = tools(env);
+        let ctx = dump_context(env, &tools);
+        let restored = tokio::time::timeout(
+            cx.left(),
+            restore_boxed(dest, &path, &manifest.metadata, &options, &ctx),
+        )
         .await;
-        match &result {
-            Ok(_) => self.artifact_action(
-                destination,
-                statement,
-                CapabilityClass::Write,
-                Ok(()),
-                false,
-            ),
-            Err(e) => {
-                record_error(&span, e);
-                self.artifact_action(
-                    destination,
-                    statement,
-                    CapabilityClass::Write,
-                    Err(e),
-                    false,
-                );
+        let counts = match restored {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(e)) => return Err(dump_error(e)),
+            Err(_) => {
+                return Err(Error::Timeout(
+                    "the run's deadline passed during the restore".into(),
+                ));
             }
-        }
-        let counts = result?;
+        };
         Ok(wit::RestoreResult {
             outcome: wit::Outcome::Executed,
             counts: counts_of(&counts),
@@ -433,14 +371,18 @@ impl HostState {
         store: &str,
         prefix: &str,
     ) -> Result<Vec<wit::Artifact>, Error> {
-        let env = self.run_env()?;
-        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
-        let opened = open_store(&env, store)?;
-        let list = opened
-            .list(&format!("{target}/{prefix}"))
-            .await
-            .map_err(|e| artifact_error(&env, e))?;
-        Ok(list.iter().map(|m| to_wit(target, m)).collect())
+        let ask = TargetCall::Artifacts { target, store };
+        let call = Call::db("artifacts.list", "list", target, CapabilityClass::Read, ask);
+        self.call(call, |_, cx| {
+            Box::pin(async move {
+                let list = open_store(cx.env, store)?
+                    .list(&format!("{target}/{prefix}"))
+                    .await
+                    .map_err(|e| artifact_error(cx.env, e))?;
+                Ok(list.iter().map(|m| to_wit(target, m)).collect())
+            })
+        })
+        .await
     }
 
     /// `artifacts.verify` without the wasm boundary.
@@ -450,30 +392,22 @@ impl HostState {
         store: &str,
         name: &str,
     ) -> Result<wit::VerifyResult, Error> {
-        let env = self.run_env()?;
-        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
-        let full = full_name(target, name)?;
-        let opened = open_store(&env, store)?;
-        let span = span(
-            &env,
-            "artifacts.verify",
-            "verify",
-            target,
-            CapabilityClass::Read,
-        );
-        let result = opened
-            .verify(&full)
-            .instrument(span.clone())
-            .await
-            .map_err(|e| artifact_error(&env, e));
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        let report = result?;
-        Ok(wit::VerifyResult {
-            ok: report.ok,
-            problems: report.problems,
+        let ask = TargetCall::Artifacts { target, store };
+        let call = Call::db("artifacts.verify", "verify", target, CapabilityClass::Read, ask);
+        self.call(call.for_the_run(), |_, cx| {
+            Box::pin(async move {
+                let full = full_name(target, name)?;
+                let report = open_store(cx.env, store)?
+                    .verify(&full)
+                    .await
+                    .map_err(|e| artifact_error(cx.env, e))?;
+                Ok(wit::VerifyResult {
+                    ok: report.ok,
+                    problems: report.problems,
+                })
+            })
         })
+        .await
     }
 
     /// `artifacts.delete` without the wasm boundary.
@@ -483,51 +417,33 @@ impl HostState {
         store: &str,
         name: &str,
     ) -> Result<wit::Outcome, Error> {
-        let env = self.run_env()?;
-        check_target(env.scope(), TargetCall::Artifacts { target, store })?;
-        let full = full_name(target, name)?;
-        let opened = open_store(&env, store)?;
-        let statement = format!("delete `{full}` from store `{store}`");
-        if env.dry_run() {
-            // Say now if there is nothing to delete, as the real run would.
-            if opened
-                .get(&full)
-                .await
-                .map_err(|e| artifact_error(&env, e))?
-                .is_none()
-            {
-                return Err(invalid(format!("store `{store}` has no artifact `{full}`")));
-            }
-            self.artifact_action(target, statement, CapabilityClass::Write, Ok(()), true);
-            return Ok(wit::Outcome::Planned);
-        }
-        self.hold_to_plan(&artifact_call(
-            target,
-            statement.clone(),
-            CapabilityClass::Write,
-        ))?;
-        let span = span(
-            &env,
-            "artifacts.delete",
-            "delete",
-            target,
-            CapabilityClass::Write,
-        );
-        let result = opened
-            .delete(&full)
-            .instrument(span.clone())
-            .await
-            .map_err(|e| artifact_error(&env, e));
-        match &result {
-            Ok(()) => {
-                self.artifact_action(target, statement, CapabilityClass::Write, Ok(()), false)
-            }
-            Err(e) => {
-                record_error(&span, e);
-                self.artifact_action(target, statement, CapabilityClass::Write, Err(e), false);
-            }
-        }
-        result.map(|()| wit::Outcome::Executed)
+        let ask = TargetCall::Artifacts { target, store };
+        let call = Call::db("artifacts.delete", "delete", target, CapabilityClass::Write, ask);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let env = cx.env;
+                let full = full_name(target, name)?;
+                let opened = open_store(env, store)?;
+                if env.dry_run() {
+                    // Say now if there is nothing to delete, as the real run would.
+                    let found = opened.get(&full).await.map_err(|e| artifact_error(env, e))?;
+                    if found.is_none() {
+                        return Err(invalid(format!("store `{store}` has no artifact `{full}`")));
+                    }
+                }
+                let statement = format!("delete `{full}` from store `{store}`");
+                let call = artifact_call(target, statement, CapabilityClass::Write);
+                if host.mutation(env, call, Hold::ToPlan)? == Go::Planned {
+                    return Ok(wit::Outcome::Planned);
+                }
+                opened
+                    .delete(&full)
+                    .await
+                    .map_err(|e| artifact_error(env, e))?;
+                Ok(wit::Outcome::Executed)
+            })
+        })
+        .await
     }
 }
 

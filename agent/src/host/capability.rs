@@ -36,4 +36,11 @@ pub trait Capability: Send + Sized {
     /// what it produced into `effects`. Called once, after the guest
     /// returned (or was stopped).
     fn finish<'a>(&'a mut self, effects: &'a mut RunEffects) -> BoxFuture<'a, ()>;
+    /// A call on `target` outlived its budget and was dropped: let go of
+    /// what is open on it (stopping its work on the server), so a later
+    /// call starts clean. Nothing by default.
+    fn abandon<'a>(&'a mut self, target: &'a str) -> BoxFuture<'a, ()> {
+        let _ = target;
+        Box::pin(async {})
+    }
 }

@@ -20,8 +20,9 @@
 //!   the path and the bytes returned. Reads change nothing, so they run in
 //!   dry-run too and record no action.
 
+use super::call::{Budget, Call, Span};
 use super::permission::{TargetCall, check_target};
-use super::{HostState, RunEnv, invalid, record_error};
+use super::{HostState, RunEnv, invalid};
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::logs::{Chunk, Host};
 use std::fs::File;
@@ -29,8 +30,6 @@ use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-use tracing::Instrument as _;
 
 /// Which way a call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,42 +250,41 @@ impl HostState {
         direction: Direction,
         max_bytes: u32,
     ) -> Result<Chunk, Error> {
-        let env: Arc<RunEnv> = self.run_env()?;
-        let span = crate::telemetry::file_read_span(
-            direction.call(),
-            &target,
-            &env.redactor.redact(&path),
-        );
-        let left = env.deadline.saturating_duration_since(Instant::now());
-        let work = {
-            let env = Arc::clone(&env);
-            tokio::task::spawn_blocking(move || {
-                read_blocking(&env, &target, &path, direction, max_bytes)
-            })
+        let call = Call {
+            name: direction.call(),
+            span: Span::File {
+                target: &target,
+                path: &path,
+            },
+            ask: TargetCall::Logs { target: &target },
+            budget: Budget::Run,
         };
-        let result = async {
-            match tokio::time::timeout(left, work).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(e)) => Err(Error::Other(format!("reading the log file failed: {e}"))),
-                Err(_) => Err(Error::Timeout(
-                    "the run's deadline passed while reading the log file".into(),
-                )),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        match &result {
-            Ok(chunk) => {
-                span.record("warden.logs.bytes", chunk.data.len() as u64);
-            }
-            Err(e) => record_error(&span, e),
-        }
-        result.map_err(|e| match e {
-            Error::AccessDenied(m) => Error::AccessDenied(env.redactor.redact(&m)),
-            Error::InvalidInput(m) => Error::InvalidInput(env.redactor.redact(&m)),
-            Error::Other(m) => Error::Other(env.redactor.redact(&m)),
-            other => other,
+        let (target, path) = (&target, &path);
+        self.call(call, |_, cx| {
+            Box::pin(async move {
+                let work = {
+                    let env = Arc::clone(cx.env);
+                    let (target, path) = (target.clone(), path.clone());
+                    tokio::task::spawn_blocking(move || {
+                        read_blocking(&env, &target, &path, direction, max_bytes)
+                    })
+                };
+                let chunk = match tokio::time::timeout(cx.left(), work).await {
+                    Ok(Ok(result)) => result?,
+                    Ok(Err(e)) => {
+                        return Err(Error::Other(format!("reading the log file failed: {e}")));
+                    }
+                    Err(_) => {
+                        return Err(Error::Timeout(
+                            "the run's deadline passed while reading the log file".into(),
+                        ));
+                    }
+                };
+                cx.span.record("warden.logs.bytes", chunk.data.len() as u64);
+                Ok(chunk)
+            })
         })
+        .await
     }
 }
 

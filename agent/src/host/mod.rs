@@ -7,6 +7,17 @@
 //! [`permission::LocalCall`] and [`permission::TargetCall`], so a new host
 //! function cannot compile until its permission is decided.
 //!
+//! Every host call that reaches a target or a file goes through one
+//! pipeline, [`HostState::call`] in [`call`]: the run's environment, the
+//! span, the permission decision, the time budget (and abandoning a call
+//! that outlives it), the action record of a mutation (dry-run, the
+//! approved plan and the runbook step gate in [`HostState::mutation`]) and
+//! the redaction of errors. The capability writes only its work. Calls
+//! that touch no target (`log`, `state`, `context`, `runbooks`, `runs`,
+//! `classify`, `quote-ident`) are bookkeeping of the run: they are decided
+//! by [`permission::check_local`] (or `check_target` for `runs.start` and
+//! `quote-ident`) and have no budget, record or span of their own.
+//!
 //! Adding a capability is one module with this shape, written in order:
 //! 1. its WIT interface (`wit/`) and the bindgen entry in [`bindings`];
 //! 2. its permission: a [`permission::LocalCall`] or
@@ -14,17 +25,22 @@
 //!    compile without one), a row in `permission/tests.rs`;
 //! 3. its per-run state, implementing [`capability::Capability`]
 //!    (`prepare` at run start, `finish` closing what it opened and moving
-//!    what it produced into [`RunEffects`]), a private field of
-//!    [`HostState`] and a line in [`HostState::finish`];
-//! 4. the `Host` trait for [`HostState`]: check first (a denial is
-//!    `Error::from(Denied)`), then dry-run or [`HostState::hold_to_plan`]
-//!    for mutations, the call under [`call_timeout`], an action record, a
-//!    span with [`record_error`], and redacted errors;
+//!    what it produced into [`RunEffects`], `abandon` letting go of a
+//!    target after a call outlived its budget), a private field of
+//!    [`HostState`] and a line in [`HostState::finish`] (and in
+//!    `HostState::abandon` if it holds connections);
+//! 4. the `Host` trait for [`HostState`]: each function describes its call
+//!    ([`call::Call`]: span, permission, budget) and hands its work to
+//!    [`HostState::call`]; the work gets the resolved target, grant and
+//!    deadline ([`call::Cx`]), stops itself at the deadline where the bytes
+//!    are, and passes a change it is about to make through
+//!    [`HostState::mutation`] first;
 //! 5. tests: unit tests in the module, and `tests/it/capability/<cap>.rs`
 //!    calling it without wasm through [`HostState::for_test`].
 
 pub mod artifacts;
 pub mod bindings;
+pub mod call;
 pub mod capability;
 pub mod context;
 pub mod log;
@@ -197,6 +213,11 @@ pub struct HostState {
     state: state::StateOverlay,
     /// Statements above `read`, as the host saw them.
     actions: Vec<Action>,
+    /// The index in `actions` of the mutation the current call is making
+    /// (see [`call`]).
+    pending: Option<usize>,
+    /// The runbook action the run is inside.
+    runbook_step: runbooks::RunbookStep,
     /// In the real run of an approved plan: what holds it to the plan.
     plan: Option<crate::runs::approvals::PlanGuard>,
     /// Runs this run started (`runs.start`), by id: their number is
@@ -236,6 +257,8 @@ impl HostState {
             state: state::StateOverlay::prepare(env.as_deref()),
             env,
             actions: Vec::new(),
+            pending: None,
+            runbook_step: runbooks::RunbookStep::default(),
             started_runs: Vec::new(),
             start_refusals: runs::Refusals::default(),
             stderr,
@@ -325,7 +348,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> types::Error {
 impl crate::host::bindings::types::Host for HostState {}
 
 /// Marks a host call's span failed with the error's kind (not its text).
-pub(crate) fn record_error(span: &tracing::Span, e: &Error) {
+fn record_error(span: &tracing::Span, e: &Error) {
     let kind = match e {
         Error::AccessDenied(_) => "access-denied".to_string(),
         Error::Timeout(_) => "timeout".to_string(),

@@ -10,11 +10,51 @@
 
 use std::collections::BTreeMap;
 
-use super::permission::{LocalCall, check_local};
+use super::permission::{Denied, LocalCall, check_local, check_runbook_step};
 use super::{HostState, RunEnv, denied};
 use crate::host::bindings::types::{Error, Label};
 use crate::host::bindings::warden::plugin::runbooks::Host;
 use crate::runbook::{RunbookSet, StepKind};
+
+/// Which runbook action a run is inside: what [`HostState::mutation`]
+/// holds every change of a run that read a runbook to
+/// ([`check_runbook_step`]). The `runbook` plugin opens an action before
+/// each step that changes something; a step it skipped asking for, or one
+/// the host refused, cannot change anything.
+#[derive(Debug)]
+pub struct RunbookStep {
+    /// The run was handed a runbook (`runbooks.get`, or names from
+    /// `runbooks.for-alert`).
+    read: bool,
+    /// The runbook and step of the open action, or why none is open.
+    open: Result<(String, String), String>,
+}
+
+impl Default for RunbookStep {
+    fn default() -> Self {
+        RunbookStep {
+            read: false,
+            open: Err("no runbook action was opened".into()),
+        }
+    }
+}
+
+impl RunbookStep {
+    /// Whether a change may be made now.
+    pub fn allows(&self) -> Result<(), Denied> {
+        check_runbook_step(self.read, self.open.as_ref().map_err(String::as_str))
+    }
+
+    fn begun(&mut self, runbook: &str, step: &str, gate: &Result<(), Error>) {
+        self.open = match gate {
+            Ok(()) => Ok((runbook.to_owned(), step.to_owned())),
+            Err(e) => Err(format!(
+                "the last action (step `{step}` of runbook `{runbook}`) was refused: {}",
+                super::wit::error_text(e)
+            )),
+        };
+    }
+}
 
 impl HostState {
     /// The run's environment if reading runbooks is allowed.
@@ -107,15 +147,25 @@ pub fn for_alert(runbooks: &RunbookSet, labels: Vec<Label>) -> Vec<String> {
 
 impl Host for HostState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        Ok(match self.runbook_env() {
+        let got = match self.runbook_env() {
             Ok(env) => get(&env.runbooks, &name),
             Err(e) => Err(denied(e)),
-        })
+        };
+        if got.is_ok() {
+            self.runbook_step.read = true;
+        }
+        Ok(got)
     }
 
     async fn for_alert(&mut self, labels: Vec<Label>) -> wasmtime::Result<Vec<String>> {
         match self.runbook_env() {
-            Ok(env) => Ok(for_alert(&env.runbooks, labels)),
+            Ok(env) => {
+                let names = for_alert(&env.runbooks, labels);
+                if !names.is_empty() {
+                    self.runbook_step.read = true;
+                }
+                Ok(names)
+            }
             Err(e) => Err(wasmtime::Error::msg(e)),
         }
     }
@@ -132,6 +182,7 @@ impl Host for HostState {
                     Ok(()) => tracing::info!(%runbook, %step, "runbook action opened"),
                     Err(e) => tracing::warn!(%runbook, %step, error = ?e, "runbook action refused"),
                 }
+                self.runbook_step.begun(&runbook, &step, &gate);
                 gate
             }
             Err(e) => Err(denied(e)),

@@ -41,10 +41,10 @@
 //! to [`QUERY_CHARS`] characters) and every message are redacted with the
 //! run's redactor.
 
-use super::permission::{Resolved, TargetCall, check_target};
+use super::call::{Call, Cx, Go, Hold};
+use super::permission::TargetCall;
 use super::sql::{Conn, db_error};
-use super::wit::error_text;
-use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
+use super::{HostState, RunEnv, denied, invalid};
 use crate::capability::CapabilityClass;
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::sessions::{Host, Outcome, Signal};
@@ -52,8 +52,7 @@ use crate::runs::{Action, ActionState};
 use bson::{Bson, Document, doc};
 use sqlx::Row as _;
 use sqlx::postgres::PgConnection;
-use std::time::{Duration, Instant};
-use tracing::Instrument as _;
+use std::time::Duration;
 
 /// How much of a session's query (or MongoDB command) the description keeps.
 pub const QUERY_CHARS: usize = 80;
@@ -392,10 +391,6 @@ fn mongo_refusal(opid: i64, op: &Document, allow_privileged: bool) -> Option<Str
 }
 
 /// Time left before `deadline` (the call's timeout, counted from its start).
-fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
 fn timed_out(timeout: Duration) -> Error {
     Error::Timeout(format!(
         "the session call did not finish within {}",
@@ -403,24 +398,8 @@ fn timed_out(timeout: Duration) -> Error {
     ))
 }
 
-/// Redacts the text of an error the guest and the records will see.
-fn redact_error(env: &RunEnv, e: Error) -> Error {
-    match e {
-        Error::AccessDenied(m) => Error::AccessDenied(env.redactor.redact(&m)),
-        Error::InvalidInput(m) => Error::InvalidInput(env.redactor.redact(&m)),
-        Error::Other(m) => Error::Other(env.redactor.redact(&m)),
-        other => other,
-    }
-}
-
-fn action(
-    env: &RunEnv,
-    target: &str,
-    statement: &str,
-    description: &str,
-    state: ActionState,
-    error: Option<String>,
-) -> Action {
+/// The action a signal stands for, about to be made.
+fn action(env: &RunEnv, target: &str, statement: &str, description: &str) -> Action {
     let mut text = env
         .redactor
         .redact(&format!("{statement} -- {description}"));
@@ -429,49 +408,26 @@ fn action(
     // how long the session has been in its state).
     let class = CapabilityClass::SessionControl;
     let fingerprint = crate::runs::fingerprint(target, class, statement, &[]);
-    let mut action = Action::host(target, class, text, Vec::new(), fingerprint, state);
-    action.error = error;
-    action
+    Action::host(
+        target,
+        class,
+        text,
+        Vec::new(),
+        fingerprint,
+        ActionState::Executed,
+    )
+}
+
+/// What a dry run answers for a signal it planned.
+fn planned(env: &RunEnv, description: &str) -> Outcome {
+    Outcome {
+        executed: false,
+        signalled: false,
+        description: env.redactor.redact(description),
+    }
 }
 
 impl HostState {
-    /// Before a signal is sent: in a dry run it is recorded as planned and
-    /// its outcome returned (`Some`); in the real run of an approved plan
-    /// it must be the plan's next call (else refused).
-    fn plan_or_hold(
-        &mut self,
-        env: &RunEnv,
-        target: &str,
-        statement: &str,
-        description: &str,
-    ) -> Result<Option<Outcome>, Error> {
-        if !env.dry_run() {
-            let call = action(
-                env,
-                target,
-                statement,
-                description,
-                ActionState::Executed,
-                None,
-            );
-            self.hold_to_plan(&call)?;
-            return Ok(None);
-        }
-        self.actions.push(action(
-            env,
-            target,
-            statement,
-            description,
-            ActionState::Planned,
-            None,
-        ));
-        Ok(Some(Outcome {
-            executed: false,
-            signalled: false,
-            description: env.redactor.redact(description),
-        }))
-    }
-
     /// `sessions.signal-backend` without the wasm boundary.
     pub async fn sessions_signal_backend(
         &mut self,
@@ -479,58 +435,43 @@ impl HostState {
         pid: i32,
         signal: Signal,
     ) -> Result<Outcome, Error> {
-        let env = self.run_env()?;
-        let span = crate::telemetry::host_call_span(
+        let call = Call::db(
             "sessions.signal_backend",
-            "postgresql",
             function_of(signal),
             target,
-            CapabilityClass::SessionControl.as_str(),
+            CapabilityClass::SessionControl,
+            TargetCall::SessionSignal { target },
         );
-        let result = self
-            .signal_backend_checked(&env, target, pid, signal)
-            .instrument(span.clone())
-            .await
-            .map_err(|e| redact_error(&env, e));
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        result
+        self.call(call, |host, cx| {
+            Box::pin(host.signal_backend_allowed(cx, pid, signal))
+        })
+        .await
     }
 
-    async fn signal_backend_checked(
+    async fn signal_backend_allowed(
         &mut self,
-        env: &RunEnv,
-        target: &str,
+        cx: Cx<'_, '_>,
         pid: i32,
         signal: Signal,
     ) -> Result<Outcome, Error> {
-        let Resolved {
-            target: t, grant, ..
-        } = check_target(env.scope(), TargetCall::SessionSignal { target })?;
+        let (env, t, grant) = (cx.env, cx.target, cx.grant);
+        let target = t.name.as_str();
         if pid <= 0 {
             return Err(invalid(format!(
                 "no session with pid {pid} on target `{target}`: a backend pid is positive"
             )));
         }
-        let timeout = call_timeout(env, grant);
-        let deadline = Instant::now() + timeout;
-        let session = super::sql::session(
-            &mut self.sql,
-            env,
-            t,
-            grant,
-            CapabilityClass::SessionControl,
-        )
-        .await?;
+        let session =
+            super::sql::session(&mut self.sql, env, t, grant, CapabilityClass::SessionControl)
+                .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"
             )));
         };
-        let looked = tokio::time::timeout(left(deadline), pg_lookup(conn, pid)).await;
+        let looked = tokio::time::timeout(cx.left(), pg_lookup(conn, pid)).await;
         let (backend, own_pid) = match looked {
-            Err(_) => return Err(self.sql.timed_out(target, timeout).await),
+            Err(_) => return Err(self.sql.timed_out(target, cx.timeout).await),
             Ok(Err(e)) => return Err(db_error(env, grant, e)),
             Ok(Ok((None, _))) => {
                 return Err(invalid(format!(
@@ -544,48 +485,40 @@ impl HostState {
             return Err(denied(format!("{why} [{description}]")));
         }
         let statement = format!("SELECT {}({pid})", function_of(signal));
-        if let Some(planned) = self.plan_or_hold(env, target, &statement, &description)? {
-            return Ok(planned);
+        let call = action(env, target, &statement, &description);
+        if self.mutation(env, call, Hold::ToPlan)? == Go::Planned {
+            return Ok(planned(env, &description));
         }
-        let session = super::sql::session(
-            &mut self.sql,
-            env,
-            t,
-            grant,
-            CapabilityClass::SessionControl,
-        )
-        .await?;
+        let session =
+            super::sql::session(&mut self.sql, env, t, grant, CapabilityClass::SessionControl)
+                .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"
             )));
         };
-        let sent = tokio::time::timeout(left(deadline), pg_signal(conn, &backend, signal)).await;
-        let result = match sent {
-            Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            Ok(Err(e)) => Err(db_error(env, grant, e)),
-            Ok(Ok(found)) => Ok(found),
+        let sent = tokio::time::timeout(cx.left(), pg_signal(conn, &backend, signal)).await;
+        let found = match sent {
+            Err(_) => return Err(self.sql.timed_out(target, cx.timeout).await),
+            Ok(Err(e)) => return Err(db_error(env, grant, e)),
+            Ok(Ok(found)) => found,
         };
         // A signal the server did not deliver (the session ended, or its
         // pid was reused) did nothing: recorded as failed, not executed.
-        let (state, error) = match &result {
-            Ok(Some(true)) => (ActionState::Executed, None),
-            Ok(Some(false)) => (
+        match found {
+            Some(true) => {}
+            Some(false) => self.settle(
                 ActionState::Failed,
                 Some(format!(
                     "{} returned false: no session was signalled",
                     function_of(signal)
                 )),
             ),
-            Ok(None) => (
+            None => self.settle(
                 ActionState::Failed,
                 Some("the session was gone before the signal: nothing was signalled".to_string()),
             ),
-            Err(e) => (ActionState::Failed, Some(error_text(e))),
-        };
-        self.actions
-            .push(action(env, target, &statement, &description, state, error));
-        let found = result?;
+        }
         let description = match found {
             Some(_) => description,
             None => format!("{description} (gone before the signal)"),
@@ -599,45 +532,29 @@ impl HostState {
 
     /// `sessions.kill-op` without the wasm boundary.
     pub async fn sessions_kill_op(&mut self, target: &str, opid: i64) -> Result<Outcome, Error> {
-        let env = self.run_env()?;
-        let span = crate::telemetry::host_call_span(
+        let call = Call::db(
             "sessions.kill_op",
-            "mongodb",
             "killOp",
             target,
-            CapabilityClass::SessionControl.as_str(),
+            CapabilityClass::SessionControl,
+            TargetCall::KillOp { target },
         );
-        let result = self
-            .kill_op_checked(&env, target, opid)
-            .instrument(span.clone())
+        self.call(call, |host, cx| Box::pin(host.kill_op_allowed(cx, opid)))
             .await
-            .map_err(|e| redact_error(&env, e));
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        result
     }
 
-    async fn kill_op_checked(
-        &mut self,
-        env: &RunEnv,
-        target: &str,
-        opid: i64,
-    ) -> Result<Outcome, Error> {
-        let Resolved {
-            target: t, grant, ..
-        } = check_target(env.scope(), TargetCall::KillOp { target })?;
+    async fn kill_op_allowed(&mut self, cx: Cx<'_, '_>, opid: i64) -> Result<Outcome, Error> {
+        let (env, t, grant) = (cx.env, cx.target, cx.grant);
+        let target = t.name.as_str();
         let op_value = match i32::try_from(opid) {
             Ok(n) => Bson::Int32(n),
             Err(_) => Bson::Int64(opid),
         };
-        let timeout = call_timeout(env, grant);
-        let deadline = Instant::now() + timeout;
         let client = super::mongo::client(&mut self.mongo, env, t, grant).await?;
         let admin = client.database("admin");
         let lookup = doc! { "currentOp": 1, "$all": true, "opid": op_value.clone() };
-        let reply = match tokio::time::timeout(left(deadline), admin.run_command(lookup)).await {
-            Err(_) => return Err(timed_out(timeout)),
+        let reply = match tokio::time::timeout(cx.left(), admin.run_command(lookup)).await {
+            Err(_) => return Err(timed_out(cx.timeout)),
             Ok(Err(e)) => return Err(super::mongo::redacted_error(env, target, &e)),
             Ok(Ok(reply)) => reply,
         };
@@ -665,34 +582,29 @@ impl HostState {
             "db.admin: {}",
             Bson::Document(command.clone()).into_relaxed_extjson()
         );
-        if let Some(planned) = self.plan_or_hold(env, target, &statement, &description)? {
-            return Ok(planned);
+        let call = action(env, target, &statement, &description);
+        if self.mutation(env, call, Hold::ToPlan)? == Go::Planned {
+            return Ok(planned(env, &description));
         }
-        let sent = tokio::time::timeout(left(deadline), admin.run_command(command)).await;
-        let result = match sent {
-            Err(_) => Err(timed_out(timeout)),
-            Ok(Err(e)) => Err(super::mongo::redacted_error(env, target, &e)),
-            Ok(Ok(reply)) => Ok(reply),
+        let reply = match tokio::time::timeout(cx.left(), admin.run_command(command)).await {
+            Err(_) => return Err(timed_out(cx.timeout)),
+            Ok(Err(e)) => return Err(super::mongo::redacted_error(env, target, &e)),
+            Ok(Ok(reply)) => reply,
         };
-        let ok = result.as_ref().is_ok_and(|reply| match reply.get("ok") {
+        let ok = match reply.get("ok") {
             Some(Bson::Double(v)) => *v == 1.0,
             Some(Bson::Int32(v)) => *v == 1,
             Some(Bson::Int64(v)) => *v == 1,
             Some(Bson::Boolean(b)) => *b,
             _ => false,
-        });
+        };
         // killOp not answered `ok` did nothing: recorded as failed.
-        let (state, error) = match &result {
-            Ok(_) if ok => (ActionState::Executed, None),
-            Ok(_) => (
+        if !ok {
+            self.settle(
                 ActionState::Failed,
                 Some("killOp did not answer ok: no operation was killed".to_string()),
-            ),
-            Err(e) => (ActionState::Failed, Some(error_text(e))),
-        };
-        self.actions
-            .push(action(env, target, &statement, &description, state, error));
-        result?;
+            );
+        }
         Ok(Outcome {
             executed: true,
             signalled: ok,

@@ -27,8 +27,9 @@
 
 pub mod classify;
 
-use super::permission::{LocalCall, Resolved, TargetCall, check_local, check_target};
-use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
+use super::call::{Call, Go, Hold};
+use super::permission::{LocalCall, TargetCall, check_local};
+use super::{HostState, RunEnv, denied, invalid};
 use crate::capability::CapabilityClass;
 use crate::config::Target;
 use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
@@ -44,7 +45,6 @@ use mongodb::Client;
 use mongodb::options::ClientOptions;
 use std::collections::HashMap;
 use std::time::Duration;
-use tracing::Instrument as _;
 use wasmtime::component::Resource;
 
 /// Largest command accepted (MongoDB's own document limit).
@@ -83,34 +83,16 @@ impl super::capability::Capability for MongoSessions {
     ) -> futures_util::future::BoxFuture<'a, ()> {
         Box::pin(self.close())
     }
-}
 
-/// What a command call needs after the checks passed.
-struct Checked<'e> {
-    command: Document,
-    raw: RawDocumentBuf,
-    classified: MongoClassified,
-    grant: &'e Grant,
-    target: &'e Target,
-}
-
-/// Walls 1 to 3.
-fn check_command<'e>(env: &'e RunEnv, target: &str, command: &[u8]) -> Result<Checked<'e>, Error> {
-    let (command, raw, classified) = parse_and_classify(command)?;
-    let Resolved { target, grant, .. } = check_target(
-        env.scope(),
-        TargetCall::Mongo {
-            target,
-            class: classified.class,
-        },
-    )?;
-    Ok(Checked {
-        command,
-        raw,
-        classified,
-        grant,
-        target,
-    })
+    /// Drops the target's client; the commands it was running stop at
+    /// their `maxTimeMS` on the server.
+    fn abandon<'a>(&'a mut self, target: &'a str) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(client) = self.clients.remove(target) {
+                client.shutdown().immediate(true).await;
+            }
+        })
+    }
 }
 
 fn parse_and_classify(
@@ -234,22 +216,19 @@ fn to_wit_class(c: CapabilityClass) -> WitClass {
     super::wit::to_wit_class(c)
 }
 
+fn timed_out(timeout: Duration) -> Error {
+    Error::Timeout(format!(
+        "the command did not finish within {}",
+        humantime::format_duration(timeout)
+    ))
+}
+
 /// The command as relaxed extended JSON for an action record, redacted and cut.
 fn action_text(env: &RunEnv, database: &str, command: &Document) -> String {
     let json = Bson::Document(command.clone()).into_relaxed_extjson();
     let mut s = env.redactor.redact(&format!("db.{database}: {json}"));
     crate::text::truncate_utf8(&mut s, ACTION_COMMAND_CHARS);
     s
-}
-
-fn span_for(checked: &Checked<'_>, call: &str, target: &str) -> tracing::Span {
-    crate::telemetry::host_call_span(
-        call,
-        "mongodb",
-        &checked.classified.operation,
-        target,
-        checked.classified.class.as_str(),
-    )
 }
 
 impl HostState {
@@ -260,94 +239,61 @@ impl HostState {
         database: &str,
         command: &[u8],
     ) -> Result<CommandReply, Error> {
-        let env = self.run_env()?;
-        let checked = check_command(&env, target, command)?;
-        let database = database_of(&env, checked.target, database)?;
-        let class = checked.classified.class;
-        let grant = checked.grant;
-        let call = class.is_mutating().then(|| {
-            let exact = format!(
-                "db.{database}: {}",
-                Bson::Document(checked.command.clone()).into_relaxed_extjson()
-            );
-            let state = if env.dry_run() {
-                ActionState::Planned
-            } else {
-                ActionState::Executed
-            };
-            Action::host(
-                target,
-                class,
-                action_text(&env, &database, &checked.command),
-                Vec::new(),
-                crate::runs::fingerprint(target, class, &exact, &[]),
-                state,
-            )
-        });
-        if let Some(call) = &call
-            && env.dry_run()
-        {
-            self.actions.push(call.clone());
-            let reply = bson::to_vec(&bson::doc! { "ok": 1.0, "planned": true })
-                .map_err(|e| Error::Other(e.to_string()))?;
-            return Ok(CommandReply {
-                outcome: Outcome::Planned,
-                class: to_wit_class(class),
-                reply,
-            });
-        }
-        let span = span_for(&checked, "mongo.run_command", target);
-        let timeout = call_timeout(&env, grant);
-        if let Some(call) = &call {
-            self.hold_to_plan(call)?;
-        }
-        let raw = with_max_time(
-            checked.command,
-            checked.raw,
-            &checked.classified.operation,
-            grant,
-        )?;
-        let max_bytes = usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX);
-        let result = async {
-            let client = client(&mut self.mongo, &env, checked.target, grant).await?;
-            let db = client.database(&database);
-            match tokio::time::timeout(timeout, db.run_raw_command(raw)).await {
-                Err(_) => Err(Error::Timeout(format!(
-                    "the command did not finish within {}",
-                    humantime::format_duration(timeout)
-                ))),
-                Ok(Err(e)) => Err(redacted_error(&env, target, &e)),
-                Ok(Ok(reply)) => {
-                    let bytes =
-                        bson::to_vec(&reply).map_err(|e| Error::Other(e.to_string()))?;
-                    if bytes.len() > max_bytes {
-                        return Err(invalid(format!(
-                            "the reply is {} bytes, over the grant's max_result_bytes of {max_bytes}: \
-                             read large results with open-cursor",
-                            bytes.len()
-                        )));
+        self.run_env()?;
+        let (command, raw, classified) = parse_and_classify(command)?;
+        let classified = &classified;
+        let class = classified.class;
+        let ask = TargetCall::Mongo { target, class };
+        let call = Call::db("mongo.run_command", &classified.operation, target, class, ask);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let (env, grant) = (cx.env, cx.grant);
+                let database = database_of(env, cx.target, database)?;
+                let reply = |outcome, reply| CommandReply {
+                    outcome,
+                    class: to_wit_class(class),
+                    reply,
+                };
+                if class.is_mutating() {
+                    let exact = format!(
+                        "db.{database}: {}",
+                        Bson::Document(command.clone()).into_relaxed_extjson()
+                    );
+                    let action = Action::host(
+                        target,
+                        class,
+                        action_text(env, &database, &command),
+                        Vec::new(),
+                        crate::runs::fingerprint(target, class, &exact, &[]),
+                        ActionState::Executed,
+                    );
+                    if host.mutation(env, action, Hold::ToPlan)? == Go::Planned {
+                        let planned = bson::to_vec(&bson::doc! { "ok": 1.0, "planned": true })
+                            .map_err(|e| Error::Other(e.to_string()))?;
+                        return Ok(reply(Outcome::Planned, planned));
                     }
-                    Ok(bytes)
                 }
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        if let Some(mut call) = call {
-            if result.is_err() {
-                call.state = ActionState::Failed;
-            }
-            call.error = result.as_ref().err().map(super::wit::error_text);
-            self.actions.push(call);
-        }
-        result.map(|reply| CommandReply {
-            outcome: Outcome::Executed,
-            class: to_wit_class(class),
-            reply,
+                let raw = with_max_time(command, raw, &classified.operation, grant)?;
+                let max_bytes = usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX);
+                let client = client(&mut host.mongo, env, cx.target, grant).await?;
+                let db = client.database(&database);
+                let answer = match tokio::time::timeout(cx.left(), db.run_raw_command(raw)).await {
+                    Err(_) => return Err(timed_out(cx.timeout)),
+                    Ok(Err(e)) => return Err(redacted_error(env, target, &e)),
+                    Ok(Ok(answer)) => answer,
+                };
+                let bytes = bson::to_vec(&answer).map_err(|e| Error::Other(e.to_string()))?;
+                if bytes.len() > max_bytes {
+                    return Err(invalid(format!(
+                        "the reply is {} bytes, over the grant's max_result_bytes of {max_bytes}: \
+                         read large results with open-cursor",
+                        bytes.len()
+                    )));
+                }
+                Ok(reply(Outcome::Executed, bytes))
+            })
         })
+        .await
     }
 
     /// `mongo.open-cursor` without the wasm boundary: the cursor, ready for
@@ -358,52 +304,46 @@ impl HostState {
         database: &str,
         command: &[u8],
     ) -> Result<MongoCursor, Error> {
-        let env = self.run_env()?;
-        let checked = check_command(&env, target, command)?;
-        let operation = checked.classified.operation.clone();
+        self.run_env()?;
+        let (command, raw, classified) = parse_and_classify(command)?;
+        let operation = classified.operation.as_str();
         if operation != "find" && operation != "aggregate" {
             return Err(invalid(format!(
                 "open-cursor takes a `find` or `aggregate` command, not `{operation}`"
             )));
         }
-        if checked.classified.class != CapabilityClass::Read {
+        if classified.class != CapabilityClass::Read {
             return Err(invalid(format!(
                 "this `{operation}` is a {} command (it writes with $out or $merge): \
                  open-cursor runs reads only; use run-command",
-                checked.classified.class
+                classified.class
             )));
         }
-        let database = database_of(&env, checked.target, database)?;
-        let grant = checked.grant;
-        let span = span_for(&checked, "mongo.open_cursor", target);
-        let timeout = call_timeout(&env, grant);
-        let raw = with_max_time(checked.command, checked.raw, &operation, grant)?;
-        let result = async {
-            let client = client(&mut self.mongo, &env, checked.target, grant).await?;
-            let db = client.database(&database);
-            match tokio::time::timeout(timeout, db.run_raw_cursor_command(raw)).await {
-                Err(_) => Err(Error::Timeout(format!(
-                    "the command did not finish within {}",
-                    humantime::format_duration(timeout)
-                ))),
-                Ok(Err(e)) => Err(redacted_error(&env, target, &e)),
-                Ok(Ok(cursor)) => Ok(cursor.with_type::<RawDocumentBuf>()),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        match result {
-            Ok(cursor) => Ok(MongoCursor {
-                target: target.to_string(),
-                cursor: Some(cursor),
-                grant_max_rows: grant.max_rows,
-                max_bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
-            }),
-            Err(e) => {
-                record_error(&span, &e);
-                Err(e)
-            }
-        }
+        let class = classified.class;
+        let ask = TargetCall::Mongo { target, class };
+        let call = Call::db("mongo.open_cursor", operation, target, class, ask);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let (env, grant) = (cx.env, cx.grant);
+                let database = database_of(env, cx.target, database)?;
+                let raw = with_max_time(command, raw, operation, grant)?;
+                let client = client(&mut host.mongo, env, cx.target, grant).await?;
+                let db = client.database(&database);
+                let opened = tokio::time::timeout(cx.left(), db.run_raw_cursor_command(raw));
+                let cursor = match opened.await {
+                    Err(_) => return Err(timed_out(cx.timeout)),
+                    Ok(Err(e)) => return Err(redacted_error(env, target, &e)),
+                    Ok(Ok(cursor)) => cursor.with_type::<RawDocumentBuf>(),
+                };
+                Ok(MongoCursor {
+                    target: target.to_string(),
+                    cursor: Some(cursor),
+                    grant_max_rows: grant.max_rows,
+                    max_bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
+                })
+            })
+        })
+        .await
     }
 
     /// The next batch of `cursor`: at most `max_documents` (0: the grant's

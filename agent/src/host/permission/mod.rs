@@ -87,6 +87,10 @@ pub enum TargetCall<'a> {
         store: &'a str,
         destination: &'a str,
     },
+    /// `logs.read` / `logs.read-back` on `target`, before the path is
+    /// looked at: the target and a grant for it (the path is decided by
+    /// [`TargetCall::LogRead`], off the async executor).
+    Logs { target: &'a str },
     /// `logs.read` / `logs.read-back` of `path` as the plugin wrote it
     /// (absolute and normalized), checked before the filesystem is touched
     /// so a plugin cannot probe for files outside its grant. Deciding stats
@@ -228,6 +232,10 @@ pub enum Denied {
         listed: Vec<String>,
         at: Box<Location>,
     },
+    /// A mutation of a run that read a runbook, outside an action opened
+    /// with `runbooks.begin-action` (the last one was refused, or none
+    /// was opened).
+    OutsideRunbookAction { why: String },
 }
 
 /// Which denial, without its details (for tests and metrics).
@@ -246,6 +254,7 @@ pub enum DeniedKind {
     LogPathNotGranted,
     LogPathResolvesOutside,
     RunNotAllowed,
+    OutsideRunbookAction,
 }
 
 impl Denied {
@@ -258,6 +267,7 @@ impl Denied {
             Denied::ClassNotGranted { .. } => DeniedKind::ClassNotGranted,
             Denied::SessionControlViaGeneric { .. } => DeniedKind::SessionControlViaGeneric,
             Denied::SessionControlNotGranted { .. } => DeniedKind::SessionControlNotGranted,
+            Denied::OutsideRunbookAction { .. } => DeniedKind::OutsideRunbookAction,
             Denied::NoStore { .. } => DeniedKind::NoStore,
             Denied::StoreNotGranted { .. } => DeniedKind::StoreNotGranted,
             Denied::RestoreNotAllowed { .. } => DeniedKind::RestoreNotAllowed,
@@ -410,6 +420,12 @@ impl fmt::Display for Denied {
                 }
                 Ok(())
             }
+            Denied::OutsideRunbookAction { why } => write!(
+                f,
+                "this run read a runbook, so it makes changes only inside a runbook action, and \
+                 {why}: call runbooks.begin-action for the step first (the host refuses the \
+                 change otherwise)"
+            ),
         }
     }
 }
@@ -439,6 +455,22 @@ pub fn check_local<E>(env: Option<E>, call: LocalCall) -> Result<E, Denied> {
         // State is the plugin's own key-value namespace: no grant needed,
         // caps are enforced by the state module.
         LocalCall::StateRead | LocalCall::StateWrite => Ok(env),
+    }
+}
+
+/// Decides a mutation's runbook step: a run that read a runbook
+/// (`read_runbook`) changes something only inside an action that
+/// `runbooks.begin-action` opened (`open`: the runbook and step, or why the
+/// last one was refused). Any other run is not held to steps.
+pub fn check_runbook_step(
+    read_runbook: bool,
+    open: Result<&(String, String), &str>,
+) -> Result<(), Denied> {
+    match (read_runbook, open) {
+        (false, _) | (true, Ok(_)) => Ok(()),
+        (true, Err(why)) => Err(Denied::OutsideRunbookAction {
+            why: why.to_owned(),
+        }),
     }
 }
 
@@ -488,6 +520,7 @@ pub fn check_target<'e>(scope: Scope<'e>, call: TargetCall<'_>) -> Result<Resolv
             lookup(scope.config, destination)?;
             Ok(resolved)
         }
+        TargetCall::Logs { target } => resolve(scope, target, None),
         TargetCall::LogRead { target, path } => log_read(scope, target, path),
         TargetCall::LogReadResolved {
             target,

@@ -154,9 +154,10 @@ const fn case(call: &TargetCall<'_>) -> usize {
         TargetCall::SessionSignal { .. } => 8,
         TargetCall::KillOp { .. } => 9,
         TargetCall::RunStart { .. } => 10,
+        TargetCall::Logs { .. } => 11,
     }
 }
-const CASES: usize = 11;
+const CASES: usize = 12;
 
 #[test]
 fn target_calls_are_allowed_or_denied_as_the_grants_say() {
@@ -190,6 +191,16 @@ fn target_calls_are_allowed_or_denied_as_the_grants_say() {
         ),
         (
             TargetCall::SqlQuoteIdent {
+                target: "ungranted",
+            },
+            Err(D::NoGrant),
+        ),
+        // logs.*, before the path: the target and a grant for it.
+        (TargetCall::Logs { target: "lite" }, Ok("lite")),
+        (TargetCall::Logs { target: "mg" }, Ok("mg")),
+        (TargetCall::Logs { target: "nowhere" }, Err(D::NoTarget)),
+        (
+            TargetCall::Logs {
                 target: "ungranted",
             },
             Err(D::NoGrant),

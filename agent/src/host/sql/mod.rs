@@ -33,15 +33,16 @@ pub mod notices;
 pub mod session;
 pub mod whatif;
 
-use super::permission::{self, Kinded, LocalCall, Resolved, TargetCall, check_local, check_target};
-use super::{HostState, RunEnv, call_timeout, denied, invalid, record_error};
+use super::permission::{self, Kinded, LocalCall, TargetCall, check_local, check_target};
+use super::call::{Call, Go, Hold};
+use super::{HostState, RunEnv, denied, invalid};
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::config::Target;
 use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
 use crate::host::bindings::warden::plugin::sql::{
     Execution, Host, Notice as WitNotice, NoticedExecution, NoticedRows, Outcome, RowSet, Value,
 };
-use crate::host::wit::{error_text, to_wit_class};
+use crate::host::wit::to_wit_class;
 use crate::policy::Grant;
 use crate::runs::{Action, ActionState};
 use classify::{Classified, Dialect};
@@ -51,7 +52,6 @@ pub use notices::Captured;
 pub use session::{Conn, Session};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tracing::Instrument as _;
 
 /// Longest statement accepted.
 pub const MAX_STATEMENT: usize = 1024 * 1024;
@@ -100,6 +100,12 @@ impl super::capability::Capability for SqlSessions {
     fn finish<'a>(&'a mut self, _effects: &'a mut super::RunEffects) -> BoxFuture<'a, ()> {
         Box::pin(self.close())
     }
+
+    fn abandon<'a>(&'a mut self, target: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.timed_out(target, Duration::ZERO).await;
+        })
+    }
 }
 
 fn dialect_of(kind: TargetKind) -> Option<Dialect> {
@@ -110,21 +116,15 @@ fn dialect_of(kind: TargetKind) -> Option<Dialect> {
     }
 }
 
-/// What a statement call needs after the checks passed.
-pub(crate) struct Checked<'e> {
-    pub(crate) classified: Classified,
-    pub(crate) grant: &'e Grant,
-    pub(crate) kind: TargetKind,
-    pub(crate) target: &'e Target,
-}
-
-/// Walls 1 and 2: size caps, classification and the grant.
-pub(crate) fn check_statement<'e>(
-    env: &'e RunEnv,
+/// The statement's class and operation, after the limits on its size and
+/// parameters (the dialect is the target's): what the call's permission
+/// and span depend on.
+pub(crate) fn classify_statement(
+    env: &RunEnv,
     target: &str,
     statement: &str,
     params: &[Value],
-) -> Result<Checked<'e>, Error> {
+) -> Result<Classified, Error> {
     if statement.len() > MAX_STATEMENT {
         return Err(invalid(format!(
             "statement is {} bytes; the limit is {MAX_STATEMENT}",
@@ -142,24 +142,9 @@ pub(crate) fn check_statement<'e>(
     let Some(dialect) = dialect_of(t.kind) else {
         return Err(permission::wrong_kind(t, Kinded::Sql).into());
     };
-    let classified = classify::classify(statement, dialect).map_err(|e| match e {
+    classify::classify(statement, dialect).map_err(|e| match e {
         classify::ClassifyError::Forbidden { .. } => denied(e.to_string()),
         other => invalid(other.to_string()),
-    })?;
-    let Resolved {
-        target: t, grant, ..
-    } = check_target(
-        env.scope(),
-        TargetCall::Sql {
-            target,
-            class: classified.class,
-        },
-    )?;
-    Ok(Checked {
-        classified,
-        grant,
-        kind: t.kind,
-        target: t,
     })
 }
 
@@ -191,7 +176,6 @@ fn execute_action(
     class: CapabilityClass,
     statement: &str,
     params: &[Value],
-    state: ActionState,
 ) -> Action {
     let exact: Vec<String> = params.iter().map(param_text).collect();
     let fingerprint = crate::runs::fingerprint(target, class, statement.trim(), &exact);
@@ -209,7 +193,7 @@ fn execute_action(
         action_text(env, statement),
         shown,
         fingerprint,
-        state,
+        ActionState::Executed,
     )
 }
 
@@ -439,67 +423,59 @@ impl HostState {
         params: Vec<Value>,
         max_rows: u32,
     ) -> (Result<RowSet, Error>, Captured) {
-        let env = match self.run_env() {
-            Ok(env) => env,
-            Err(e) => return (Err(e), Captured::default()),
-        };
-        let checked = match check_statement(&env, target, statement, &params) {
-            Ok(c) => c,
-            Err(e) => return (Err(e), Captured::default()),
-        };
-        if checked.classified.class != CapabilityClass::Read {
-            return (
-                Err(invalid(format!(
-                    "`{}` is a {} statement: query runs reads only; use execute",
-                    checked.classified.operation, checked.classified.class
-                ))),
-                Captured::default(),
-            );
-        }
-        let grant = checked.grant;
-        let caps = Caps {
-            rows: match max_rows {
-                0 => grant.max_rows as usize,
-                n => n.min(grant.max_rows) as usize,
-            },
-            bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
-        };
-        let span = call_span("sql.query", &checked, target);
-        let timeout = call_timeout(&env, grant);
-        let (result, captured) = async {
-            let session = match session(
-                &mut self.sql,
-                &env,
-                checked.target,
-                grant,
-                CapabilityClass::Read,
-            )
-            .await
-            {
-                Ok(s) => s,
-                Err(e) => return (Err(e), Captured::default()),
-            };
-            let deadline = Instant::now() + timeout;
-            let classified = &checked.classified;
-            let work = run_query(session, classified, statement, params, &caps, deadline);
-            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
-            let result = match outcome {
-                Ok(Ok(set)) => Ok(set),
-                Ok(Err(e)) => Err(failure_error(&env, grant, e)),
-                Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            };
-            (result, captured)
-        }
-        .instrument(span.clone())
-        .await;
-        let captured = record_notices(&env, &span, captured);
-        match &result {
-            Ok(set) => {
-                span.record("db.response.returned_rows", set.rows.len());
-            }
-            Err(e) => record_error(&span, e),
-        }
+        let mut captured = Captured::default();
+        let result = self
+            .query_call(target, statement, params, max_rows, &mut captured)
+            .await;
         (result, captured)
+    }
+
+    async fn query_call(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+        max_rows: u32,
+        captured: &mut Captured,
+    ) -> Result<RowSet, Error> {
+        let env = self.run_env()?;
+        let classified = classify_statement(&env, target, statement, &params)
+            .map_err(|e| super::call::redact(&env, e))?;
+        if classified.class != CapabilityClass::Read {
+            return Err(invalid(format!(
+                "`{}` is a {} statement: query runs reads only; use execute",
+                classified.operation, classified.class
+            )));
+        }
+        let classified = &classified;
+        let class = classified.class;
+        let ask = TargetCall::Sql { target, class };
+        let call = Call::db("sql.query", &classified.operation, target, class, ask);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let (env, grant) = (cx.env, cx.grant);
+                let caps = Caps {
+                    rows: match max_rows {
+                        0 => grant.max_rows as usize,
+                        n => n.min(grant.max_rows) as usize,
+                    },
+                    bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
+                };
+                let session = session(&mut host.sql, env, cx.target, grant, class).await?;
+                let work = run_query(session, classified, statement, params, &caps, cx.deadline);
+                let (outcome, got) =
+                    notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                *captured = record_notices(env, cx.span, got);
+                let set = match outcome {
+                    Ok(Ok(set)) => set,
+                    Ok(Err(e)) => return Err(failure_error(env, grant, e)),
+                    Err(_) => return Err(host.sql.timed_out(target, cx.timeout).await),
+                };
+                cx.span.record("db.response.returned_rows", set.rows.len());
+                Ok(set)
+            })
+        })
+        .await
     }
 
     /// `sql.execute` without the wasm boundary (also used by tests).
@@ -522,80 +498,57 @@ impl HostState {
         statement: &str,
         params: Vec<Value>,
     ) -> (Result<Execution, Error>, Captured) {
-        let env = match self.run_env() {
-            Ok(env) => env,
-            Err(e) => return (Err(e), Captured::default()),
-        };
-        let checked = match check_statement(&env, target, statement, &params) {
-            Ok(c) => c,
-            Err(e) => return (Err(e), Captured::default()),
-        };
-        let class = checked.classified.class;
-        let grant = checked.grant;
-        let mutating = class.is_mutating();
-        let call = mutating.then(|| {
-            let state = if env.dry_run() {
-                ActionState::Planned
-            } else {
-                ActionState::Executed
-            };
-            execute_action(&env, target, class, statement, &params, state)
-        });
-        if let Some(call) = &call
-            && env.dry_run()
-        {
-            self.actions.push(call.clone());
-            return (
-                Ok(Execution {
-                    outcome: Outcome::Planned,
-                    class: to_wit_class(class),
-                    rows_affected: 0,
-                }),
-                Captured::default(),
-            );
-        }
-        if let Some(call) = &call
-            && let Err(e) = self.hold_to_plan(call)
-        {
-            return (Err(e), Captured::default());
-        }
-        let span = call_span("sql.execute", &checked, target);
-        let timeout = call_timeout(&env, grant);
-        let (result, captured) = async {
-            let session = match session(&mut self.sql, &env, checked.target, grant, class).await {
-                Ok(s) => s,
-                Err(e) => return (Err(e), Captured::default()),
-            };
-            let deadline = Instant::now() + timeout;
-            let work = run_execute(session, &checked.classified, statement, params, deadline);
-            let (outcome, captured) = notices::capture(tokio::time::timeout(timeout, work)).await;
-            let result = match outcome {
-                Ok(Ok(n)) => Ok(n),
-                Ok(Err(e)) => Err(failure_error(&env, grant, e)),
-                Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            };
-            (result, captured)
-        }
-        .instrument(span.clone())
-        .await;
-        let captured = record_notices(&env, &span, captured);
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        if let Some(mut call) = call {
-            if result.is_err() {
-                call.state = ActionState::Failed;
-            }
-            call.error = result.as_ref().err().map(error_text);
-            call.notices = captured.notices.clone();
-            self.actions.push(call);
-        }
-        let result = result.map(|rows_affected| Execution {
-            outcome: Outcome::Executed,
-            class: to_wit_class(class),
-            rows_affected,
-        });
+        let mut captured = Captured::default();
+        let result = self
+            .execute_call(target, statement, params, &mut captured)
+            .await;
         (result, captured)
+    }
+
+    async fn execute_call(
+        &mut self,
+        target: &str,
+        statement: &str,
+        params: Vec<Value>,
+        captured: &mut Captured,
+    ) -> Result<Execution, Error> {
+        let env = self.run_env()?;
+        let classified = classify_statement(&env, target, statement, &params)
+            .map_err(|e| super::call::redact(&env, e))?;
+        let classified = &classified;
+        let class = classified.class;
+        let ask = TargetCall::Sql { target, class };
+        let call = Call::db("sql.execute", &classified.operation, target, class, ask);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let env = cx.env;
+                let execution = |outcome, rows_affected| Execution {
+                    outcome,
+                    class: to_wit_class(class),
+                    rows_affected,
+                };
+                if class.is_mutating() {
+                    let action = execute_action(env, target, class, statement, &params);
+                    if host.mutation(env, action, Hold::ToPlan)? == Go::Planned {
+                        return Ok(execution(Outcome::Planned, 0));
+                    }
+                }
+                let session = session(&mut host.sql, env, cx.target, cx.grant, class).await?;
+                let work = run_execute(session, classified, statement, params, cx.deadline);
+                let (outcome, got) =
+                    notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                *captured = record_notices(env, cx.span, got);
+                if let Some(action) = host.pending_action() {
+                    action.notices = captured.notices.clone();
+                }
+                match outcome {
+                    Ok(Ok(n)) => Ok(execution(Outcome::Executed, n)),
+                    Ok(Err(e)) => Err(failure_error(env, cx.grant, e)),
+                    Err(_) => Err(host.sql.timed_out(target, cx.timeout).await),
+                }
+            })
+        })
+        .await
     }
 }
 
@@ -645,18 +598,6 @@ fn to_wit_notices(c: &Captured) -> Vec<WitNotice> {
             message: n.message.clone(),
         })
         .collect()
-}
-
-/// The span of one sql host call: semantic-convention attributes only,
-/// never the statement's parameters or the connection.
-fn call_span(call: &str, checked: &Checked<'_>, target: &str) -> tracing::Span {
-    crate::telemetry::host_call_span(
-        call,
-        system_name(checked.kind),
-        &checked.classified.operation,
-        target,
-        checked.classified.class.as_str(),
-    )
 }
 
 pub(crate) fn system_name(kind: TargetKind) -> &'static str {

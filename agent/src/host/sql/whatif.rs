@@ -13,17 +13,18 @@
 //! hypothetical indexes once and repeats `PREPARE` / `EXPLAIN EXECUTE` /
 //! `DEALLOCATE` per statement, each statement checked on its own.
 
-use super::{Conn, HostState, check_statement, db_error};
+use super::{Conn, HostState, classify_statement, db_error};
+use crate::host::call::Call;
+use crate::host::permission::TargetCall;
 use crate::capability::CapabilityClass;
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::planner::{
     Estimate, Host, HypotheticalIndex, IndexSpec,
 };
-use crate::host::{call_timeout, invalid, record_error};
+use crate::host::invalid;
 use crate::ident::quote;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
-use tracing::Instrument as _;
 
 /// Most hypothetical indexes per call.
 pub const MAX_HYPOTHETICAL: usize = 64;
@@ -297,94 +298,80 @@ impl HostState {
                 specs.len()
             )));
         }
-        // The target and its grant, through the checks of a trivial read.
-        let base = check_statement(&env, target, "SELECT 1", &[])?;
-        if base.kind != crate::capability::TargetKind::Postgres {
-            return Err(invalid(format!(
-                "target `{target}` is a {} database: what-if planning needs PostgreSQL with HypoPG",
-                base.kind
-            )));
-        }
-        let grant = base.grant;
+        // Each statement on its own: a read, or its own error.
         let checked: Vec<Prepared<'_>> = statements
             .iter()
             .map(|statement| {
-                let c = check_statement(&env, target, statement, &[])?;
-                if c.classified.class != CapabilityClass::Read {
+                let c = classify_statement(&env, target, statement, &[])?;
+                if c.class != CapabilityClass::Read {
                     return Err(invalid(format!(
                         "`{}` is a {} statement: only reads are planned",
-                        c.classified.operation, c.classified.class
+                        c.operation, c.class
                     )));
                 }
-                Ok((statement.as_str(), c.classified.operation))
+                Ok((statement.as_str(), c.operation))
             })
             .collect();
         let operation = match checked.as_slice() {
             [Ok((_, operation))] => operation.clone(),
-            [Err(e)] => return Err(e.clone()),
+            [Err(e)] => return Err(super::super::call::redact(&env, e.clone())),
             _ => format!("{} statements", statements.len()),
         };
-        let span = crate::telemetry::host_call_span(
-            if statements.len() == 1 {
-                "planner.explain_generic"
-            } else {
-                "planner.explain_generic_batch"
-            },
-            "postgresql",
-            &operation,
-            target,
-            CapabilityClass::Read.as_str(),
-        );
-        let timeout = call_timeout(&env, grant);
-        let result = async {
-            let session = super::session(
-                &mut self.sql,
-                &env,
-                base.target,
-                grant,
-                CapabilityClass::Read,
-            )
-            .await?;
-            session
-                .set_read_only(true)
-                .await
-                .map_err(|e| db_error(&env, grant, e))?;
-            let Conn::Postgres(conn) = &mut session.conn else {
-                return Err(invalid("what-if planning needs a PostgreSQL target"));
-            };
-            let work = async {
-                let hypothetical = match set_up(conn, &specs).await? {
-                    Ok(h) => h,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let mut out = Vec::with_capacity(checked.len());
-                for (n, statement) in checked.iter().enumerate() {
-                    out.push(match statement {
-                        Err(e) => Err(e.clone()),
-                        Ok((text, _)) => {
-                            match plan_one(conn, text, n, &hypothetical, with_plans).await {
-                                Ok(estimate) => Ok(estimate),
-                                Err(e) => Err(planning_error(&env, grant, e)),
-                            }
-                        }
-                    });
+        let name = if statements.len() == 1 {
+            "planner.explain_generic"
+        } else {
+            "planner.explain_generic_batch"
+        };
+        let class = CapabilityClass::Read;
+        let call = Call::db(name, &operation, target, class, TargetCall::Sql { target, class });
+        let (checked, specs) = (&checked, &specs);
+        self.call(call, |host, cx| {
+            Box::pin(async move {
+                let (env, grant) = (cx.env, cx.grant);
+                if cx.target.kind != crate::capability::TargetKind::Postgres {
+                    return Err(invalid(format!(
+                        "target `{target}` is a {} database: what-if planning needs PostgreSQL \
+                         with HypoPG",
+                        cx.target.kind
+                    )));
                 }
-                Ok(Ok(out))
-            };
-            let outcome = tokio::time::timeout(timeout, work).await;
-            clean_up(conn).await;
-            match outcome {
-                Ok(Ok(result)) => result,
-                Ok(Err(e)) => Err(planning_error(&env, grant, e)),
-                Err(_) => Err(self.sql.timed_out(target, timeout).await),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &result {
-            record_error(&span, e);
-        }
-        result
+                let session = super::session(&mut host.sql, env, cx.target, grant, class).await?;
+                session
+                    .set_read_only(true)
+                    .await
+                    .map_err(|e| db_error(env, grant, e))?;
+                let Conn::Postgres(conn) = &mut session.conn else {
+                    return Err(invalid("what-if planning needs a PostgreSQL target"));
+                };
+                let work = async {
+                    let hypothetical = match set_up(conn, specs).await? {
+                        Ok(h) => h,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let mut out = Vec::with_capacity(checked.len());
+                    for (n, statement) in checked.iter().enumerate() {
+                        out.push(match statement {
+                            Err(e) => Err(e.clone()),
+                            Ok((text, _)) => {
+                                match plan_one(conn, text, n, &hypothetical, with_plans).await {
+                                    Ok(estimate) => Ok(estimate),
+                                    Err(e) => Err(planning_error(env, grant, e)),
+                                }
+                            }
+                        });
+                    }
+                    Ok(Ok(out))
+                };
+                let outcome = tokio::time::timeout(cx.left(), work).await;
+                clean_up(conn).await;
+                match outcome {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(e)) => Err(planning_error(env, grant, e)),
+                    Err(_) => Err(host.sql.timed_out(target, cx.timeout).await),
+                }
+            })
+        })
+        .await
     }
 }
 
