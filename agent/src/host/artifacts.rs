@@ -234,9 +234,11 @@ impl HostState {
             .map_err(|e| artifact_error(env, e))?;
         let tools = tools(env);
         let ctx = dump_context(env, &tools);
-        let dumped =
-            tokio::time::timeout(cx.left(), dump_boxed(source, &options, pending.path(), &ctx))
-                .await;
+        let dumped = tokio::time::timeout(
+            cx.left(),
+            dump_boxed(source, &options, pending.path(), &ctx),
+        )
+        .await;
         let outcome = match dumped {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -393,7 +395,13 @@ impl HostState {
         name: &str,
     ) -> Result<wit::VerifyResult, Error> {
         let ask = TargetCall::Artifacts { target, store };
-        let call = Call::db("artifacts.verify", "verify", target, CapabilityClass::Read, ask);
+        let call = Call::db(
+            "artifacts.verify",
+            "verify",
+            target,
+            CapabilityClass::Read,
+            ask,
+        );
         self.call(call.for_the_run(), |_, cx| {
             Box::pin(async move {
                 let full = full_name(target, name)?;
@@ -418,7 +426,13 @@ impl HostState {
         name: &str,
     ) -> Result<wit::Outcome, Error> {
         let ask = TargetCall::Artifacts { target, store };
-        let call = Call::db("artifacts.delete", "delete", target, CapabilityClass::Write, ask);
+        let call = Call::db(
+            "artifacts.delete",
+            "delete",
+            target,
+            CapabilityClass::Write,
+            ask,
+        );
         self.call(call, |host, cx| {
             Box::pin(async move {
                 let env = cx.env;
@@ -426,7 +440,10 @@ impl HostState {
                 let opened = open_store(env, store)?;
                 if env.dry_run() {
                     // Say now if there is nothing to delete, as the real run would.
-                    let found = opened.get(&full).await.map_err(|e| artifact_error(env, e))?;
+                    let found = opened
+                        .get(&full)
+                        .await
+                        .map_err(|e| artifact_error(env, e))?;
                     if found.is_none() {
                         return Err(invalid(format!("store `{store}` has no artifact `{full}`")));
                     }

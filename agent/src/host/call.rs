@@ -158,8 +158,7 @@ impl HostState {
     pub async fn call<'x, T, F>(&mut self, call: Call<'x>, work: F) -> Result<T, Error>
     where
         T: Send,
-        F: for<'e> FnOnce(&'e mut HostState, Cx<'e, 'x>) -> BoxFuture<'e, Result<T, Error>>
-            + Send,
+        F: for<'e> FnOnce(&'e mut HostState, Cx<'e, 'x>) -> BoxFuture<'e, Result<T, Error>> + Send,
     {
         let env = self.run_env()?;
         let span = match call.span {
@@ -204,8 +203,7 @@ impl HostState {
     ) -> Result<T, Error>
     where
         T: Send,
-        F: for<'e> FnOnce(&'e mut HostState, Cx<'e, 'x>) -> BoxFuture<'e, Result<T, Error>>
-            + Send,
+        F: for<'e> FnOnce(&'e mut HostState, Cx<'e, 'x>) -> BoxFuture<'e, Result<T, Error>> + Send,
     {
         let Resolved { target, grant } = check_target(env.scope(), call.ask)?;
         let timeout = match call.budget {

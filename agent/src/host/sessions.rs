@@ -461,9 +461,14 @@ impl HostState {
                 "no session with pid {pid} on target `{target}`: a backend pid is positive"
             )));
         }
-        let session =
-            super::sql::session(&mut self.sql, env, t, grant, CapabilityClass::SessionControl)
-                .await?;
+        let session = super::sql::session(
+            &mut self.sql,
+            env,
+            t,
+            grant,
+            CapabilityClass::SessionControl,
+        )
+        .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"
@@ -489,9 +494,14 @@ impl HostState {
         if self.mutation(env, call, Hold::ToPlan)? == Go::Planned {
             return Ok(planned(env, &description));
         }
-        let session =
-            super::sql::session(&mut self.sql, env, t, grant, CapabilityClass::SessionControl)
-                .await?;
+        let session = super::sql::session(
+            &mut self.sql,
+            env,
+            t,
+            grant,
+            CapabilityClass::SessionControl,
+        )
+        .await?;
         let Conn::Postgres(conn) = &mut session.conn else {
             return Err(denied(format!(
                 "target `{target}` is not a PostgreSQL database"

@@ -244,7 +244,13 @@ impl HostState {
         let classified = &classified;
         let class = classified.class;
         let ask = TargetCall::Mongo { target, class };
-        let call = Call::db("mongo.run_command", &classified.operation, target, class, ask);
+        let call = Call::db(
+            "mongo.run_command",
+            &classified.operation,
+            target,
+            class,
+            ask,
+        );
         self.call(call, |host, cx| {
             Box::pin(async move {
                 let (env, grant) = (cx.env, cx.grant);

@@ -33,8 +33,8 @@ pub mod notices;
 pub mod session;
 pub mod whatif;
 
-use super::permission::{self, Kinded, LocalCall, TargetCall, check_local, check_target};
 use super::call::{Call, Go, Hold};
+use super::permission::{self, Kinded, LocalCall, TargetCall, check_local, check_target};
 use super::{HostState, RunEnv, denied, invalid};
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::config::Target;
@@ -463,8 +463,7 @@ impl HostState {
                 };
                 let session = session(&mut host.sql, env, cx.target, grant, class).await?;
                 let work = run_query(session, classified, statement, params, &caps, cx.deadline);
-                let (outcome, got) =
-                    notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                let (outcome, got) = notices::capture(tokio::time::timeout(cx.left(), work)).await;
                 *captured = record_notices(env, cx.span, got);
                 let set = match outcome {
                     Ok(Ok(set)) => set,
@@ -535,8 +534,7 @@ impl HostState {
                 }
                 let session = session(&mut host.sql, env, cx.target, cx.grant, class).await?;
                 let work = run_execute(session, classified, statement, params, cx.deadline);
-                let (outcome, got) =
-                    notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                let (outcome, got) = notices::capture(tokio::time::timeout(cx.left(), work)).await;
                 *captured = record_notices(env, cx.span, got);
                 if let Some(action) = host.pending_action() {
                     action.notices = captured.notices.clone();

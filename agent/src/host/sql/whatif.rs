@@ -14,14 +14,14 @@
 //! `DEALLOCATE` per statement, each statement checked on its own.
 
 use super::{Conn, HostState, classify_statement, db_error};
-use crate::host::call::Call;
-use crate::host::permission::TargetCall;
 use crate::capability::CapabilityClass;
 use crate::host::bindings::types::Error;
 use crate::host::bindings::warden::plugin::planner::{
     Estimate, Host, HypotheticalIndex, IndexSpec,
 };
+use crate::host::call::Call;
 use crate::host::invalid;
+use crate::host::permission::TargetCall;
 use crate::ident::quote;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
@@ -323,7 +323,13 @@ impl HostState {
             "planner.explain_generic_batch"
         };
         let class = CapabilityClass::Read;
-        let call = Call::db(name, &operation, target, class, TargetCall::Sql { target, class });
+        let call = Call::db(
+            name,
+            &operation,
+            target,
+            class,
+            TargetCall::Sql { target, class },
+        );
         let (checked, specs) = (&checked, &specs);
         self.call(call, |host, cx| {
             Box::pin(async move {
