@@ -64,6 +64,15 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The OpenTelemetry `db.system.name` of this kind of database.
+    pub const fn db_system(self) -> &'static str {
+        match self {
+            TargetKind::Postgres => "postgresql",
+            TargetKind::Sqlite => "sqlite",
+            TargetKind::Mongodb => "mongodb",
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             TargetKind::Sqlite => "sqlite",

@@ -28,7 +28,6 @@
 //! [abandons]: super::capability::Capability::abandon
 
 use super::bindings::types::{DbError, Error};
-use super::capability::Capability as _;
 use super::permission::{Resolved, TargetCall, check_target};
 use super::{HostState, RunEnv, call_timeout, record_error};
 use crate::capability::CapabilityClass;
@@ -170,7 +169,7 @@ impl HostState {
                 let system = env
                     .config
                     .target(namespace)
-                    .map_or("other", |t| super::sql::system_name(t.kind));
+                    .map_or("other", |t| t.kind.db_system());
                 crate::telemetry::host_call_span(
                     call.name,
                     system,
@@ -246,13 +245,6 @@ impl HostState {
             }
         }
         result
-    }
-
-    /// Every capability lets go of what it had open on `target` (a call
-    /// outlived its budget).
-    async fn abandon(&mut self, target: &str) {
-        self.sql.abandon(target).await;
-        self.mongo.abandon(target).await;
     }
 
     /// Before the work makes a mutation (`action`, in the state

@@ -305,6 +305,13 @@ impl HostState {
         effects
     }
 
+    /// Every capability lets go of what it had open on `target` (a call
+    /// outlived its budget; see [`call`]).
+    async fn abandon(&mut self, target: &str) {
+        self.sql.abandon(target).await;
+        self.mongo.abandon(target).await;
+    }
+
     /// The run's environment (`None` while `describe` runs).
     pub fn env(&self) -> Option<&Arc<RunEnv>> {
         self.env.as_ref()

@@ -1,9 +1,11 @@
 //! The middle of the test pyramid: capability code called without wasm
 //! (`HostState::for_test`), against real services (a SQLite file, a local
-//! artifact store, the run store), then `HostState::finish` for what the
-//! run hands back.
+//! artifact store, the run store, the run's PostgreSQL cluster), then
+//! `HostState::finish` for what the run hands back.
 
 mod artifacts;
+mod postgres;
+mod runbooks;
 mod sql;
 mod state;
 
@@ -43,13 +45,18 @@ pub async fn load(w: &World) -> Loaded {
 impl Loaded {
     /// A run of `plugin` on `target`, as its store data.
     pub fn run(&self, plugin: &str, target: &str, dry_run: bool) -> HostState {
-        HostState::for_test(Arc::new(RunEnv::for_test(
+        HostState::for_test(Arc::new(self.env(plugin, target, dry_run)))
+    }
+
+    /// The environment of such a run, to change before it starts.
+    pub fn env(&self, plugin: &str, target: &str, dry_run: bool) -> RunEnv {
+        RunEnv::for_test(
             plugin,
             target,
             self.config.clone(),
             self.policies.clone(),
             self.store.clone(),
             dry_run,
-        )))
+        )
     }
 }

@@ -313,23 +313,24 @@ impl HostState {
         self.run_env()?;
         let (command, raw, classified) = parse_and_classify(command)?;
         let operation = classified.operation.as_str();
-        if operation != "find" && operation != "aggregate" {
-            return Err(invalid(format!(
-                "open-cursor takes a `find` or `aggregate` command, not `{operation}`"
-            )));
-        }
-        if classified.class != CapabilityClass::Read {
-            return Err(invalid(format!(
-                "this `{operation}` is a {} command (it writes with $out or $merge): \
-                 open-cursor runs reads only; use run-command",
-                classified.class
-            )));
-        }
         let class = classified.class;
         let ask = TargetCall::Mongo { target, class };
         let call = Call::db("mongo.open_cursor", operation, target, class, ask);
         self.call(call, |host, cx| {
             Box::pin(async move {
+                // After the permission (a write is refused as one).
+                if operation != "find" && operation != "aggregate" {
+                    return Err(invalid(format!(
+                        "open-cursor takes a `find` or `aggregate` command, not `{operation}`"
+                    )));
+                }
+                if classified.class != CapabilityClass::Read {
+                    return Err(invalid(format!(
+                        "this `{operation}` is a {} command (it writes with $out or $merge): \
+                         open-cursor runs reads only; use run-command",
+                        classified.class
+                    )));
+                }
                 let (env, grant) = (cx.env, cx.grant);
                 let database = database_of(env, cx.target, database)?;
                 let raw = with_max_time(command, raw, operation, grant)?;

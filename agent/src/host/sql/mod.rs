@@ -441,18 +441,19 @@ impl HostState {
         let env = self.run_env()?;
         let classified = classify_statement(&env, target, statement, &params)
             .map_err(|e| super::call::redact(&env, e))?;
-        if classified.class != CapabilityClass::Read {
-            return Err(invalid(format!(
-                "`{}` is a {} statement: query runs reads only; use execute",
-                classified.operation, classified.class
-            )));
-        }
         let classified = &classified;
         let class = classified.class;
         let ask = TargetCall::Sql { target, class };
         let call = Call::db("sql.query", &classified.operation, target, class, ask);
         self.call(call, |host, cx| {
             Box::pin(async move {
+                // After the permission (a write is refused as one).
+                if class != CapabilityClass::Read {
+                    return Err(invalid(format!(
+                        "`{}` is a {class} statement: query runs reads only; use execute",
+                        classified.operation
+                    )));
+                }
                 let (env, grant) = (cx.env, cx.grant);
                 let caps = Caps {
                     rows: match max_rows {
@@ -596,14 +597,6 @@ fn to_wit_notices(c: &Captured) -> Vec<WitNotice> {
             message: n.message.clone(),
         })
         .collect()
-}
-
-pub(crate) fn system_name(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Postgres => "postgresql",
-        TargetKind::Sqlite => "sqlite",
-        TargetKind::Mongodb => "mongodb",
-    }
 }
 
 impl Host for HostState {

@@ -21,7 +21,7 @@ use crate::host::bindings::warden::plugin::planner::{
 };
 use crate::host::call::Call;
 use crate::host::invalid;
-use crate::host::permission::TargetCall;
+use crate::host::permission::{TargetCall, check_target};
 use crate::ident::quote;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
@@ -303,6 +303,8 @@ impl HostState {
             .iter()
             .map(|statement| {
                 let c = classify_statement(&env, target, statement, &[])?;
+                let class = c.class;
+                check_target(env.scope(), TargetCall::Sql { target, class })?;
                 if c.class != CapabilityClass::Read {
                     return Err(invalid(format!(
                         "`{}` is a {} statement: only reads are planned",
