@@ -728,14 +728,11 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<Manifest>, ArtifactErr
     let mut stack = vec![start];
     while let Some((dir, rel)) = stack.pop() {
         let mut entries = Vec::new();
-        let read = match fs::read_dir(&dir) {
-            Ok(read) => read,
-            // Deleted meanwhile.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(ArtifactError::io(&dir, e)),
+        // None: deleted meanwhile.
+        let Some(read) = dir_entries(&dir)? else {
+            continue;
         };
         for entry in read {
-            let entry = entry.map_err(|e| ArtifactError::io(&dir, e))?;
             let file_type = entry
                 .file_type()
                 .map_err(|e| ArtifactError::io(entry.path(), e))?;
@@ -936,13 +933,10 @@ fn sweep_blocking(root: &Path, older_than: Duration) -> Result<Vec<PathBuf>, Art
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let mut entries = Vec::new();
-        let read = match fs::read_dir(&dir) {
-            Ok(read) => read,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(ArtifactError::io(&dir, e)),
+        let Some(read) = dir_entries(&dir)? else {
+            continue;
         };
         for entry in read {
-            let entry = entry.map_err(|e| ArtifactError::io(&dir, e))?;
             let path = entry.path();
             let meta = match fs::symlink_metadata(&path) {
                 Ok(meta) => meta,
@@ -1204,4 +1198,16 @@ impl Drop for LocalPending {
             Err(_) => cleanup.run(),
         }
     }
+}
+
+/// The entries of `dir`, or `None` when it is gone (deleted meanwhile).
+fn dir_entries(dir: &Path) -> Result<Option<Vec<fs::DirEntry>>, ArtifactError> {
+    let read = match fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ArtifactError::io(dir, e)),
+    };
+    read.map(|entry| entry.map_err(|e| ArtifactError::io(dir, e)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

@@ -293,23 +293,15 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             // Without a kind the URL cannot be checked; with a connection
             // field dropped for a bad value (reported), "no URL" or "several
             // URLs" would be noise.
-            let url_broken = URL_FIELDS.iter().any(|field| table.is_broken(field));
-            let url = match kind {
-                Some(kind) if !url_broken => {
-                    let shown = name.map_or("?", |name| name.get_ref().as_str());
-                    self.url(table, shown, *kind.get_ref(), diags)
-                }
-                _ => None,
+            let shown = name.map_or("?", |name| name.get_ref().as_str());
+            let checkable = |fields: &[&str]| {
+                let broken = fields.iter().any(|field| table.is_broken(field));
+                kind.filter(|_| !broken).map(|kind| *kind.get_ref())
             };
-            let read_broken = READ_URL_FIELDS.iter().any(|field| table.is_broken(field));
+            let url = checkable(&URL_FIELDS).and_then(|kind| self.url(table, shown, kind, diags));
             // `None` when reported; `Some(None)` when not set.
-            let read_url = match kind {
-                Some(kind) if !read_broken => {
-                    let shown = name.map_or("?", |name| name.get_ref().as_str());
-                    self.read_url(table, shown, *kind.get_ref(), diags)
-                }
-                _ => None,
-            };
+            let read_url = checkable(&READ_URL_FIELDS)
+                .and_then(|kind| self.read_url(table, shown, kind, diags));
             if let (true, Some(name), Some(kind), Some(url), Some(read_url)) =
                 (valid, name, kind, url, read_url)
             {
@@ -335,16 +327,15 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         diags: &mut Diagnostics,
     ) -> Option<Secret> {
         let target = &table.value;
-        let given: Vec<(&str, Range<usize>)> = [
-            target.url_env.as_ref().map(Spanned::span),
-            target.url_file.as_ref().map(Spanned::span),
-            target.path.as_ref().map(Spanned::span),
-            target.url.as_ref().map(Spanned::span),
-        ]
-        .into_iter()
-        .zip(URL_FIELDS)
-        .filter_map(|(span, key)| Some((key, span?)))
-        .collect();
+        let given = given(
+            &URL_FIELDS,
+            [
+                target.url_env.as_ref().map(Spanned::span),
+                target.url_file.as_ref().map(Spanned::span),
+                target.path.as_ref().map(Spanned::span),
+                target.url.as_ref().map(Spanned::span),
+            ],
+        );
         let how = match kind {
             TargetKind::Sqlite => "`url_env`, `url_file`, `path` or `url`",
             TargetKind::Postgres | TargetKind::Mongodb => "`url_env` or `url_file`",
@@ -371,9 +362,8 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             [_] => {}
         }
 
-        let fail = |diags: &mut Diagnostics, key: &str, span: &Range<usize>, message: String| {
-            diags.push(table.source.error(span, table.field(key), message));
-            None
+        let fail = |diags: &mut Diagnostics, key: &str, span: &Range<usize>, message| {
+            report(table, span.clone(), key, diags, message)
         };
         if let Some(env_name) = &target.url_env {
             return self.url_from_env(
@@ -392,16 +382,20 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
             "target `{name}` is a {kind} database: put the URL in an environment variable \
              (url_env) or a file (url_file): inline credentials are refused"
         );
+        let inline = [
+            ("path", target.path.as_ref().map(Spanned::span)),
+            ("url", target.url.as_ref().map(Spanned::span)),
+        ];
+        for (key, at) in inline {
+            if let Some(at) = at
+                && kind != TargetKind::Sqlite
+            {
+                let message = format!("`{key}` is only for sqlite targets; {refused}");
+                return fail(diags, key, &at, message);
+            }
+        }
         if let Some(path) = &target.path {
             let at = path.span();
-            if kind != TargetKind::Sqlite {
-                return fail(
-                    diags,
-                    "path",
-                    &at,
-                    format!("`path` is only for sqlite targets; {refused}"),
-                );
-            }
             if path.get_ref().as_os_str().is_empty() {
                 return fail(
                     diags,
@@ -417,14 +411,6 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         }
         if let Some(url) = &target.url {
             let at = url.span();
-            if kind != TargetKind::Sqlite {
-                return fail(
-                    diags,
-                    "url",
-                    &at,
-                    format!("`url` is only for sqlite targets; {refused}"),
-                );
-            }
             return match check_url(kind, url.get_ref())
                 .and_then(|()| sqlite_url_in(self.dir, url.get_ref()))
             {
@@ -451,14 +437,13 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         diags: &mut Diagnostics,
     ) -> Option<Option<Secret>> {
         let target = &table.value;
-        let given: Vec<(&str, Range<usize>)> = [
-            target.read_url_env.as_ref().map(Spanned::span),
-            target.read_url_file.as_ref().map(Spanned::span),
-        ]
-        .into_iter()
-        .zip(READ_URL_FIELDS)
-        .filter_map(|(span, key)| Some((key, span?)))
-        .collect();
+        let given = given(
+            &READ_URL_FIELDS,
+            [
+                target.read_url_env.as_ref().map(Spanned::span),
+                target.read_url_file.as_ref().map(Spanned::span),
+            ],
+        );
         let (first, first_span) = match given.as_slice() {
             [] => return Some(None),
             [(first, _), (second, second_span), ..] => {
@@ -515,14 +500,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         env_name: &Spanned<String>,
         diags: &mut Diagnostics,
     ) -> Option<Secret> {
-        let fail = |diags: &mut Diagnostics, message: String| {
-            diags.push(
-                table
-                    .source
-                    .error(&env_name.span(), table.field(field), message),
-            );
-            None
-        };
+        let fail = |diags: &mut _, message| report(table, env_name.span(), field, diags, message);
         let env_name = env_name.get_ref();
         if !is_valid_env_name(env_name) {
             // Do not quote it: it may be a URL put in the wrong field.
@@ -550,12 +528,10 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 format!("target `{name}`: environment variable `{env_name}` is not valid UTF-8"),
             );
         };
-        match check_url(kind, value.trim()) {
-            Ok(()) => Some(Secret::new(value.trim())),
-            Err(problem) => fail(
-                diags,
-                format!("target `{name}`: the URL in environment variable `{env_name}` {problem}"),
-            ),
+        let whence = format!("environment variable `{env_name}`");
+        match checked_url(kind, name, &value, &whence) {
+            Ok(url) => Some(url),
+            Err(message) => fail(diags, message),
         }
     }
 
@@ -571,14 +547,7 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
         url_file: &Spanned<PathBuf>,
         diags: &mut Diagnostics,
     ) -> Option<Secret> {
-        let fail = |diags: &mut Diagnostics, message: String| {
-            diags.push(
-                table
-                    .source
-                    .error(&url_file.span(), table.field(field), message),
-            );
-            None
-        };
+        let fail = |diags: &mut _, message| report(table, url_file.span(), field, diags, message);
         let shown = url_file.get_ref().display().to_string();
         if shown.contains("://") || shown.contains('@') {
             // Do not quote it: it may be a URL put in the wrong field.
@@ -603,15 +572,42 @@ impl<E: Fn(&str) -> Option<OsString>> Resolver<'_, E> {
                 );
             }
         };
-        match check_url(kind, value.trim()) {
-            Ok(()) => Some(Secret::new(value.trim())),
-            Err(problem) => fail(
-                diags,
-                format!(
-                    "target `{name}`: the URL in file {} {problem}",
-                    path.display()
-                ),
-            ),
+        let whence = format!("file {}", path.display());
+        match checked_url(kind, name, &value, &whence) {
+            Ok(url) => Some(url),
+            Err(message) => fail(diags, message),
         }
     }
+}
+
+/// Reports `message` at `span`, on `field` of the target's table.
+fn report<T>(
+    table: &Table<'_, TargetFile>,
+    span: Range<usize>,
+    field: &str,
+    diags: &mut Diagnostics,
+    message: String,
+) -> Option<T> {
+    diags.push(table.source.error(&span, table.field(field), message));
+    None
+}
+
+/// The URL `value` (trimmed) read from `whence`, checked for `kind`; the
+/// message names the target and where the URL came from, never the URL.
+fn checked_url(kind: TargetKind, name: &str, value: &str, whence: &str) -> Result<Secret, String> {
+    check_url(kind, value.trim())
+        .map(|()| Secret::new(value.trim()))
+        .map_err(|problem| format!("target `{name}`: the URL in {whence} {problem}"))
+}
+
+/// The fields of `keys` that are set, with their spans (`spans` in the
+/// order of `keys`).
+fn given<const N: usize>(
+    keys: &[&'static str; N],
+    spans: [Option<Range<usize>>; N],
+) -> Vec<(&'static str, Range<usize>)> {
+    keys.iter()
+        .zip(spans)
+        .filter_map(|(key, span)| Some((*key, span?)))
+        .collect()
 }

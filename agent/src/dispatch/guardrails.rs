@@ -236,7 +236,7 @@ impl Guardrails {
                 };
             }
         }
-        self.remember(rule, target, key, labels, run_id, now);
+        self.remember(rule, target, (key, labels), run_id, now);
         Verdict::Run
     }
 
@@ -244,8 +244,7 @@ impl Guardrails {
         &mut self,
         rule: &Rule,
         target: &str,
-        key: &AlertKey,
-        labels: &BTreeMap<String, String>,
+        (key, labels): (&AlertKey, &BTreeMap<String, String>),
         run_id: &str,
         at: DateTime<Utc>,
     ) {

@@ -29,9 +29,13 @@ pub struct RunEffects {
 }
 
 /// One capability's per-run state.
-pub trait Capability: Send + Sized {
-    /// The state at the start of a run (`env` is `None` in `describe`).
-    fn prepare(env: Option<&RunEnv>) -> Self;
+pub trait Capability: Send + Sized + Default {
+    /// The state at the start of a run (`env` is `None` in `describe`):
+    /// empty unless the capability says otherwise.
+    fn prepare(env: Option<&RunEnv>) -> Self {
+        let _ = env;
+        Self::default()
+    }
     /// Ends the run for this capability: closes what it opened and moves
     /// what it produced into `effects`. Called once, after the guest
     /// returned (or was stopped).

@@ -24,10 +24,6 @@ pub struct LogSink {
 
 /// The run's log: empty at start, its lines handed back at the end.
 impl super::capability::Capability for LogSink {
-    fn prepare(_env: Option<&super::RunEnv>) -> Self {
-        LogSink::default()
-    }
-
     fn finish<'a>(
         &'a mut self,
         effects: &'a mut super::RunEffects,

@@ -339,28 +339,33 @@ mod tests {
         assert!(matches!(normalized("/x\0y"), Err(Error::InvalidInput(_))));
     }
 
+    /// Where a window is cut, forward (the flag: at the end of the file)
+    /// and backward (the flag: a byte before the window was read).
     #[test]
-    fn forward_chunks_end_after_a_newline() {
-        assert_eq!(cut_forward(b"ab\ncd\nef", false), (6, false));
-        assert_eq!(cut_forward(b"ab\ncd\n", false), (6, false));
-        // A line longer than the window.
-        assert_eq!(cut_forward(b"abcdef", false), (6, true));
-        // At the end of the file, everything (a last line without `\n`).
-        assert_eq!(cut_forward(b"ab\ncd", true), (5, false));
-        assert_eq!(cut_forward(b"", true), (0, false));
-    }
-
-    #[test]
-    fn backward_chunks_start_after_a_newline() {
-        // From the file's start: whole.
-        assert_eq!(cut_back(b"ab\ncd\n", false), (0, false));
-        // The byte before the window is a `\n`: the window starts a line.
-        assert_eq!(cut_back(b"\nab\ncd\n", true), (1, false));
-        // The window starts inside a line: skip to the next one.
-        assert_eq!(cut_back(b"xab\ncd\n", true), (4, false));
-        // The only `\n` ends the window: one long line, returned cut.
-        assert_eq!(cut_back(b"xabcd\n", true), (1, true));
-        assert_eq!(cut_back(b"xabcd", true), (1, true));
+    fn windows_are_cut_at_newlines() {
+        type Cut = fn(&[u8], bool) -> (usize, bool);
+        let (fwd, back): (Cut, Cut) = (cut_forward, cut_back);
+        let cases: [(Cut, &[u8], bool, (usize, bool)); 10] = [
+            (fwd, b"ab\ncd\nef", false, (6, false)),
+            (fwd, b"ab\ncd\n", false, (6, false)),
+            // A line longer than the window.
+            (fwd, b"abcdef", false, (6, true)),
+            // At the end of the file, everything (a last line without `\n`).
+            (fwd, b"ab\ncd", true, (5, false)),
+            (fwd, b"", true, (0, false)),
+            // From the file's start: whole.
+            (back, b"ab\ncd\n", false, (0, false)),
+            // The byte before the window is a `\n`: the window starts a line.
+            (back, b"\nab\ncd\n", true, (1, false)),
+            // The window starts inside a line: skip to the next one.
+            (back, b"xab\ncd\n", true, (4, false)),
+            // The only `\n` ends the window: one long line, returned cut.
+            (back, b"xabcd\n", true, (1, true)),
+            (back, b"xabcd", true, (1, true)),
+        ];
+        for (n, (cut, window, flag, want)) in cases.into_iter().enumerate() {
+            assert_eq!(cut(window, flag), want, "case {n}: {window:?}");
+        }
     }
 
     /// A file's bytes through [`cut_forward`] / [`cut_back`] in small

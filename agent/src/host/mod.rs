@@ -351,6 +351,14 @@ pub(crate) fn invalid(msg: impl Into<String>) -> types::Error {
     types::Error::InvalidInput(msg.into())
 }
 
+/// `invalid-input` "`what`; the limit is `max`" when `n` is over `max`.
+pub(crate) fn at_most(n: usize, max: usize, what: impl FnOnce() -> String) -> Result<(), Error> {
+    if n > max {
+        return Err(invalid(format!("{}; the limit is {max}", what())));
+    }
+    Ok(())
+}
+
 /// `warden:plugin/types` has no functions; the linker still wants the trait.
 impl crate::host::bindings::types::Host for HostState {}
 

@@ -428,6 +428,20 @@ fn planned(env: &RunEnv, description: &str) -> Outcome {
 }
 
 impl HostState {
+    /// The run's PostgreSQL connection to the call's target.
+    async fn pg_conn(&mut self, cx: &Cx<'_, '_>) -> Result<&mut PgConnection, Error> {
+        let class = CapabilityClass::SessionControl;
+        let session =
+            super::sql::session(&mut self.sql, cx.env, cx.target, cx.grant, class).await?;
+        match &mut session.conn {
+            Conn::Postgres(conn) => Ok(conn),
+            Conn::Sqlite(_) => Err(denied(format!(
+                "target `{}` is not a PostgreSQL database",
+                cx.target.name
+            ))),
+        }
+    }
+
     /// `sessions.signal-backend` without the wasm boundary.
     pub async fn sessions_signal_backend(
         &mut self,
@@ -461,19 +475,7 @@ impl HostState {
                 "no session with pid {pid} on target `{target}`: a backend pid is positive"
             )));
         }
-        let session = super::sql::session(
-            &mut self.sql,
-            env,
-            t,
-            grant,
-            CapabilityClass::SessionControl,
-        )
-        .await?;
-        let Conn::Postgres(conn) = &mut session.conn else {
-            return Err(denied(format!(
-                "target `{target}` is not a PostgreSQL database"
-            )));
-        };
+        let conn = self.pg_conn(&cx).await?;
         let looked = tokio::time::timeout(cx.left(), pg_lookup(conn, pid)).await;
         let (backend, own_pid) = match looked {
             Err(_) => return Err(self.sql.timed_out(target, cx.timeout).await),
@@ -494,19 +496,7 @@ impl HostState {
         if self.mutation(env, call, Hold::ToPlan)? == Go::Planned {
             return Ok(planned(env, &description));
         }
-        let session = super::sql::session(
-            &mut self.sql,
-            env,
-            t,
-            grant,
-            CapabilityClass::SessionControl,
-        )
-        .await?;
-        let Conn::Postgres(conn) = &mut session.conn else {
-            return Err(denied(format!(
-                "target `{target}` is not a PostgreSQL database"
-            )));
-        };
+        let conn = self.pg_conn(&cx).await?;
         let sent = tokio::time::timeout(cx.left(), pg_signal(conn, &backend, signal)).await;
         let found = match sent {
             Err(_) => return Err(self.sql.timed_out(target, cx.timeout).await),

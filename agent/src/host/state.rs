@@ -28,10 +28,6 @@ pub struct StateOverlay {
 /// The run's writes: none at start, handed back at the end (the runtime
 /// commits them only for a succeeded, non-dry run).
 impl super::capability::Capability for StateOverlay {
-    fn prepare(_env: Option<&super::RunEnv>) -> Self {
-        StateOverlay::default()
-    }
-
     fn finish<'a>(
         &'a mut self,
         effects: &'a mut super::RunEffects,

@@ -110,10 +110,9 @@ pub async fn run(
     }
 }
 
-/// The run of schedule `s` for its tick `tick`, requested at `now` (with the
-/// schedule's jitter as `not_before`).
-fn scheduled_run(s: &Schedule, tick: DateTime<Utc>, now: DateTime<Utc>) -> RunRecord {
-    let mut rec = RunRecord::new(
+/// A new record of a run of schedule `s`.
+fn schedule_record(s: &Schedule) -> RunRecord {
+    RunRecord::new(
         &s.plugin,
         &s.target,
         Trigger::Schedule {
@@ -121,7 +120,13 @@ fn scheduled_run(s: &Schedule, tick: DateTime<Utc>, now: DateTime<Utc>) -> RunRe
         },
         s.params.clone(),
         s.dry_run,
-    );
+    )
+}
+
+/// The run of schedule `s` for its tick `tick`, requested at `now` (with the
+/// schedule's jitter as `not_before`).
+fn scheduled_run(s: &Schedule, tick: DateTime<Utc>, now: DateTime<Utc>) -> RunRecord {
+    let mut rec = schedule_record(s);
     rec.scheduled_for = Some(tick);
     let jitter = s.jitter_delay();
     if !jitter.is_zero() {
@@ -213,15 +218,7 @@ async fn account_missed(agent: &Agent, admitter: &Admitter, now: DateTime<Utc>) 
         );
         let caught_up = (s.catch_up == CatchUp::Latest).then(|| scheduled_run(s, latest, now));
         for (i, tick) in ticks.iter().enumerate() {
-            let mut rec = RunRecord::new(
-                &s.plugin,
-                &s.target,
-                Trigger::Schedule {
-                    name: s.name.clone(),
-                },
-                s.params.clone(),
-                s.dry_run,
-            );
+            let mut rec = schedule_record(s);
             rec.status = RunStatus::Missed;
             rec.scheduled_for = Some(*tick);
             rec.ended_at = Some(now);

@@ -73,10 +73,6 @@ impl MongoSessions {
 
 /// The run's MongoDB clients: none at start, shut down at the end.
 impl super::capability::Capability for MongoSessions {
-    fn prepare(_env: Option<&RunEnv>) -> Self {
-        MongoSessions::default()
-    }
-
     fn finish<'a>(
         &'a mut self,
         _effects: &'a mut super::RunEffects,
@@ -232,6 +228,12 @@ fn action_text(env: &RunEnv, database: &str, command: &Document) -> String {
 }
 
 impl HostState {
+    /// [`parse_and_classify`] in the run (denied in `describe`).
+    fn parsed(&self, command: &[u8]) -> Result<(Document, RawDocumentBuf, MongoClassified), Error> {
+        self.run_env()?;
+        parse_and_classify(command)
+    }
+
     /// `mongo.run-command` without the wasm boundary.
     pub async fn mongo_run_command(
         &mut self,
@@ -239,8 +241,7 @@ impl HostState {
         database: &str,
         command: &[u8],
     ) -> Result<CommandReply, Error> {
-        self.run_env()?;
-        let (command, raw, classified) = parse_and_classify(command)?;
+        let (command, raw, classified) = self.parsed(command)?;
         let classified = &classified;
         let class = classified.class;
         let ask = TargetCall::Mongo { target, class };
@@ -310,8 +311,7 @@ impl HostState {
         database: &str,
         command: &[u8],
     ) -> Result<MongoCursor, Error> {
-        self.run_env()?;
-        let (command, raw, classified) = parse_and_classify(command)?;
+        let (command, raw, classified) = self.parsed(command)?;
         let operation = classified.operation.as_str();
         let class = classified.class;
         let ask = TargetCall::Mongo { target, class };

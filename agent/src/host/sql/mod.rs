@@ -35,7 +35,7 @@ pub mod whatif;
 
 use super::call::{Call, Go, Hold};
 use super::permission::{self, Kinded, LocalCall, TargetCall, check_local, check_target};
-use super::{HostState, RunEnv, denied, invalid};
+use super::{HostState, RunEnv, at_most, denied, invalid};
 use crate::capability::{CapabilityClass, TargetKind};
 use crate::config::Target;
 use crate::host::bindings::types::{CapabilityClass as WitClass, DbError, Error};
@@ -93,10 +93,6 @@ impl SqlSessions {
 
 /// The run's SQL connections: none at start, closed at the end.
 impl super::capability::Capability for SqlSessions {
-    fn prepare(_env: Option<&RunEnv>) -> Self {
-        SqlSessions::default()
-    }
-
     fn finish<'a>(&'a mut self, _effects: &'a mut super::RunEffects) -> BoxFuture<'a, ()> {
         Box::pin(self.close())
     }
@@ -125,18 +121,10 @@ pub(crate) fn classify_statement(
     statement: &str,
     params: &[Value],
 ) -> Result<Classified, Error> {
-    if statement.len() > MAX_STATEMENT {
-        return Err(invalid(format!(
-            "statement is {} bytes; the limit is {MAX_STATEMENT}",
-            statement.len()
-        )));
-    }
-    if params.len() > MAX_PARAMS {
-        return Err(invalid(format!(
-            "{} parameters; the limit is {MAX_PARAMS}",
-            params.len()
-        )));
-    }
+    let n = statement.len();
+    at_most(n, MAX_STATEMENT, || format!("statement is {n} bytes"))?;
+    let n = params.len();
+    at_most(n, MAX_PARAMS, || format!("{n} parameters"))?;
     // The dialect first (classifying needs it), then the decision on the class.
     let t = permission::lookup(&env.config, target)?;
     let Some(dialect) = dialect_of(t.kind) else {
@@ -430,6 +418,19 @@ impl HostState {
         (result, captured)
     }
 
+    /// [`classify_statement`] in the run (denied in `describe`), its
+    /// error redacted.
+    fn classified(
+        &self,
+        target: &str,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<Classified, Error> {
+        let env = self.run_env()?;
+        classify_statement(&env, target, statement, params)
+            .map_err(|e| super::call::redact(&env, e))
+    }
+
     async fn query_call(
         &mut self,
         target: &str,
@@ -438,43 +439,43 @@ impl HostState {
         max_rows: u32,
         captured: &mut Captured,
     ) -> Result<RowSet, Error> {
-        let env = self.run_env()?;
-        let classified = classify_statement(&env, target, statement, &params)
-            .map_err(|e| super::call::redact(&env, e))?;
-        let classified = &classified;
+        let classified = &self.classified(target, statement, &params)?;
         let class = classified.class;
-        let ask = TargetCall::Sql { target, class };
-        let call = Call::db("sql.query", &classified.operation, target, class, ask);
-        self.call(call, |host, cx| {
-            Box::pin(async move {
-                // After the permission (a write is refused as one).
-                if class != CapabilityClass::Read {
-                    return Err(invalid(format!(
-                        "`{}` is a {class} statement: query runs reads only; use execute",
-                        classified.operation
-                    )));
-                }
-                let (env, grant) = (cx.env, cx.grant);
-                let caps = Caps {
-                    rows: match max_rows {
-                        0 => grant.max_rows as usize,
-                        n => n.min(grant.max_rows) as usize,
-                    },
-                    bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
-                };
-                let session = session(&mut host.sql, env, cx.target, grant, class).await?;
-                let work = run_query(session, classified, statement, params, &caps, cx.deadline);
-                let (outcome, got) = notices::capture(tokio::time::timeout(cx.left(), work)).await;
-                *captured = record_notices(env, cx.span, got);
-                let set = match outcome {
-                    Ok(Ok(set)) => set,
-                    Ok(Err(e)) => return Err(failure_error(env, grant, e)),
-                    Err(_) => return Err(host.sql.timed_out(target, cx.timeout).await),
-                };
-                cx.span.record("db.response.returned_rows", set.rows.len());
-                Ok(set)
-            })
-        })
+        self.call(
+            statement_call("sql.query", target, classified),
+            |host, cx| {
+                Box::pin(async move {
+                    // After the permission (a write is refused as one).
+                    if class != CapabilityClass::Read {
+                        return Err(invalid(format!(
+                            "`{}` is a {class} statement: query runs reads only; use execute",
+                            classified.operation
+                        )));
+                    }
+                    let (env, grant) = (cx.env, cx.grant);
+                    let caps = Caps {
+                        rows: match max_rows {
+                            0 => grant.max_rows as usize,
+                            n => n.min(grant.max_rows) as usize,
+                        },
+                        bytes: usize::try_from(grant.max_result_bytes).unwrap_or(usize::MAX),
+                    };
+                    let session = session(&mut host.sql, env, cx.target, grant, class).await?;
+                    let work =
+                        run_query(session, classified, statement, params, &caps, cx.deadline);
+                    let (outcome, got) =
+                        notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                    *captured = record_notices(env, cx.span, got);
+                    let set = match outcome {
+                        Ok(Ok(set)) => set,
+                        Ok(Err(e)) => return Err(failure_error(env, grant, e)),
+                        Err(_) => return Err(host.sql.timed_out(target, cx.timeout).await),
+                    };
+                    cx.span.record("db.response.returned_rows", set.rows.len());
+                    Ok(set)
+                })
+            },
+        )
         .await
     }
 
@@ -512,43 +513,51 @@ impl HostState {
         params: Vec<Value>,
         captured: &mut Captured,
     ) -> Result<Execution, Error> {
-        let env = self.run_env()?;
-        let classified = classify_statement(&env, target, statement, &params)
-            .map_err(|e| super::call::redact(&env, e))?;
-        let classified = &classified;
+        let classified = &self.classified(target, statement, &params)?;
         let class = classified.class;
-        let ask = TargetCall::Sql { target, class };
-        let call = Call::db("sql.execute", &classified.operation, target, class, ask);
-        self.call(call, |host, cx| {
-            Box::pin(async move {
-                let env = cx.env;
-                let execution = |outcome, rows_affected| Execution {
-                    outcome,
-                    class: to_wit_class(class),
-                    rows_affected,
-                };
-                if class.is_mutating() {
-                    let action = execute_action(env, target, class, statement, &params);
-                    if host.mutation(env, action, Hold::ToPlan)? == Go::Planned {
-                        return Ok(execution(Outcome::Planned, 0));
+        self.call(
+            statement_call("sql.execute", target, classified),
+            |host, cx| {
+                Box::pin(async move {
+                    let env = cx.env;
+                    let execution = |outcome, rows_affected| Execution {
+                        outcome,
+                        class: to_wit_class(class),
+                        rows_affected,
+                    };
+                    if class.is_mutating() {
+                        let action = execute_action(env, target, class, statement, &params);
+                        if host.mutation(env, action, Hold::ToPlan)? == Go::Planned {
+                            return Ok(execution(Outcome::Planned, 0));
+                        }
                     }
-                }
-                let session = session(&mut host.sql, env, cx.target, cx.grant, class).await?;
-                let work = run_execute(session, classified, statement, params, cx.deadline);
-                let (outcome, got) = notices::capture(tokio::time::timeout(cx.left(), work)).await;
-                *captured = record_notices(env, cx.span, got);
-                if let Some(action) = host.pending_action() {
-                    action.notices = captured.notices.clone();
-                }
-                match outcome {
-                    Ok(Ok(n)) => Ok(execution(Outcome::Executed, n)),
-                    Ok(Err(e)) => Err(failure_error(env, cx.grant, e)),
-                    Err(_) => Err(host.sql.timed_out(target, cx.timeout).await),
-                }
-            })
-        })
+                    let session = session(&mut host.sql, env, cx.target, cx.grant, class).await?;
+                    let work = run_execute(session, classified, statement, params, cx.deadline);
+                    let (outcome, got) =
+                        notices::capture(tokio::time::timeout(cx.left(), work)).await;
+                    *captured = record_notices(env, cx.span, got);
+                    if let Some(action) = host.pending_action() {
+                        action.notices = captured.notices.clone();
+                    }
+                    match outcome {
+                        Ok(Ok(n)) => Ok(execution(Outcome::Executed, n)),
+                        Ok(Err(e)) => Err(failure_error(env, cx.grant, e)),
+                        Err(_) => Err(host.sql.timed_out(target, cx.timeout).await),
+                    }
+                })
+            },
+        )
         .await
     }
+}
+
+/// A statement call on `target`, described by its classification.
+fn statement_call<'x>(name: &'static str, target: &'x str, c: &'x Classified) -> Call<'x> {
+    let ask = TargetCall::Sql {
+        target,
+        class: c.class,
+    };
+    Call::db(name, &c.operation, target, c.class, ask)
 }
 
 /// Redacts a call's notices and puts each on the call's span as an event

@@ -20,8 +20,8 @@ use crate::host::bindings::warden::plugin::planner::{
     Estimate, Host, HypotheticalIndex, IndexSpec,
 };
 use crate::host::call::Call;
-use crate::host::invalid;
 use crate::host::permission::{TargetCall, check_target};
+use crate::host::{at_most, invalid};
 use crate::ident::quote;
 use futures_util::future::BoxFuture;
 use sqlx::postgres::PgConnection;
@@ -286,18 +286,10 @@ impl HostState {
         with_plans: bool,
     ) -> Result<Vec<Result<Estimate, Error>>, Error> {
         let env = self.run_env()?;
-        if statements.len() > MAX_BATCH {
-            return Err(invalid(format!(
-                "{} statements; the limit per call is {MAX_BATCH}",
-                statements.len()
-            )));
-        }
-        if specs.len() > MAX_HYPOTHETICAL {
-            return Err(invalid(format!(
-                "{} hypothetical indexes; the limit is {MAX_HYPOTHETICAL}",
-                specs.len()
-            )));
-        }
+        let n = statements.len();
+        at_most(n, MAX_BATCH, || format!("{n} statements in one call"))?;
+        let n = specs.len();
+        at_most(n, MAX_HYPOTHETICAL, || format!("{n} hypothetical indexes"))?;
         // Each statement on its own: a read, or its own error.
         let checked: Vec<Prepared<'_>> = statements
             .iter()
