@@ -344,8 +344,9 @@ mod tests {
     #[test]
     fn windows_are_cut_at_newlines() {
         type Cut = fn(&[u8], bool) -> (usize, bool);
+        type Case = (Cut, &'static [u8], bool, (usize, bool));
         let (fwd, back): (Cut, Cut) = (cut_forward, cut_back);
-        let cases: [(Cut, &[u8], bool, (usize, bool)); 10] = [
+        let cases: [Case; 10] = [
             (fwd, b"ab\ncd\nef", false, (6, false)),
             (fwd, b"ab\ncd\n", false, (6, false)),
             // A line longer than the window.
