@@ -72,15 +72,20 @@ impl SqlSessions {
     /// its backend stopped on the server, waited for (at most
     /// [`session::TERMINATE_WAIT`]).
     pub(crate) async fn timed_out(&mut self, target: &str, timeout: Duration) -> Error {
+        self.drop_target(target).await;
+        Error::Timeout(format!(
+            "statement did not finish within {} (stopped on the server)",
+            humantime::format_duration(timeout)
+        ))
+    }
+
+    /// Drops the target's sessions, stopping their backends on the server.
+    async fn drop_target(&mut self, target: &str) {
         for key in [session_key(target, false), session_key(target, true)] {
             if let Some(s) = self.sessions.remove(&key) {
                 s.abandon().await;
             }
         }
-        Error::Timeout(format!(
-            "statement did not finish within {} (stopped on the server)",
-            humantime::format_duration(timeout)
-        ))
     }
 
     /// Closes every connection (at the end of a run).
@@ -98,9 +103,7 @@ impl super::capability::Capability for SqlSessions {
     }
 
     fn abandon<'a>(&'a mut self, target: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.timed_out(target, Duration::ZERO).await;
-        })
+        Box::pin(self.drop_target(target))
     }
 }
 
